@@ -1,0 +1,138 @@
+"""The Inception Score itself: pure functions from logits to numbers, no network, no IO.
+
+IS = exp( E_x KL( p(y|x) || p(y) ) ), computed per split over ``splits`` contiguous chunks of the
+images in input order (chunk i = images [i*N//splits, (i+1)*N//splits)), reported as the mean and
+the population standard deviation (ddof=0) of the split scores (REFERENCE.md section 1).
+
+Per split only two sufficient statistics are needed, thanks to the exact identity
+
+    mean_x KL(p(y|x) || pbar) = mean_x sum_y p log p  -  sum_y pbar log pbar,   pbar = mean_x p(y|x),
+
+so :class:`SplitStatistics` keeps, for each split, the sum of ``p(y|x)`` (one row of 1008 values),
+the sum of ``sum_y p log p`` and the image count: one exact pass in O(splits x classes) memory,
+and statistics from several processes combine by addition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+
+def check_split_count(num_images: int, splits: int) -> None:
+    """Raise :class:`InputError` unless ``splits >= 1`` and every split gets at least one image."""
+    if splits < 1:
+        raise InputError(f"splits must be at least 1, got {splits}")
+    if num_images < splits:
+        raise InputError(
+            f"{num_images} images cannot be divided into {splits} splits: "
+            f"give at least {splits} images or lower splits (the paper used 50,000 images, 10 splits)"
+        )
+
+
+def split_bounds(num_images: int, splits: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: split ``i`` is images ``[i*N//splits, (i+1)*N//splits)``."""
+    check_split_count(num_images, splits)
+    return [(i * num_images // splits, (i + 1) * num_images // splits) for i in range(splits)]
+
+
+def split_of_positions(positions: np.ndarray, num_images: int, splits: int) -> np.ndarray:
+    """The split index of each 0-based position in the (possibly shuffled) order of the images."""
+    stops = np.array([stop for _, stop in split_bounds(num_images, splits)])
+    return np.searchsorted(stops, positions, side="right")
+
+
+def shuffled_positions(num_images: int, seed: int) -> np.ndarray:
+    """Position of each input image after torch-fidelity's shuffle.
+
+    torch-fidelity reorders features as ``f[perm]`` with ``perm = RandomState(seed).permutation(N)``,
+    so input image ``j`` ends at the position ``k`` with ``perm[k] == j``.
+    """
+    perm = np.random.RandomState(seed).permutation(num_images)
+    positions = np.empty(num_images, dtype=np.int64)
+    positions[perm] = np.arange(num_images)
+    return positions
+
+
+@dataclass
+class SplitStatistics:
+    """Sufficient statistics of each split: ``sum_p`` (S, C), ``sum_plogp`` (S,), ``count`` (S,).
+
+    All float64. Add batches with :meth:`add`; combine two with :meth:`merge`.
+    """
+
+    sum_p: np.ndarray
+    sum_plogp: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def zeros(cls, splits: int, num_classes: int) -> "SplitStatistics":
+        return cls(
+            sum_p=np.zeros((splits, num_classes), dtype=np.float64),
+            sum_plogp=np.zeros(splits, dtype=np.float64),
+            count=np.zeros(splits, dtype=np.int64),
+        )
+
+    @property
+    def splits(self) -> int:
+        return self.count.shape[0]
+
+    def add(self, logits: torch.Tensor, split_ids: np.ndarray) -> None:
+        """Add ``(B, C)`` logits whose images belong to splits ``split_ids`` ``(B,)``."""
+        log_p = torch.log_softmax(logits.detach().to("cpu", torch.float64), dim=1)
+        p = log_p.exp()
+        plogp = (p * log_p).sum(dim=1)
+        ids = torch.from_numpy(np.asarray(split_ids, dtype=np.int64))
+        sum_p = torch.zeros(self.splits, p.shape[1], dtype=torch.float64).index_add_(0, ids, p)
+        sum_plogp = torch.zeros(self.splits, dtype=torch.float64).index_add_(0, ids, plogp)
+        self.sum_p += sum_p.numpy()
+        self.sum_plogp += sum_plogp.numpy()
+        self.count += np.bincount(ids.numpy(), minlength=self.splits)
+
+    def merge(self, other: "SplitStatistics") -> "SplitStatistics":
+        """The statistics of both sets of images together (exact: sums add)."""
+        return SplitStatistics(self.sum_p + other.sum_p, self.sum_plogp + other.sum_plogp, self.count + other.count)
+
+    def marginal(self) -> np.ndarray:
+        """``(C,)`` float64 p(y) over all images added so far."""
+        return self.sum_p.sum(axis=0) / max(int(self.count.sum()), 1)
+
+    def scores(self) -> np.ndarray:
+        """``(S,)`` float64 score of each split."""
+        if np.any(self.count == 0):
+            empty = [int(i) for i in np.flatnonzero(self.count == 0)]
+            raise InputError(f"splits {empty} received no images; every split needs at least one")
+        count = self.count.astype(np.float64)
+        pbar = self.sum_p / count[:, None]
+        # xlogy gives 0 for classes with pbar == 0, as the limit p log p -> 0 does.
+        mean_kl = self.sum_plogp / count - _xlogx(pbar).sum(axis=1)
+        return np.exp(mean_kl)
+
+
+def _xlogx(x: np.ndarray) -> np.ndarray:
+    return torch.special.xlogy(torch.from_numpy(x), torch.from_numpy(x)).numpy()
+
+
+def summarize(split_scores: np.ndarray) -> tuple[float, float]:
+    """Mean and population standard deviation (numpy's default ddof=0), as the paper's code."""
+    return float(np.mean(split_scores)), float(np.std(split_scores))
+
+
+def inception_score_from_logits(
+    logits: torch.Tensor | np.ndarray, splits: int = 10, shuffle_seed: int | None = None
+) -> np.ndarray:
+    """``(N, C)`` logits of all images, in input order -> ``(splits,)`` split scores.
+
+    ``shuffle_seed`` reorders the images first, exactly as torch-fidelity does.
+    """
+    logits = torch.as_tensor(logits)
+    num_images = logits.shape[0]
+    check_split_count(num_images, splits)
+    positions = shuffled_positions(num_images, shuffle_seed) if shuffle_seed is not None else np.arange(num_images)
+    stats = SplitStatistics.zeros(splits, logits.shape[1])
+    stats.add(logits, split_of_positions(positions, num_images, splits))
+    return stats.scores()

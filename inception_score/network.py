@@ -1,0 +1,238 @@
+"""The 2015-12-05 TensorFlow Inception graph as a PyTorch module.
+
+This is the network of ``classify_image_graph_def.pb`` in ``inception-2015-12-05.tgz``, the one
+behind every published Inception Score (Salimans et al. 2016). It is *not* torchvision's
+``inception_v3``; the differences (REFERENCE.md section 2) change the score:
+
+* batch norm with epsilon 0.001 and no learned scale (``bn.weight`` is all ones),
+* average-pool branches that do not count the zero padding,
+* a 3x3 stride-1 *max* pool in the pool branch of the last mixed block (Mixed_7c),
+* 1008 output classes, no auxiliary head, no input transform.
+
+Parameter names follow the pytorch-fid / torch-fidelity weight file
+(``pt_inception-2015-12-05-6726825d.pth``), so that file loads with ``load_state_dict`` as is.
+The module takes 299x299 inputs already normalised to [-1, 1); resizing and normalisation live
+in :mod:`inception_score.preprocess`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NUM_CLASSES = 1008
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+BN_EPS = 0.001
+
+
+class Output(str, Enum):
+    """What :meth:`Inception2015.forward` returns."""
+
+    POOL3 = "pool3"  # (N, 2048) features after the 8x8 average pool
+    LOGITS_UNBIASED = "logits_unbiased"  # (N, 1008) pool3 @ W.T, the paper's code's logits
+    LOGITS = "logits"  # (N, 1008) pool3 @ W.T + b
+    PROBABILITIES = "probabilities"  # (N, 1008) softmax of the unbiased logits
+
+
+class BasicConv2d(nn.Module):
+    """Convolution without bias, batch norm (eps 0.001, scale fixed at 1), ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
+    # TF's AvgPool with SAME padding divides by the number of real pixels in the window.
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class InceptionA(nn.Module):
+    """Mixed_5b, 5c, 5d (TF scopes mixed, mixed_1, mixed_2)."""
+
+    def __init__(self, in_channels: int, pool_features: int) -> None:
+        super().__init__()
+        self.branch1x1 = BasicConv2d(in_channels, 64, 1)
+        self.branch5x5_1 = BasicConv2d(in_channels, 48, 1)
+        self.branch5x5_2 = BasicConv2d(48, 64, 5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, 1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, padding=1)
+        self.branch_pool = BasicConv2d(in_channels, pool_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch5x5_2(self.branch5x5_1(x)),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.branch_pool(_avg_pool_3x3(x)),
+            ],
+            dim=1,
+        )
+
+
+class InceptionB(nn.Module):
+    """Mixed_6a (TF scope mixed_3): the 35x35 -> 17x17 reduction."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.branch3x3 = BasicConv2d(in_channels, 384, 3, stride=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, 1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                F.max_pool2d(x, kernel_size=3, stride=2),
+            ],
+            dim=1,
+        )
+
+
+class InceptionC(nn.Module):
+    """Mixed_6b..6e (TF scopes mixed_4..mixed_7): factorised 7x7 convolutions."""
+
+    def __init__(self, in_channels: int, channels_7x7: int) -> None:
+        super().__init__()
+        c7 = channels_7x7
+        self.branch1x1 = BasicConv2d(in_channels, 192, 1)
+        self.branch7x7_1 = BasicConv2d(in_channels, c7, 1)
+        self.branch7x7_2 = BasicConv2d(c7, c7, (1, 7), padding=(0, 3))
+        self.branch7x7_3 = BasicConv2d(c7, 192, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, 1)
+        self.branch7x7dbl_2 = BasicConv2d(c7, c7, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = BasicConv2d(c7, c7, (1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = BasicConv2d(c7, c7, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = BasicConv2d(c7, 192, (1, 7), padding=(0, 3))
+        self.branch_pool = BasicConv2d(in_channels, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        d = self.branch7x7dbl_1(x)
+        d = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(self.branch7x7dbl_2(d))))
+        return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(_avg_pool_3x3(x))], dim=1)
+
+
+class InceptionD(nn.Module):
+    """Mixed_7a (TF scope mixed_8): the 17x17 -> 8x8 reduction."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.branch3x3_1 = BasicConv2d(in_channels, 192, 1)
+        self.branch3x3_2 = BasicConv2d(192, 320, 3, stride=2)
+        self.branch7x7x3_1 = BasicConv2d(in_channels, 192, 1)
+        self.branch7x7x3_2 = BasicConv2d(192, 192, (1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = BasicConv2d(192, 192, (7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = BasicConv2d(192, 192, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([b3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], dim=1)
+
+
+class InceptionE(nn.Module):
+    """Mixed_7b and Mixed_7c (TF scopes mixed_9, mixed_10).
+
+    The 2015 graph pools with an average (padding excluded) in Mixed_7b but with a *max* pool
+    in Mixed_7c; ``max_pool`` selects which.
+    """
+
+    def __init__(self, in_channels: int, max_pool: bool) -> None:
+        super().__init__()
+        self.max_pool = max_pool
+        self.branch1x1 = BasicConv2d(in_channels, 320, 1)
+        self.branch3x3_1 = BasicConv2d(in_channels, 384, 1)
+        self.branch3x3_2a = BasicConv2d(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3_2b = BasicConv2d(384, 384, (3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, 1)
+        self.branch3x3dbl_2 = BasicConv2d(448, 384, 3, padding=1)
+        self.branch3x3dbl_3a = BasicConv2d(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(384, 384, (3, 1), padding=(1, 0))
+        self.branch_pool = BasicConv2d(in_channels, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_1(x)
+        d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        if self.max_pool:
+            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        else:
+            pooled = _avg_pool_3x3(x)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch3x3_2a(b3),
+                self.branch3x3_2b(b3),
+                self.branch3x3dbl_3a(d),
+                self.branch3x3dbl_3b(d),
+                self.branch_pool(pooled),
+            ],
+            dim=1,
+        )
+
+
+class Inception2015(nn.Module):
+    """The 2015-12-05 Inception network from normalised 299x299 input to its outputs.
+
+    ``forward(x, output)`` takes ``(N, 3, 299, 299)`` floats, ``(pixel - 128) / 128``, and returns
+    the :class:`Output` asked for. The network is randomly initialised; load weights with
+    :func:`inception_score.weights.load_network`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
+        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, 1)
+        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
+        self.Mixed_5b = InceptionA(192, pool_features=32)
+        self.Mixed_5c = InceptionA(256, pool_features=64)
+        self.Mixed_5d = InceptionA(288, pool_features=64)
+        self.Mixed_6a = InceptionB(288)
+        self.Mixed_6b = InceptionC(768, channels_7x7=128)
+        self.Mixed_6c = InceptionC(768, channels_7x7=160)
+        self.Mixed_6d = InceptionC(768, channels_7x7=160)
+        self.Mixed_6e = InceptionC(768, channels_7x7=192)
+        self.Mixed_7a = InceptionD(768)
+        self.Mixed_7b = InceptionE(1280, max_pool=False)
+        self.Mixed_7c = InceptionE(2048, max_pool=True)
+        self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)
+
+    def pool3(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, 299, 299)`` normalised input -> ``(N, 2048)`` pool_3 features."""
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))
+        x = self.Mixed_6a(x)
+        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
+        x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
+        # pool_3: the 8x8 map averaged to one value per channel.
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
+        output = Output(output)
+        features = self.pool3(x)
+        if output is Output.POOL3:
+            return features
+        if output is Output.LOGITS:
+            return F.linear(features, self.fc.weight, self.fc.bias)
+        # The paper's code multiplies pool_3 by softmax/weights and never adds softmax/biases.
+        logits = F.linear(features, self.fc.weight)
+        if output is Output.PROBABILITIES:
+            return logits.softmax(dim=1)
+        return logits
