@@ -236,3 +236,27 @@ class Inception2015(nn.Module):
         if output is Output.PROBABILITIES:
             return logits.softmax(dim=1)
         return logits
+
+
+def fold_batch_norm(network: Inception2015) -> Inception2015:
+    """An inference copy of ``network`` with each batch norm folded into its convolution.
+
+    ``relu(bn(conv(x)))`` becomes ``relu(conv'(x))`` with ``W' = W * s`` and ``b' = beta - mean * s``,
+    ``s = gamma / sqrt(var + eps)``: the same function up to float32 rounding (about 1e-6 relative),
+    one pass over memory less per layer. The copy is in evaluation mode without gradients.
+    """
+    folded = Inception2015()
+    folded.load_state_dict(network.state_dict())
+    for module in folded.modules():
+        if isinstance(module, BasicConv2d):
+            conv, bn = module.conv, module.bn
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(
+                conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding
+            )
+            with torch.no_grad():
+                fused.weight.copy_(conv.weight * scale[:, None, None, None])
+                fused.bias.copy_(bn.bias - bn.running_mean * scale)
+            module.conv = fused
+            module.bn = nn.Identity()
+    return folded.eval().requires_grad_(False)

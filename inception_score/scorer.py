@@ -19,7 +19,7 @@ import torch
 from .errors import InputError
 from .inputs import ImageBatch, InputRange, image_stream, parse_input_range, standardize_batch
 from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions, summarize
-from .network import INPUT_SIZE, NUM_CLASSES, Inception2015, Output
+from .network import INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
 from .preprocess import to_network_input
 from .weights import LoadedWeights, load_network
 
@@ -100,7 +100,8 @@ class InceptionScorer:
         self.device = resolve_device(device)
         self.precision = precision
         network, self.weights = load_network(weights, allow_unverified=allow_unverified, progress=progress)
-        self.network: Inception2015 = network.to(self.device)
+        # Folded batch norm and channels-last memory: the same function, measured faster on CPU and GPU.
+        self.network: Inception2015 = fold_batch_norm(network).to(self.device, memory_format=torch.channels_last)
 
     @property
     def dtype(self) -> str:
@@ -126,7 +127,7 @@ class InceptionScorer:
     @torch.inference_mode()
     def outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
         """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU."""
-        x = self.network_input(batch)
+        x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             fast = self.precision == "fast"
             torch.backends.cuda.matmul.allow_tf32 = fast
