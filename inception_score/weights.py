@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -31,6 +30,7 @@ import torch
 
 from .errors import WeightsFormatError, WeightsHashError, WeightsNotFoundError
 from .network import Inception2015
+from .tf_graph import read_graph_def_bytes, state_dict_from_graph_def
 
 ENV_WEIGHTS = "INCEPTION_SCORE_WEIGHTS"
 
@@ -62,7 +62,6 @@ TF_GRAPH = KnownFile(
 )
 KNOWN_FILES = {f.sha256: f for f in (PYTORCH_FID_WEIGHTS, TF_GRAPH)}
 DEFAULT = PYTORCH_FID_WEIGHTS
-TGZ_MEMBER = "classify_image_graph_def.pb"
 
 
 @dataclass(frozen=True)
@@ -156,19 +155,6 @@ def _is_tgz(path: Path) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _graph_def_from_tgz(path: Path) -> bytes:
-    try:
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive.getmembers():
-                if Path(member.name).name == TGZ_MEMBER and member.isfile():
-                    extracted = archive.extractfile(member)
-                    assert extracted is not None
-                    return extracted.read()
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise WeightsFormatError(f"{path} is not a readable .tgz ({error}); download it again") from None
-    raise WeightsFormatError(f"{path} holds no {TGZ_MEMBER}; is it inception-2015-12-05.tgz?")
-
-
 def _hash_refused_message(path: Path, digest: str, size: int) -> str:
     hint = ""
     for known in KNOWN_FILES.values():
@@ -216,7 +202,7 @@ def load_weights(
     path = resolve_path(weights, progress=progress)
     graph_bytes: bytes | None = None
     if _is_tgz(path):
-        graph_bytes = _graph_def_from_tgz(path)
+        graph_bytes = read_graph_def_bytes(path)
         digest = _sha256_bytes(graph_bytes)
     else:
         digest = sha256_file(path)
@@ -226,8 +212,6 @@ def load_weights(
 
     is_graph = graph_bytes is not None or (known is not None and known.kind == "graph_def") or path.suffix == ".pb"
     if is_graph:
-        from .tf_graph import state_dict_from_graph_def
-
         if graph_bytes is None:
             graph_bytes = path.read_bytes()
         try:
