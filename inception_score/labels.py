@@ -1,0 +1,72 @@
+"""Names of the 2015 graph's 1008 classes, read at run time from the user's copy of the original files.
+
+The names are not shipped with this package: they live in ``inception-2015-12-05.tgz`` as
+``imagenet_2012_challenge_label_map_proto.pbtxt`` (output index -> synset id) and
+``imagenet_synset_to_human_label_map.txt`` (synset id -> names). Give the .tgz or a folder holding
+those two files (``--labels``, ``INCEPTION_SCORE_LABELS``, or next to the weights file); without
+them, classes are called by their index.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+from pathlib import Path
+
+ENV_LABELS = "INCEPTION_SCORE_LABELS"
+LABEL_MAP = "imagenet_2012_challenge_label_map_proto.pbtxt"
+SYNSET_NAMES = "imagenet_synset_to_human_label_map.txt"
+TGZ_NAME = "inception-2015-12-05.tgz"
+
+_ENTRY = re.compile(r"target_class:\s*(\d+)\s*target_class_string:\s*\"(n\d+)\"")
+
+
+def parse_label_files(label_map: str, synset_names: str) -> dict[int, str]:
+    """Output index -> first human name, from the texts of the two files."""
+    names = {}
+    for line in synset_names.splitlines():
+        synset, _, human = line.partition("\t")
+        if human:
+            names[synset.strip()] = human.split(",")[0].strip()
+    return {int(index): names.get(synset, synset) for index, synset in _ENTRY.findall(label_map)}
+
+
+def _read_pair(source: Path) -> tuple[str, str] | None:
+    if source.is_dir():
+        files = source / LABEL_MAP, source / SYNSET_NAMES
+        if all(f.is_file() for f in files):
+            return tuple(f.read_text(encoding="utf-8") for f in files)  # type: ignore[return-value]
+        return None
+    if source.is_file():
+        try:
+            with tarfile.open(source, "r:*") as archive:
+                texts = {}
+                for member in archive.getmembers():
+                    base = Path(member.name).name
+                    if base in (LABEL_MAP, SYNSET_NAMES) and member.isfile():
+                        texts[base] = archive.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
+                if len(texts) == 2:
+                    return texts[LABEL_MAP], texts[SYNSET_NAMES]
+        except (tarfile.TarError, OSError, EOFError):
+            return None
+    return None
+
+
+def class_names(labels: str | os.PathLike | None = None, weights_path: str | os.PathLike | None = None) -> dict[int, str]:
+    """Index -> name for the classes found; empty when no label files are at hand."""
+    candidates = [labels, os.environ.get(ENV_LABELS)]
+    if weights_path is not None:
+        folder = Path(weights_path).parent
+        candidates += [folder / TGZ_NAME, folder]
+    for candidate in candidates:
+        if candidate:
+            pair = _read_pair(Path(candidate).expanduser())
+            if pair is not None:
+                return parse_label_files(*pair)
+    return {}
+
+
+def class_label(index: int, names: dict[int, str]) -> str:
+    """The class's name when known, else ``class <index>``."""
+    return names.get(index, f"class {index}")
