@@ -1,0 +1,36 @@
+"""A reference trainer for every technique of Salimans et al., "Improved Techniques for Training GANs" (2016).
+
+>>> from reference_gan import preset, train
+>>> trainer = train(preset("mnist-fm", data_dir="data/mnist", out_dir="runs/mnist"))
+"""
+
+from .layers import MinibatchDiscrimination, VirtualBatchNorm, data_dependent_init
+from .techniques import (
+    ExponentialMovingAverage,
+    HistoricalAverage,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+    smoothed_targets,
+    supervised_loss,
+)
+from .train import PRESETS, TrainConfig, Trainer, load_trainer, preset, train
+
+__all__ = [
+    "ExponentialMovingAverage",
+    "HistoricalAverage",
+    "MinibatchDiscrimination",
+    "PRESETS",
+    "TrainConfig",
+    "Trainer",
+    "VirtualBatchNorm",
+    "data_dependent_init",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "generator_loss",
+    "load_trainer",
+    "preset",
+    "smoothed_targets",
+    "supervised_loss",
+    "train",
+]

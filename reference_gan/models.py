@@ -1,0 +1,156 @@
+"""The paper's models (REFERENCE.md section 5), built from a configuration so each technique can be
+switched on or off.
+
+* CIFAR-10 / SVHN discriminator: Gaussian input noise (sigma 0.2), nine weight-normalised convolutions
+  (96, 96, 96/2, dropout, 192, 192, 192/2, dropout, 192 valid, 192 1x1, 192 1x1) with leaky ReLU 0.2,
+  global mean pool (the feature-matching layer), optional minibatch discrimination, dense to K logits.
+* CIFAR-10 / SVHN generator: uniform z (100) -> dense 4x4x512 -> 5x5 deconvolutions to 256@8x8 and
+  128@16x16 (normalised, ReLU) -> weight-normalised deconvolution to 3@32x32, tanh.
+* MNIST discriminator: MLP 784-1000-500-250-250-250-K, weight-normalised, ReLU, Gaussian noise 0.3 on
+  the input and 0.5 after each hidden layer; the last hidden layer is the feature-matching layer.
+* MNIST generator: uniform z (100) -> 500 -> 500 (softplus, normalised) -> 784, weight-normalised, sigmoid.
+
+"Normalised" is batch norm without a learned scale (as the original), or virtual batch norm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import (
+    BatchNormNoScale,
+    GaussianNoise,
+    MinibatchDiscrimination,
+    VirtualBatchNorm,
+    WNConv2d,
+    WNConvTranspose2d,
+    WNLinear,
+)
+
+Architecture = Literal["mnist", "cifar10"]
+GeneratorNorm = Literal["batch", "virtual"]
+Z_DIM = 100
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which models to build: ``num_outputs`` is K (10) with labels, 1 for a plain GAN."""
+
+    architecture: Architecture
+    num_outputs: int = 10
+    minibatch_discrimination: bool = False
+    generator_norm: GeneratorNorm = "batch"
+    minibatch_kernels: int = 100
+    minibatch_kernel_dim: int = 5
+
+
+class Discriminator(nn.Module):
+    """``forward(x) -> (logits (N, K), features (N, F))``; features feed feature matching."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        if config.architecture == "mnist":
+            widths = [784, 1000, 500, 250, 250, 250]
+            layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(0.3)]
+            for index, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+                layers += [WNLinear(a, b), nn.ReLU()]
+                if index < len(widths) - 2:
+                    layers.append(GaussianNoise(0.5))
+            self.body = nn.Sequential(*layers)
+            self.head_noise: nn.Module = GaussianNoise(0.5)
+            feature_dim = 250
+            final_scale = 1.0
+        else:
+            def conv(a: int, b: int, k: int = 3, stride: int = 1, padding: int = 1) -> list[nn.Module]:
+                return [WNConv2d(a, b, k, stride=stride, padding=padding), nn.LeakyReLU(0.2)]
+
+            self.body = nn.Sequential(
+                GaussianNoise(0.2),
+                *conv(3, 96), *conv(96, 96), *conv(96, 96, stride=2), nn.Dropout(0.5),
+                *conv(96, 192), *conv(192, 192), *conv(192, 192, stride=2), nn.Dropout(0.5),
+                *conv(192, 192, padding=0), *conv(192, 192, k=1, padding=0), *conv(192, 192, k=1, padding=0),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            )
+            self.head_noise = nn.Identity()
+            feature_dim = 192
+            final_scale = 0.1
+        self.minibatch: nn.Module | None = None
+        if config.minibatch_discrimination:
+            self.minibatch = MinibatchDiscrimination(feature_dim, config.minibatch_kernels, config.minibatch_kernel_dim)
+            feature_dim = self.minibatch.out_features
+        self.head = WNLinear(feature_dim, config.num_outputs, init_scale=final_scale)
+
+    @property
+    def batch_independent(self) -> bool:
+        """True when each example's output depends on that example alone (no minibatch layer), so
+        batches may be concatenated into one forward pass without changing anything."""
+        return self.minibatch is None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(x)
+        h = self.head_noise(features)
+        if self.minibatch is not None:
+            h = self.minibatch(h)
+        return self.head(h), features
+
+
+class Generator(nn.Module):
+    """``forward(z) -> images``; with virtual batch norm it first runs its fixed reference batch."""
+
+    def __init__(self, config: ModelConfig, reference_z: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        norm = VirtualBatchNorm if config.generator_norm == "virtual" else BatchNormNoScale
+        if config.architecture == "mnist":
+            self.linear1 = nn.Linear(Z_DIM, 500, bias=False)
+            self.norm1 = norm(500)
+            self.linear2 = nn.Linear(500, 500, bias=False)
+            self.norm2 = norm(500)
+            self.out = WNLinear(500, 784)
+        else:
+            self.linear1 = nn.Linear(Z_DIM, 4 * 4 * 512, bias=False)
+            self.norm1 = norm(4 * 4 * 512)
+            self.deconv1 = nn.ConvTranspose2d(512, 256, 5, stride=2, padding=2, output_padding=1, bias=False)
+            self.norm2 = norm(256)
+            self.deconv2 = nn.ConvTranspose2d(256, 128, 5, stride=2, padding=2, output_padding=1, bias=False)
+            self.norm3 = norm(128)
+            self.out = WNConvTranspose2d(128, 3, init_scale=0.1)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.ConvTranspose2d)):
+                nn.init.normal_(module.weight, std=0.05)
+        if config.generator_norm == "virtual":
+            if reference_z is None:
+                raise ValueError("virtual batch norm needs a reference batch of z")
+            self.register_buffer("reference_z", reference_z.clone())
+        else:
+            self.reference_z = None
+
+    def _norm(self, layer: nn.Module, x: torch.Tensor, reference: bool) -> torch.Tensor:
+        return layer(x, reference=reference) if isinstance(layer, VirtualBatchNorm) else layer(x)
+
+    def _run(self, z: torch.Tensor, reference: bool) -> torch.Tensor:
+        if self.config.architecture == "mnist":
+            h = F.softplus(self._norm(self.norm1, self.linear1(z), reference))
+            h = F.softplus(self._norm(self.norm2, self.linear2(h), reference))
+            return torch.sigmoid(self.out(h)).view(-1, 1, 28, 28)
+        h = F.relu(self._norm(self.norm1, self.linear1(z), reference)).view(-1, 512, 4, 4)
+        h = F.relu(self._norm(self.norm2, self.deconv1(h), reference))
+        h = F.relu(self._norm(self.norm3, self.deconv2(h), reference))
+        return torch.tanh(self.out(h))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.reference_z is not None:
+            self._run(self.reference_z, reference=True)  # the paper's second forward pass (Section 3.5)
+        return self._run(z, reference=False)
+
+
+def sample_z(count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Uniform noise in [0, 1) of shape ``(count, 100)``, as the original code (theano uniform)."""
+    return torch.rand(count, Z_DIM, generator=generator, device=device)
+

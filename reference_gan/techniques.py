@@ -1,0 +1,117 @@
+"""The paper's training techniques as pure functions and small stateful helpers (Section 3 and 5).
+
+Layers (minibatch discrimination, virtual batch norm, weight norm) live in :mod:`.layers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """Feature matching (Section 3.1): ``|| E f(x) - E f(G(z)) ||^2`` over an intermediate layer of D,
+    averaged over the features as the original code (``mean((m_real - m_fake)^2)``).
+    The real statistics are a target: no gradient flows into D through them."""
+    return (real_features.detach().mean(dim=0) - fake_features.mean(dim=0)).pow(2).mean()
+
+
+def smoothed_targets(count: int, real: bool, smoothing: float = 0.9, like: torch.Tensor | None = None) -> torch.Tensor:
+    """One-sided label smoothing (Section 3.4): targets ``smoothing`` for real data, 0 for generated
+    (dtype and device of ``like`` when given)."""
+    options = {} if like is None else {"dtype": like.dtype, "device": like.device}
+    return torch.full((count,), smoothing if real else 0.0, **options)
+
+
+def gan_logit(logits: torch.Tensor) -> torch.Tensor:
+    """The logit of D(x) = "x is real".
+
+    With K class logits and l_{K+1} fixed at 0 (Section 5): ``D(x) = Z(x) / (Z(x) + 1)``,
+    ``Z = sum_k exp(l_k)``, i.e. ``D(x) = sigmoid(logsumexp_k l_k)``. With one output, that output.
+    """
+    return logits[:, 0] if logits.shape[1] == 1 else torch.logsumexp(logits, dim=1)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_target: float = 1.0) -> torch.Tensor:
+    """Unsupervised D loss ``-1/2 { E_data log D(x) + E_G log(1 - D(G(z))) }`` as the original's
+    ``loss_unl``; ``real_target < 1`` applies one-sided label smoothing to the real term."""
+    real, fake = gan_logit(real_logits), gan_logit(fake_logits)
+    targets = smoothed_targets(len(real), True, real_target, like=real)
+    return 0.5 * F.binary_cross_entropy_with_logits(real, targets) + 0.5 * F.binary_cross_entropy_with_logits(
+        fake, torch.zeros_like(fake)
+    )
+
+
+def supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``-E log p(y | x, y < K+1)``: cross-entropy over the K real classes (Section 5)."""
+    return F.cross_entropy(logits, labels)
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "minimax") -> torch.Tensor:
+    """``minimax``: minimise ``E log(1 - D(G(z)))`` (the original minibatch-discrimination code's
+    ``-mean(softplus(l_gen))``); ``non_saturating``: minimise ``-E log D(G(z))``."""
+    logit = gan_logit(fake_logits)
+    if kind == "minimax":
+        return -F.softplus(logit).mean()
+    if kind == "non_saturating":
+        return F.softplus(-logit).mean()
+    raise ValueError(f"unknown generator loss {kind!r}")
+
+
+class HistoricalAverage:
+    """Historical averaging (Section 3.3): ``|| theta - (1/t) sum_{i<=t} theta[i] ||^2``.
+
+    :meth:`update` adds the current parameters to the online mean (call after each step);
+    :meth:`penalty` is the squared distance of the parameters to that mean (differentiable).
+    """
+
+    def __init__(self, parameters: Iterable[nn.Parameter]) -> None:
+        self.parameters = [p for p in parameters if p.requires_grad]
+        self.mean = [p.detach().clone() for p in self.parameters]
+        self.count = 1
+
+    def update(self) -> None:
+        self.count += 1
+        with torch.no_grad():
+            for mean, p in zip(self.mean, self.parameters):
+                mean.add_((p - mean) / self.count)
+
+    def penalty(self) -> torch.Tensor:
+        return sum(((p - m) ** 2).sum() for p, m in zip(self.parameters, self.mean))
+
+    def state_dict(self) -> dict:
+        return {"mean": [m.clone() for m in self.mean], "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        for mean, saved in zip(self.mean, state["mean"]):
+            mean.copy_(saved)
+        self.count = state["count"]
+
+
+class ExponentialMovingAverage:
+    """``avg <- avg + rate * (theta - avg)`` after each D step (rate 1e-4 in the original); the test
+    classifier uses the averaged weights. The average starts at the initial weights (the original
+    started at zero, which makes early test errors meaningless)."""
+
+    def __init__(self, module: nn.Module, rate: float = 1e-4) -> None:
+        self.rate = rate
+        self.average = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def update(self, module: nn.Module) -> None:
+        with torch.no_grad():
+            for key, value in module.state_dict().items():
+                if value.is_floating_point():
+                    self.average[key].add_(value - self.average[key], alpha=self.rate)
+                else:
+                    self.average[key].copy_(value)
+
+    def state_dict(self) -> dict:
+        return {"rate": self.rate, "average": {k: v.clone() for k, v in self.average.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rate = state["rate"]
+        for key, value in state["average"].items():
+            self.average[key].copy_(value)

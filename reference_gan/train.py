@@ -1,0 +1,418 @@
+"""The training loop: one frozen configuration in, a trained GAN, logs, samples and checkpoints out.
+
+Reads top to bottom: configuration and presets, set-up (data, models, data-dependent initialisation,
+optimisers), then the loop. Each iteration takes one D step on a labelled, an unlabelled and a
+generated batch, then ``g_steps`` G steps; the order of the data in epoch ``e`` depends only on
+``(seed, e)`` and all randomness on the saved torch RNG state, so a run resumed from a checkpoint
+is bit-identical to an uninterrupted one on the same device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .data import DataSet, balanced_labelled_subset, load
+from .layers import data_dependent_init
+from .models import Discriminator, Generator, ModelConfig, sample_z
+from .techniques import (
+    ExponentialMovingAverage,
+    HistoricalAverage,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+    supervised_loss,
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on. ``labels``: "none", "all", or a count per class (e.g. "10")."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    labels: str = "10"
+    feature_matching: bool = True
+    minibatch_discrimination: bool = False
+    historical_averaging: float = 0.0  # weight of the penalty; 0 = off
+    label_smoothing: float = 1.0  # target for real data; 0.9 = one-sided label smoothing
+    generator_norm: Literal["batch", "virtual"] = "batch"
+    generator_loss: Literal["minimax", "non_saturating"] = "minimax"  # when not feature matching
+    epochs: int = 300
+    steps_per_epoch: int | None = None  # default: one pass over the unlabelled training set
+    max_steps: int | None = None  # stop early (tests, smoke runs)
+    batch_size: int = 100
+    lr: float = 0.003
+    lr_constant_epochs: int | None = None  # then linear decay to 0 at the last epoch; None: constant
+    beta1: float = 0.5
+    g_steps: int = 1
+    unlabeled_weight: float = 1.0
+    ema_rate: float = 1e-4
+    init_examples: int = 500
+    seed: int = 1
+    data_seed: int = 1
+    device: str = "cpu"
+    amp: bool = False  # bfloat16 autocast on CUDA
+    out_dir: str = "runs/default"
+    eval_every_epochs: int = 1
+    test_limit: int | None = None  # evaluate on the first N test images only
+    sample_every_epochs: int = 1
+    checkpoint_every_steps: int | None = None  # besides the end of every epoch and of the run
+    inception_every_epochs: int = 0  # 0 = never; else the IS of generated samples, logged
+    inception_samples: int = 5000
+    inception_weights: str | None = None
+
+    @property
+    def architecture(self) -> str:
+        return "mnist" if "mnist" in self.dataset else "cifar10"
+
+    @property
+    def uses_labels(self) -> bool:
+        return self.labels != "none"
+
+
+TABLE3 = dict(dataset="cifar10", lr=3e-4, epochs=1200, lr_constant_epochs=800, feature_matching=False,
+              minibatch_discrimination=True, g_steps=3, labels="all", label_smoothing=0.9, generator_norm="virtual")
+PRESETS: dict[str, dict[str, Any]] = {
+    # Table 3 rows (CIFAR-10): "our methods" and the ablations, each removing or replacing one thing.
+    "our-methods": TABLE3,
+    "minus-vbn-plus-bn": {**TABLE3, "generator_norm": "batch"},
+    "minus-l-plus-ha": {**TABLE3, "labels": "none", "historical_averaging": 1.0},
+    "minus-ls": {**TABLE3, "label_smoothing": 1.0},
+    "minus-l": {**TABLE3, "labels": "none"},
+    "minus-mbf": {**TABLE3, "minibatch_discrimination": False, "g_steps": 1},
+    # Semi-supervised set-ups (Tables 1 and 2, SVHN): feature matching, K+1 discriminator.
+    "mnist-fm": dict(dataset="mnist", labels="10", feature_matching=True, lr=0.003, epochs=300, g_steps=1),
+    "cifar10-fm": dict(dataset="cifar10", labels="400", feature_matching=True, lr=3e-4, epochs=1200,
+                       lr_constant_epochs=800),
+    "svhn-fm": dict(dataset="svhn", labels="100", feature_matching=True, lr=3e-4, epochs=1200, lr_constant_epochs=800),
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A named preset with any field overridden."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return TrainConfig(**{**PRESETS[name], **overrides})
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Constant, or constant for ``lr_constant_epochs`` then linearly to 0 (CIFAR: min(3 - e/400, 1))."""
+    if config.lr_constant_epochs is None:
+        return config.lr
+    decay = config.epochs - config.lr_constant_epochs
+    return config.lr * min(1.0, (config.epochs - epoch) / decay) if decay > 0 else config.lr
+
+
+def to_uint8(images: torch.Tensor, value_range: tuple[float, float]) -> np.ndarray:
+    """Generator output ``(N, C, H, W)`` in ``value_range`` -> uint8 ``(N, H, W, C)``."""
+    low, high = value_range
+    pixels = ((images.float() - low) / (high - low) * 255.0).round().clamp(0, 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def save_grid(images: np.ndarray, path: Path, columns: int = 10) -> None:
+    """uint8 ``(N, H, W, C)`` -> one PNG, ``columns`` images a row."""
+    from PIL import Image
+
+    n, h, w, c = images.shape
+    rows = math.ceil(n / columns)
+    grid = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1, c), 255, dtype=np.uint8)
+    for index, image in enumerate(images):
+        r, k = divmod(index, columns)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + k * (w + 1) : 1 + k * (w + 1) + w] = image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid[:, :, 0] if c == 1 else grid).save(path)
+
+
+@dataclass
+class State:
+    """What a checkpoint holds besides the configuration."""
+
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """Builds everything from a :class:`TrainConfig`; :meth:`run` trains (optionally resuming)."""
+
+    def __init__(self, config: TrainConfig, data: DataSet | None = None) -> None:
+        self.config = config
+        self.device = torch.device(config.device)
+        torch.manual_seed(config.seed)
+        self.data = data if data is not None else load(config.dataset, Path(config.data_dir) if config.data_dir else None)
+        self.train_x = torch.from_numpy(self.data.train_x)
+        self.train_y = torch.from_numpy(self.data.train_y)
+        if config.labels == "all":
+            self.labelled = np.arange(len(self.data.train_y))
+        elif config.labels != "none":
+            self.labelled = balanced_labelled_subset(self.data.train_y, int(config.labels), config.data_seed)
+        else:
+            self.labelled = np.zeros(0, dtype=np.int64)
+        self.steps_per_epoch = config.steps_per_epoch or len(self.train_x) // config.batch_size
+
+        model = ModelConfig(
+            architecture=config.architecture,  # type: ignore[arg-type]
+            num_outputs=self.data.num_classes if config.uses_labels else 1,
+            minibatch_discrimination=config.minibatch_discrimination,
+            generator_norm=config.generator_norm,
+        )
+        reference = sample_z(config.batch_size, torch.Generator().manual_seed(config.seed + 7919))
+        self.D = Discriminator(model).to(self.device)
+        self.G = Generator(model, reference_z=reference if config.generator_norm == "virtual" else None).to(self.device)
+        # Data-dependent initialisation of weight norm (and the minibatch layer) on the first examples.
+        order = np.random.RandomState(config.data_seed).permutation(len(self.train_x))[: config.init_examples]
+        with data_dependent_init():
+            self.G(sample_z(config.batch_size, device=self.device))
+            self.D(self.train_x[order].to(self.device))
+        betas = (config.beta1, 0.999)
+        self.opt_d = torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad], lr=config.lr, betas=betas)
+        self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad], lr=config.lr, betas=betas)
+        self.ema = ExponentialMovingAverage(self.D, config.ema_rate)
+        self.ha_d = HistoricalAverage(self.D.parameters()) if config.historical_averaging > 0 else None
+        self.ha_g = HistoricalAverage(self.G.parameters()) if config.historical_averaging > 0 else None
+        self.state = State()
+        self.out_dir = Path(config.out_dir)
+        self._inception_failed = False
+
+    # --- the data of one step ----------------------------------------------------------------
+    def _epoch_orders(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.config.seed, epoch])
+        unl = rng.permutation(len(self.train_x))
+        unl2 = rng.permutation(len(self.train_x))
+        needed = self.steps_per_epoch * self.config.batch_size
+        lab = np.zeros(0, dtype=np.int64)
+        if len(self.labelled):
+            repeats = math.ceil(needed / len(self.labelled))
+            lab = np.concatenate([self.labelled[rng.permutation(len(self.labelled))] for _ in range(repeats)])
+        return unl, unl2, lab
+
+    def _take(self, order: np.ndarray, t: int) -> np.ndarray:
+        b = self.config.batch_size
+        return np.take(order, np.arange(t * b, (t + 1) * b), mode="wrap")
+
+    # --- one iteration ---------------------------------------------------------------------------
+    def step(self, orders: tuple[np.ndarray, np.ndarray, np.ndarray], t: int, lr: float) -> dict[str, float]:
+        config, dev = self.config, self.device
+        unl_order, unl2_order, lab_order = orders
+        for opt in (self.opt_d, self.opt_g):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        x_unl = self.train_x[self._take(unl_order, t)].to(dev)
+        batch = config.batch_size
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.amp and dev.type == "cuda"):
+            with torch.no_grad():
+                fake = self.G(sample_z(batch, device=dev))
+            # D step: separate forward passes where minibatch features must see one kind of batch.
+            inputs = [x_unl, fake]
+            if config.uses_labels:
+                lab_index = self._take(lab_order, t)
+                x_lab, y_lab = self.train_x[lab_index].to(dev), self.train_y[lab_index].to(dev)
+                inputs.insert(0, x_lab)
+            if self.D.batch_independent:
+                outputs = self.D(torch.cat(inputs))[0].split(batch)
+            else:
+                outputs = [self.D(x)[0] for x in inputs]
+            logits_unl, logits_fake = outputs[-2], outputs[-1]
+            loss_unl = discriminator_loss(logits_unl, logits_fake, real_target=config.label_smoothing)
+            loss_d = config.unlabeled_weight * loss_unl
+            loss_lab = torch.zeros((), device=dev)
+            train_err = float("nan")
+            if config.uses_labels:
+                loss_lab = supervised_loss(outputs[0].float(), y_lab)
+                loss_d = loss_d + loss_lab
+                train_err = (outputs[0].argmax(1) != y_lab).float().mean().item()
+            if self.ha_d is not None:
+                loss_d = loss_d + config.historical_averaging * self.ha_d.penalty()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        self.ema.update(self.D)
+        if self.ha_d is not None:
+            self.ha_d.update()
+
+        # G steps, D frozen.
+        self.D.requires_grad_(False)
+        for _ in range(config.g_steps):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.amp and dev.type == "cuda"):
+                fake = self.G(sample_z(batch, device=dev))
+                fake_logits, fake_features = self.D(fake)
+                if config.feature_matching:
+                    with torch.no_grad():
+                        real_features = self.D(self.train_x[self._take(unl2_order, t)].to(dev))[1]
+                    loss_g = feature_matching_loss(real_features.float(), fake_features.float())
+                else:
+                    loss_g = generator_loss(fake_logits.float(), config.generator_loss)
+                if self.ha_g is not None:
+                    loss_g = loss_g + config.historical_averaging * self.ha_g.penalty()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            if self.ha_g is not None:
+                self.ha_g.update()
+        self.D.requires_grad_(True)
+        return {"loss_lab": loss_lab.item(), "loss_unl": loss_unl.item(), "loss_g": loss_g.item(), "train_err": train_err}
+
+    # --- evaluation, samples, checkpoints -----------------------------------------------------------
+    @torch.no_grad()
+    def test_error(self, use_ema: bool) -> float:
+        """Error of D's K-way classifier on the test set (eval mode: no noise, no dropout)."""
+        if not self.config.uses_labels:
+            return float("nan")
+        current = None
+        if use_ema:
+            current = {k: v.clone() for k, v in self.D.state_dict().items()}
+            self.D.load_state_dict(self.ema.average)
+        self.D.eval()
+        x = torch.from_numpy(self.data.test_x[: self.config.test_limit])
+        y = torch.from_numpy(self.data.test_y[: self.config.test_limit])
+        wrong = 0
+        for start in range(0, len(x), 100):
+            logits = self.D(x[start : start + 100].to(self.device))[0]
+            wrong += int((logits.argmax(1).cpu() != y[start : start + 100]).sum())
+        self.D.train()
+        if current is not None:
+            self.D.load_state_dict(current)
+        return wrong / len(x)
+
+    @torch.no_grad()
+    def sample(self, count: int, batch_size: int = 100) -> np.ndarray:
+        """``count`` generated images as uint8 ``(N, H, W, C)`` (batch statistics, as in training)."""
+        chunks = []
+        for start in range(0, count, batch_size):
+            z = sample_z(min(batch_size, count - start), device=self.device)
+            chunks.append(to_uint8(self.G(z), self.data.value_range))
+        return np.concatenate(chunks)
+
+    def inception_score(self) -> dict[str, float] | None:
+        if self._inception_failed:
+            return None
+        try:
+            from inception_score import inception_score
+            from inception_score.errors import WeightsError
+
+            images = self.sample(self.config.inception_samples)
+            result = inception_score(images, weights=self.config.inception_weights, device=self.config.device)
+            return {"is_mean": result.mean, "is_std": result.std, "is_weights_verified": result.weights_verified}
+        except (ImportError, WeightsError) as error:  # optional: warn once and go on
+            print(f"warning: no Inception Score logged ({error})", flush=True)
+            self._inception_failed = True
+            return None
+
+    def checkpoint(self) -> dict[str, Any]:
+        state = {
+            "config": dataclasses.asdict(self.config),
+            "step": self.state.step,
+            "history": self.state.history,
+            "D": self.D.state_dict(),
+            "G": self.G.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "ema": self.ema.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        for name, ha in (("ha_d", self.ha_d), ("ha_g", self.ha_g)):
+            if ha is not None:
+                state[name] = ha.state_dict()
+        return state
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or self.out_dir / "checkpoint.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        torch.save(self.checkpoint(), temporary)
+        temporary.replace(path)
+        return path
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.D.load_state_dict(state["D"])
+        self.G.load_state_dict(state["G"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.ema.load_state_dict(state["ema"])
+        for name, ha in (("ha_d", self.ha_d), ("ha_g", self.ha_g)):
+            if ha is not None:
+                ha.load_state_dict(state[name])
+        self.state = State(step=state["step"], history=state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def run(self, resume: Path | None = None, log: bool = True) -> list[dict]:
+        """Train until ``epochs`` (or ``max_steps``); returns the per-epoch history."""
+        config = self.config
+        if resume is not None:
+            self.load(Path(resume))
+        total = config.epochs * self.steps_per_epoch
+        if config.max_steps is not None:
+            total = min(total, config.max_steps)
+        metrics_path = self.out_dir / "metrics.jsonl"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        sums: dict[str, float] = {}
+        count = 0
+        begin = time.perf_counter()
+        while self.state.step < total:
+            epoch, t = divmod(self.state.step, self.steps_per_epoch)
+            if t == 0 or count == 0:
+                orders = self._epoch_orders(epoch)
+            losses = self.step(orders, t, learning_rate(config, epoch))
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value
+            count += 1
+            self.state.step += 1
+            end_of_epoch = self.state.step % self.steps_per_epoch == 0 or self.state.step == total
+            if config.checkpoint_every_steps and self.state.step % config.checkpoint_every_steps == 0:
+                self.save()
+            if not end_of_epoch:
+                continue
+            record: dict[str, Any] = {"epoch": epoch + 1, "step": self.state.step, "lr": learning_rate(config, epoch),
+                                      "seconds": time.perf_counter() - begin}
+            record.update({key: value / count for key, value in sums.items()})
+            if config.eval_every_epochs and (epoch + 1) % config.eval_every_epochs == 0:
+                record["test_err"] = self.test_error(use_ema=False)
+                record["test_err_ema"] = self.test_error(use_ema=True)
+            if config.sample_every_epochs and (epoch + 1) % config.sample_every_epochs == 0:
+                save_grid(self.sample(100), self.out_dir / f"samples-epoch{epoch + 1:04d}.png")
+            if config.inception_every_epochs and (epoch + 1) % config.inception_every_epochs == 0:
+                record.update(self.inception_score() or {})
+            self.state.history.append(record)
+            with open(metrics_path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if log:
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
+                      flush=True)
+            sums, count = {}, 0
+            begin = time.perf_counter()
+            self.save()
+        return self.state.history
+
+
+def train(config: TrainConfig, resume: str | Path | None = None, data: DataSet | None = None) -> Trainer:
+    """Build and run a :class:`Trainer`; returns it (models, history) for further use."""
+    trainer = Trainer(config, data)
+    trainer.run(Path(resume) if resume else None)
+    return trainer
+
+
+def load_trainer(checkpoint: str | Path, device: str | None = None, **overrides: Any) -> Trainer:
+    """A trainer rebuilt from a checkpoint's configuration, with its weights loaded."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    fields = {**saved["config"], **overrides}
+    if device is not None:
+        fields["device"] = device
+    trainer = Trainer(TrainConfig(**fields))
+    trainer.load(Path(checkpoint))
+    return trainer
+
