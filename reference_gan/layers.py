@@ -33,13 +33,16 @@ def data_dependent_init() -> Iterator[None]:
 class _WeightNormed(nn.Module):
     """``W = g * V / ||V||`` (norm over all but the output axis), plus a bias; data-dependent init."""
 
-    def __init__(self, weight_shape: tuple[int, ...], out_axis: int, init_scale: float = 1.0, std: float = 0.05) -> None:
+    def __init__(self, weight_shape: tuple[int, ...], out_axis: int, init_scale: float = 1.0, train_scale: bool = False,
+                 std: float = 0.05) -> None:
         super().__init__()
         self.out_axis = out_axis
         self.init_scale = init_scale
         self.v = nn.Parameter(torch.randn(weight_shape) * std)
         out = weight_shape[out_axis]
-        self.g = nn.Parameter(torch.ones(out))
+        # As the original: hidden layers keep the scale set by the data-dependent initialisation
+        # (train_g=False); only output layers learn it.
+        self.g = nn.Parameter(torch.ones(out), requires_grad=train_scale)
         self.bias = nn.Parameter(torch.zeros(out))
         self.register_buffer("initialized", torch.tensor(False))
 
@@ -70,8 +73,8 @@ class _WeightNormed(nn.Module):
 
 
 class WNLinear(_WeightNormed):
-    def __init__(self, in_features: int, out_features: int, init_scale: float = 1.0) -> None:
-        super().__init__((out_features, in_features), out_axis=0, init_scale=init_scale)
+    def __init__(self, in_features: int, out_features: int, init_scale: float = 1.0, train_scale: bool = False) -> None:
+        super().__init__((out_features, in_features), out_axis=0, init_scale=init_scale, train_scale=train_scale)
 
     def _linear_map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.linear(x, weight)
@@ -90,8 +93,8 @@ class WNConv2d(_WeightNormed):
 class WNConvTranspose2d(_WeightNormed):
     """A 5x5 stride-2 transposed convolution doubling the size (the original's Deconv2DLayer)."""
 
-    def __init__(self, in_channels: int, out_channels: int, init_scale: float = 1.0) -> None:
-        super().__init__((in_channels, out_channels, 5, 5), out_axis=1, init_scale=init_scale)
+    def __init__(self, in_channels: int, out_channels: int, init_scale: float = 1.0, train_scale: bool = True) -> None:
+        super().__init__((in_channels, out_channels, 5, 5), out_axis=1, init_scale=init_scale, train_scale=train_scale)
 
     def _linear_map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose2d(x, weight, stride=2, padding=2, output_padding=1)

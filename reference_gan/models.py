@@ -84,7 +84,7 @@ class Discriminator(nn.Module):
         if config.minibatch_discrimination:
             self.minibatch = MinibatchDiscrimination(feature_dim, config.minibatch_kernels, config.minibatch_kernel_dim)
             feature_dim = self.minibatch.out_features
-        self.head = WNLinear(feature_dim, config.num_outputs, init_scale=final_scale)
+        self.head = WNLinear(feature_dim, config.num_outputs, init_scale=final_scale, train_scale=True)
 
     @property
     def batch_independent(self) -> bool:
@@ -112,7 +112,7 @@ class Generator(nn.Module):
             self.norm1 = norm(500)
             self.linear2 = nn.Linear(500, 500, bias=False)
             self.norm2 = norm(500)
-            self.out = WNLinear(500, 784)
+            self.out = WNLinear(500, 784, train_scale=True)
         else:
             self.linear1 = nn.Linear(Z_DIM, 4 * 4 * 512, bias=False)
             self.norm1 = norm(4 * 4 * 512)

@@ -174,7 +174,8 @@ class Trainer:
             self.G(sample_z(config.batch_size, device=self.device))
             self.D(self.train_x[order].to(self.device))
         betas = (config.beta1, 0.999)
-        self.opt_d = torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad], lr=config.lr, betas=betas)
+        self.d_params = [p for p in self.D.parameters() if p.requires_grad]
+        self.opt_d = torch.optim.Adam(self.d_params, lr=config.lr, betas=betas)
         self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad], lr=config.lr, betas=betas)
         self.ema = ExponentialMovingAverage(self.D, config.ema_rate)
         self.ha_d = HistoricalAverage(self.D.parameters()) if config.historical_averaging > 0 else None
@@ -240,7 +241,8 @@ class Trainer:
             self.ha_d.update()
 
         # G steps, D frozen.
-        self.D.requires_grad_(False)
+        for p in self.d_params:
+            p.requires_grad_(False)
         for _ in range(config.g_steps):
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.amp and dev.type == "cuda"):
                 fake = self.G(sample_z(batch, device=dev))
@@ -258,7 +260,8 @@ class Trainer:
             self.opt_g.step()
             if self.ha_g is not None:
                 self.ha_g.update()
-        self.D.requires_grad_(True)
+        for p in self.d_params:
+            p.requires_grad_(True)
         return {"loss_lab": loss_lab.item(), "loss_unl": loss_unl.item(), "loss_g": loss_g.item(), "train_err": train_err}
 
     # --- evaluation, samples, checkpoints -----------------------------------------------------------

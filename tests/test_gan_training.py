@@ -1,0 +1,140 @@
+"""The training loop: every preset runs, a resumed run is bit-identical, the data sets load, the CLI works."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import reference_gan.data as data_module
+from reference_gan.cli import main
+from reference_gan.data import DataError, balanced_labelled_subset, load_cifar10, load_cifar10_partial, load_mnist, load_svhn
+from reference_gan.train import PRESETS, Trainer, preset
+
+
+def tiny(name: str, tmp_path: Path, **overrides) -> Trainer:
+    dataset = "synthetic-mnist" if PRESETS[name]["dataset"] == "mnist" else "synthetic-cifar10"
+    fields = dict(dataset=dataset, batch_size=4, init_examples=8, steps_per_epoch=1, epochs=2, test_limit=8,
+                  sample_every_epochs=0, out_dir=str(tmp_path / name), labels="all" if PRESETS[name].get("labels") != "none" else "none")
+    fields.update(overrides)
+    return Trainer(preset(name, **fields))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_trains_without_nans_and_its_losses_move(name: str, tmp_path: Path) -> None:
+    history = tiny(name, tmp_path).run(log=False)
+    assert len(history) == 2
+    for record in history:
+        for key in ("loss_unl", "loss_g"):
+            assert np.isfinite(record[key]), (name, record)
+    assert history[0]["loss_unl"] != history[-1]["loss_unl"]
+    assert history[0]["loss_g"] != history[-1]["loss_g"]
+
+
+def parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {f"D.{k}": v for k, v in trainer.D.state_dict().items()} | {f"G.{k}": v for k, v in trainer.G.state_dict().items()}
+
+
+# The CIFAR case keeps historical averaging and virtual batch norm (state that must survive a resume)
+# but drops the minibatch layer and the extra G steps, to stay quick on a CPU.
+@pytest.mark.parametrize("name, extra", [("mnist-fm", {}), ("minus-l-plus-ha", {"minibatch_discrimination": False, "g_steps": 1})])
+def test_resuming_from_a_checkpoint_is_bit_identical(name: str, extra: dict, tmp_path: Path) -> None:
+    straight = tiny(name, tmp_path / "a", epochs=2, steps_per_epoch=2, **extra)
+    straight.run(log=False)
+    interrupted = tiny(name, tmp_path / "b", epochs=2, steps_per_epoch=2, max_steps=3, **extra)
+    interrupted.run(log=False)
+    checkpoint = interrupted.save(tmp_path / "mid.pt")
+    resumed = tiny(name, tmp_path / "c", epochs=2, steps_per_epoch=2, **extra)
+    resumed.run(resume=checkpoint, log=False)
+    assert resumed.state.step == straight.state.step == 4
+    expected, got = parameters(straight), parameters(resumed)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    for key, value in straight.ema.average.items():
+        assert torch.equal(value, resumed.ema.average[key]), key
+
+
+def test_balanced_labelled_subset_is_per_class_and_seeded() -> None:
+    labels = np.repeat(np.arange(10), 50)
+    chosen = balanced_labelled_subset(labels, 3, seed=1)
+    assert np.array_equal(np.bincount(labels[chosen], minlength=10), np.full(10, 3))
+    assert np.array_equal(chosen, balanced_labelled_subset(labels, 3, seed=1))
+    assert not np.array_equal(chosen, balanced_labelled_subset(labels, 3, seed=2))
+    with pytest.raises(DataError, match="only 50 examples of class 0"):
+        balanced_labelled_subset(labels, 51, seed=1)
+
+
+def test_mnist_from_the_standard_files(mnist_dir: Path, tmp_path: Path) -> None:
+    data = load_mnist(mnist_dir)
+    assert data.train_x.shape == (60000, 1, 28, 28) and data.test_x.shape == (10000, 1, 28, 28)
+    assert data.train_x.min() == 0.0 and data.train_x.max() == 1.0
+    assert np.array_equal(np.bincount(data.test_y), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for file in mnist_dir.glob("*.gz"):
+        (damaged / file.name).write_bytes(file.read_bytes()[:-10] if "t10k-labels" in file.name else file.read_bytes())
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz has the wrong md5"):
+        load_mnist(damaged)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz not found"):
+        load_mnist(tmp_path)
+
+
+def test_partial_cifar10(cifar10_partial_dir: Path) -> None:
+    data = load_cifar10_partial(cifar10_partial_dir)
+    assert data.train_x.shape == (5169, 3, 32, 32) and data.test_x.shape == (1017, 3, 32, 32)
+    assert -1.0 <= data.train_x.min() and data.train_x.max() <= 1.0 and len(data.train_y) == 5169
+
+
+def test_cifar10_python_batches_and_svhn_mat_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    md5s = {}
+    for name in data_module.CIFAR10_FILES:
+        rows = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
+        with open(tmp_path / name, "wb") as handle:
+            pickle.dump({b"data": rows, b"labels": [1, 2, 3, 4]}, handle)
+        md5s[name] = data_module._md5(tmp_path / name)
+    monkeypatch.setattr(data_module, "CIFAR10_FILES", md5s)
+    cifar = load_cifar10(tmp_path)
+    assert cifar.train_x.shape == (20, 3, 32, 32) and cifar.test_x.shape == (4, 3, 32, 32)
+    with open(tmp_path / "data_batch_1", "rb") as handle:
+        first = pickle.load(handle)[b"data"][0]
+    assert cifar.train_x[0, 1, 0, 0] == pytest.approx(first[1024] / 127.5 - 1, abs=1e-6)  # green plane starts at byte 1024
+
+    x = rng.integers(0, 256, size=(32, 32, 3, 5), dtype=np.uint8)
+    svhn_md5s = {}
+    for name in data_module.SVHN_FILES:
+        savemat(tmp_path / name, {"X": x, "y": np.array([[10], [1], [2], [3], [10]])})
+        svhn_md5s[name] = data_module._md5(tmp_path / name)
+    monkeypatch.setattr(data_module, "SVHN_FILES", svhn_md5s)
+    svhn = load_svhn(tmp_path)
+    assert svhn.train_x.shape == (5, 3, 32, 32) and list(svhn.train_y) == [0, 1, 2, 3, 0]
+    assert svhn.train_x[4, 2, 5, 7] == pytest.approx(x[5, 7, 2, 4] / 127.5 - 1, abs=1e-6)
+
+
+def test_cli_trains_and_samples_for_the_scorer(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--preset", "mnist-fm", "--dataset", "synthetic-mnist", "--out", str(out),
+                                       "--epochs", "1", "--labels", "2", "--set", "steps_per_epoch=2",
+                                       "--set", "batch_size=10", "--set", "init_examples=20"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["step"] == 2 and "test_err" in record
+    assert (out / "samples-epoch0001.png").is_file()
+    samples = tmp_path / "samples.npz"
+    result = CliRunner().invoke(main, ["sample", "--checkpoint", str(out / "checkpoint.pt"), "-n", "30", "--out", str(samples)])
+    assert result.exit_code == 0, result.output
+    images = np.load(samples)["images"]
+    assert images.shape == (30, 28, 28, 1) and images.dtype == np.uint8
+    from inception_score.files import open_path
+
+    assert len(open_path(samples)) == 30  # the scorer reads it as it is
+    bad = CliRunner().invoke(main, ["train", "--preset", "mnist-fm", "--data-dir", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 2 and "not found" in bad.output
