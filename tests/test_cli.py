@@ -250,3 +250,26 @@ def test_offline_without_weights_says_what_to_download(tmp_path: Path, monkeypat
     result = CliRunner().invoke(main, [str(folder), "--quiet"])
     assert result.exit_code == 2
     assert weights_module.PYTORCH_FID_WEIGHTS.sha256 in result.stderr and "could not download" in result.stderr
+
+
+def test_ctrl_c_exits_130_and_leaves_no_workers(inputs, genuine_weights_file: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    source = (inputs["sizes"] / "0.png").read_bytes()
+    for index in range(200):
+        (folder / f"{index:03d}.png").write_bytes(source)
+    env = dict(os.environ, INCEPTION_SCORE_WEIGHTS=str(genuine_weights_file))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inception_score", str(folder), "--allow-unverified-weights", "--num-workers", "2",
+         "--batch-size", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    time.sleep(8)  # past start-up: workers decoding, the network running
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # nothing of the group is left
