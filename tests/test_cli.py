@@ -264,7 +264,10 @@ def test_ctrl_c_exits_130_and_leaves_no_workers(inputs, genuine_weights_file: Pa
     env = dict(os.environ, INCEPTION_SCORE_WEIGHTS=str(genuine_weights_file))
     process = subprocess.Popen(
         [sys.executable, "-m", "inception_score", str(folder), "--allow-unverified-weights", "--num-workers", "2",
-         "--batch-size", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+         "--batch-size", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        # A shell that runs us in the background ignores SIGINT, and children inherit that; a
+        # terminal's Ctrl-C reaches a foreground program with the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(8)  # past start-up: workers decoding, the network running
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     _, stderr = process.communicate(timeout=60)
