@@ -34,7 +34,7 @@ class _WeightNormed(nn.Module):
     """``W = g * V / ||V||`` (norm over all but the output axis), plus a bias; data-dependent init."""
 
     def __init__(self, weight_shape: tuple[int, ...], out_axis: int, init_scale: float = 1.0, train_scale: bool = False,
-                 std: float = 0.05) -> None:
+                 std: float = 0.05, data_init: bool = True) -> None:
         super().__init__()
         self.out_axis = out_axis
         self.init_scale = init_scale
@@ -44,7 +44,9 @@ class _WeightNormed(nn.Module):
         # (train_g=False); only output layers learn it.
         self.g = nn.Parameter(torch.ones(out), requires_grad=train_scale)
         self.bias = nn.Parameter(torch.zeros(out))
-        self.register_buffer("initialized", torch.tensor(False))
+        # data_init=False: the original's older "l2normalize" (unit-norm rows, scale 1, bias 0, no
+        # data-dependent initialisation), used on the MNIST generator's output.
+        self.register_buffer("initialized", torch.tensor(not data_init))
 
     def weight(self) -> torch.Tensor:
         dims = [d for d in range(self.v.ndim) if d != self.out_axis]
@@ -73,8 +75,10 @@ class _WeightNormed(nn.Module):
 
 
 class WNLinear(_WeightNormed):
-    def __init__(self, in_features: int, out_features: int, init_scale: float = 1.0, train_scale: bool = False) -> None:
-        super().__init__((out_features, in_features), out_axis=0, init_scale=init_scale, train_scale=train_scale)
+    def __init__(self, in_features: int, out_features: int, init_scale: float = 1.0, train_scale: bool = False,
+                 std: float = 0.05, data_init: bool = True) -> None:
+        super().__init__((out_features, in_features), out_axis=0, init_scale=init_scale, train_scale=train_scale,
+                         std=std, data_init=data_init)
 
     def _linear_map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.linear(x, weight)

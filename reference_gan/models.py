@@ -59,7 +59,7 @@ class Discriminator(nn.Module):
             widths = [784, 1000, 500, 250, 250, 250]
             layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(0.3)]
             for index, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-                layers += [WNLinear(a, b), nn.ReLU()]
+                layers += [WNLinear(a, b, std=0.1), nn.ReLU()]  # the original MNIST D: theta ~ N(0, 0.1)
                 if index < len(widths) - 2:
                     layers.append(GaussianNoise(0.5))
             self.body = nn.Sequential(*layers)
@@ -112,7 +112,8 @@ class Generator(nn.Module):
             self.norm1 = norm(500)
             self.linear2 = nn.Linear(500, 500, bias=False)
             self.norm2 = norm(500)
-            self.out = WNLinear(500, 784, train_scale=True)
+            self.out = WNLinear(500, 784, train_scale=True, data_init=False)
+            nn.init.xavier_uniform_(self.out.v)  # Lasagne's default (Glorot uniform)
         else:
             self.linear1 = nn.Linear(Z_DIM, 4 * 4 * 512, bias=False)
             self.norm1 = norm(4 * 4 * 512)
@@ -122,7 +123,7 @@ class Generator(nn.Module):
             self.norm3 = norm(128)
             self.out = WNConvTranspose2d(128, 3, init_scale=0.1)
         for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.ConvTranspose2d)):
+            if type(module) in (nn.Linear, nn.ConvTranspose2d):
                 nn.init.normal_(module.weight, std=0.05)
         if config.generator_norm == "virtual":
             if reference_z is None:
