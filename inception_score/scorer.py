@@ -131,13 +131,16 @@ class InceptionScorer:
     def outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
         """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU."""
         x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            fast = self.precision == "fast"
-            torch.backends.cuda.matmul.allow_tf32 = fast
-            torch.backends.cudnn.allow_tf32 = fast
+        if self.device.type != "cuda":
+            return self.network(x, Output(output)).cpu()
+        fast = self.precision == "fast"
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = fast
+        try:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast):
                 return self.network(x, Output(output)).float().cpu()
-        return self.network(x, Output(output)).cpu()
+        finally:  # leave the caller's global settings as they were
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
     def logits(self, batch: ImageBatch) -> torch.Tensor:
         """``(B, 1008)`` float32 logits without the bias, as the paper's code used them."""
@@ -252,7 +255,8 @@ def inception_score(
     ``seed``). ``num_images`` announces the length of an unsized iterable, so that memory stays flat.
     Pass a ready ``scorer`` to reuse a loaded network across calls.
     """
-    check_split_count(max(splits, 1), splits)
+    if splits < 1:
+        check_split_count(0, splits)  # raises the "splits must be at least 1" error
     scorer = scorer or InceptionScorer(
         weights, device=device, allow_unverified=allow_unverified, precision=precision, progress=progress
     )
