@@ -1,0 +1,237 @@
+"""Readers of folders, arrays and archives: pixels, order, errors, and use from worker processes.
+
+Expected pixels are computed from the generated arrays (a rotation, a shift, a palette lookup
+written out here), never by decoding through the package."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from inception_score.errors import ImageDecodeError, InputError
+from inception_score.files import ImageArchive, decode_image, open_path, open_paths, without_invalid
+
+
+def png_bytes(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **options)
+    return buffer.getvalue()
+
+
+def items(dataset) -> list[torch.Tensor]:
+    return [dataset[i] for i in range(len(dataset))]
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(7)
+
+
+def test_modes_become_rgb(rng: np.random.Generator) -> None:
+    gray = rng.integers(0, 256, (5, 6), dtype=np.uint8)
+    assert np.array_equal(decode_image(png_bytes(Image.fromarray(gray, "L")), "g"), np.dstack([gray] * 3))
+
+    palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    indices = rng.integers(0, 256, (5, 6), dtype=np.uint8)
+    paletted = Image.fromarray(indices, "P")
+    paletted.putpalette(palette.flatten().tolist())
+    assert np.array_equal(decode_image(png_bytes(paletted), "p"), palette[indices])
+
+    rgba = rng.integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    assert np.array_equal(decode_image(png_bytes(Image.fromarray(rgba, "RGBA")), "a"), rgba[:, :, :3])
+
+
+def test_sixteen_bit_keeps_the_top_byte() -> None:
+    deep = np.array([[0, 255, 256, 511], [32768, 65279, 65280, 65535]], dtype=np.uint16)
+    decoded = decode_image(png_bytes(Image.fromarray(deep)), "deep")
+    expected = np.array([[0, 0, 1, 1], [128, 254, 255, 255]], dtype=np.uint8)  # value // 256, by hand
+    assert np.array_equal(decoded, np.dstack([expected] * 3))
+
+
+def test_exif_orientation_is_applied(rng: np.random.Generator) -> None:
+    stored = rng.integers(0, 256, (4, 7, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    decoded = decode_image(png_bytes(Image.fromarray(stored), exif=exif), "rotated")
+    assert decoded.shape == (7, 4, 3)
+    assert np.array_equal(decoded, np.rot90(stored, k=-1))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [(b"", r"is empty \(0 bytes\)"), (b"\x89PNG\r\n\x1a\n garbage", "could not be decoded"),
+     (png_bytes(Image.fromarray(np.full((64, 64, 3), 9, np.uint8)))[:60], "could not be decoded")],
+    ids=["zero-byte", "garbage", "truncated"],
+)
+def test_undecodable_bytes_name_the_file(data: bytes, message: str) -> None:
+    with pytest.raises(ImageDecodeError, match=message) as caught:
+        decode_image(data, "some/file.png")
+    assert str(caught.value).startswith("some/file.png ") and "--skip-invalid" in str(caught.value)
+
+
+def write_tree(root: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Images of mixed sizes in nested folders, plus files that must be ignored; returns name -> pixels."""
+    pixels = {}
+    for name, (h, w) in {"b/2.png": (5, 9), "a.PNG": (8, 8), "b/10.bmp": (3, 4), "c/d/e.tif": (6, 2),
+                         "a2.webp": (4, 4)}.items():
+        pixels[name] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels[name]).save(root / name, **({"lossless": True} if name.endswith("webp") else {}))
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden.png").write_bytes(b"macOS metadata")
+    (root / "__MACOSX").mkdir()
+    (root / "__MACOSX" / "._a.png").write_bytes(b"macOS resource fork")
+    return pixels
+
+
+def test_folder_is_recursive_sorted_and_skips_the_rest(tmp_path: Path, rng: np.random.Generator) -> None:
+    pixels = write_tree(tmp_path, rng)
+    dataset = open_path(tmp_path)
+    order = ["a.PNG", "a2.webp", "b/10.bmp", "b/2.png", "c/d/e.tif"]  # sorted by relative path, as strings
+    assert [Path(dataset.name(i)).relative_to(tmp_path).as_posix() for i in range(len(dataset))] == order
+    for image, name in zip(items(dataset), order):
+        assert image.dtype == torch.uint8 and np.array_equal(image.permute(1, 2, 0).numpy(), pixels[name])
+    assert "5 images" in dataset.description and "3 other files ignored" in dataset.description
+
+
+def write_archives(folder: Path, target: Path) -> dict[str, Path]:
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    archives = {"zip": target / "x.zip", "tar": target / "x.tar", "tgz": target / "x.tar.gz",
+                "tgz-reversed": target / "reversed.tar.gz"}
+    with zipfile.ZipFile(archives["zip"], "w") as archive:
+        for name in names:
+            archive.write(folder / name, name)
+    for key, mode, order in (("tar", "w", names), ("tgz", "w:gz", names), ("tgz-reversed", "w:gz", names[::-1])):
+        with tarfile.open(archives[key], mode) as archive:
+            for name in order:
+                archive.add(folder / name, arcname=name)
+    return archives
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar", "tgz", "tgz-reversed"])
+def test_archives_read_like_the_folder(kind: str, tmp_path: Path, rng: np.random.Generator) -> None:
+    folder = tmp_path / "tree"
+    write_tree(folder, rng)
+    expected = items(open_path(folder))
+    archive = open_path(write_archives(folder, tmp_path)[kind])
+    assert isinstance(archive, ImageArchive) and len(archive) == len(expected)
+    for got, want in zip(items(archive), expected):
+        assert torch.equal(got, want)
+
+
+def test_archive_reopens_its_handle_after_pickling(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder = tmp_path / "tree"
+    write_tree(folder, rng)
+    archive = open_path(write_archives(folder, tmp_path)["tgz"])
+    first = archive[0]  # opens a handle in this process
+    copy = pickle.loads(pickle.dumps(archive))
+    assert copy._handle is None
+    assert torch.equal(copy[0], first) and torch.equal(copy[4], archive[4])
+
+
+def test_workers_give_the_same_images_in_the_same_order(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder = tmp_path / "tree"
+    write_tree(folder, rng)
+    paths = [folder, write_archives(folder, tmp_path)["tgz"]]
+    dataset = open_paths(paths)
+    serial = items(dataset)
+    loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=list)
+    parallel = [image for batch in loader for image in batch]
+    assert len(parallel) == len(serial) == 10
+    assert all(torch.equal(a, b) for a, b in zip(parallel, serial))
+
+
+def test_paths_are_concatenated_in_the_order_given(tmp_path: Path, rng: np.random.Generator) -> None:
+    first = rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)
+    second = rng.integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
+    np.save(tmp_path / "first.npy", first)
+    np.save(tmp_path / "second.npy", second)
+    dataset = open_paths([tmp_path / "second.npy", tmp_path / "first.npy"])
+    got = np.stack([image.permute(1, 2, 0).numpy() for image in items(dataset)])
+    assert np.array_equal(got, np.concatenate([second, first]))
+    assert dataset.name(4) == f"{tmp_path / 'first.npy'}[1]"
+
+
+def test_arrays_nhwc_nchw_and_one_channel(tmp_path: Path, rng: np.random.Generator) -> None:
+    nhwc = rng.integers(0, 256, (3, 5, 6, 3), dtype=np.uint8)
+    np.save(tmp_path / "nhwc.npy", nhwc)
+    np.save(tmp_path / "nchw.npy", nhwc.transpose(0, 3, 1, 2))
+    gray = rng.integers(0, 256, (2, 5, 6, 1), dtype=np.uint8)
+    np.savez(tmp_path / "gray.npz", gray)
+    for name in ("nhwc.npy", "nchw.npy"):
+        got = np.stack([image.permute(1, 2, 0).numpy() for image in items(open_path(tmp_path / name))])
+        assert np.array_equal(got, nhwc), name
+    assert np.array_equal(open_path(tmp_path / "gray.npz")[1].numpy(), np.repeat(gray[1].transpose(2, 0, 1), 3, 0))
+
+
+def test_npz_takes_images_else_the_only_array(tmp_path: Path, rng: np.random.Generator) -> None:
+    images = rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "named.npz", labels=np.arange(2), images=images)
+    assert torch.equal(open_path(tmp_path / "named.npz")[1], torch.from_numpy(images[1].transpose(2, 0, 1).copy()))
+    np.savez(tmp_path / "two.npz", x=images, y=images)
+    with pytest.raises(InputError, match=r"holds the arrays \['x', 'y'\] and none is named 'images'"):
+        open_path(tmp_path / "two.npz")
+
+
+def test_float_arrays_need_a_range_and_map_to_0_255(tmp_path: Path, rng: np.random.Generator) -> None:
+    values = rng.uniform(-1, 1, (2, 3, 4, 4)).astype(np.float32)
+    np.save(tmp_path / "f.npy", values)
+    with pytest.raises(InputError, match="declare their range with --input-range"):
+        open_path(tmp_path / "f.npy")
+    image = open_path(tmp_path / "f.npy", input_range=(-1.0, 1.0))[1]
+    assert image.dtype == torch.float32
+    assert np.allclose(image.numpy(), (values[1] + 1) * 127.5, atol=1e-4)
+    with pytest.raises(InputError, match="outside the declared input range"):
+        open_path(tmp_path / "f.npy", input_range=(0.0, 1.0))
+    values[1, 0, 2, 2] = np.nan
+    np.save(tmp_path / "nan.npy", values)
+    with pytest.raises(InputError, match="image 1 contains non-finite values"):
+        open_path(tmp_path / "nan.npy", input_range=(-1.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [(np.zeros((4, 8, 8), np.uint8), r"shape \(4, 8, 8\); expected images"),
+     (np.zeros((4, 8, 8, 3), np.int32), "holds int32 values"),
+     (np.zeros((4, 8, 8, 5), np.uint8), "no axis of 3"),
+     (np.zeros((0, 8, 8, 3), np.uint8), "holds no images")],
+    ids=["three-dims", "int32", "five-channels", "empty"],
+)
+def test_bad_arrays_are_refused_at_open(array: np.ndarray, message: str, tmp_path: Path) -> None:
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(InputError, match=message):
+        open_path(tmp_path / "bad.npy")
+
+
+def test_without_invalid_drops_only_the_broken(tmp_path: Path, rng: np.random.Generator) -> None:
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(tmp_path / f"{index}.png")
+    (tmp_path / "1b.png").write_bytes(b"")
+    dataset = open_paths([tmp_path])
+    kept, failures = without_invalid(dataset)
+    assert len(kept) == 3 and len(failures) == 1 and "1b.png is empty" in failures[0]
+    assert torch.equal(kept[2], dataset[3])
+    for index in range(3):
+        (tmp_path / f"{index}.png").write_bytes(b"broken")
+    with pytest.raises(InputError, match="all 4 images failed to decode"):
+        without_invalid(open_paths([tmp_path]))
+
+
+def test_missing_and_unsupported_paths(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        open_path(tmp_path / "nowhere")
+    (tmp_path / "x.csv").write_text("1,2")
+    with pytest.raises(InputError, match="unsupported input"):
+        open_path(tmp_path / "x.csv")
+    (tmp_path / "broken.zip").write_bytes(b"PK not really")
+    with pytest.raises(InputError, match="is not a readable archive"):
+        open_path(tmp_path / "broken.zip")
