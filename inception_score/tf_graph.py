@@ -1,8 +1,8 @@
 """The original TensorFlow graph ``classify_image_graph_def.pb``, read without TensorFlow.
 
 The graph keeps every weight in a ``Const`` node named by its scope: ``<scope>/conv2d_params``
-(kernel, HWIO), ``<scope>/batchnorm/{beta,gamma,moving_mean,moving_variance}`` (gamma, when present,
-is all ones) and ``softmax/weights`` (2048 x 1008), ``softmax/biases``. :data:`TF_SCOPES` maps every
+(kernel, HWIO), ``<scope>/batchnorm/{beta,gamma,moving_mean,moving_variance}`` (gamma is unused by the graph's
+batch norms: the scale is one) and ``softmax/weights`` (2048 x 1008), ``softmax/biases``. :data:`TF_SCOPES` maps every
 convolution scope to its name in our network (the pytorch-fid layout), so the same table serves the
 graph and any other port that kept TensorFlow's scope names.
 
@@ -12,7 +12,10 @@ TensorProto) to pull out the constants; large payloads are sliced, never parsed 
 
 from __future__ import annotations
 
+import math
+import os
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,38 +61,48 @@ def _build_scopes() -> dict[str, str]:
 TF_SCOPES: dict[str, str] = _build_scopes()
 """TensorFlow scope of each of the 94 convolutions -> its prefix in our state dict."""
 
+TF_SOFTMAX: dict[str, str] = {"softmax/weights": "fc.weight", "softmax/biases": "fc.bias"}
+"""The softmax layer's constants -> our keys (``softmax/weights`` (2048, 1008) is transposed)."""
+
 
 def state_dict_from_tf_tensors(tensors: dict[str, np.ndarray], kernel_layout: str = "HWIO") -> dict[str, torch.Tensor]:
-    """TensorFlow-named tensors -> our 566-entry state dict.
+    """TensorFlow-named tensors -> our state dict: 564 entries, 566 with the softmax layer.
 
     ``tensors`` maps ``<scope>/conv2d_params``, ``<scope>/batchnorm/beta`` ... and optionally
     ``softmax/weights`` / ``softmax/biases`` to arrays; kernels are converted from ``kernel_layout``
     ("HWIO" as in the graph, or "OIHW" when already converted) to OIHW. A missing tensor raises
     :class:`WeightsFormatError` naming it.
     """
+    if kernel_layout not in ("HWIO", "OIHW"):
+        raise ValueError(f"kernel_layout must be 'HWIO' or 'OIHW', not {kernel_layout!r}")
 
     def need(name: str) -> np.ndarray:
         if name not in tensors:
-            raise WeightsFormatError(f"the graph has no constant {name!r}; it is not the 2015-12-05 Inception graph")
+            raise WeightsFormatError(
+                f"the graph has no constant {name!r}: the file is truncated or not the 2015-12-05 Inception graph"
+            )
         return tensors[name]
 
     state: dict[str, torch.Tensor] = {}
     for scope, prefix in TF_SCOPES.items():
         kernel = torch.from_numpy(np.array(need(f"{scope}/conv2d_params"), dtype=np.float32))
+        if kernel.ndim != 4:
+            raise WeightsFormatError(f"constant '{scope}/conv2d_params' has shape {tuple(kernel.shape)}, not a 4-d kernel")
         if kernel_layout == "HWIO":
             kernel = kernel.permute(3, 2, 0, 1)
         state[f"{prefix}.conv.weight"] = kernel.contiguous()
         beta = torch.from_numpy(np.array(need(f"{scope}/batchnorm/beta"), dtype=np.float32))
-        gamma_name = f"{scope}/batchnorm/gamma"
-        gamma = tensors.get(gamma_name)
-        state[f"{prefix}.bn.weight"] = torch.ones_like(beta) if gamma is None else torch.from_numpy(np.array(gamma, dtype=np.float32))
+        # The graph stores a '<scope>/batchnorm/gamma' too, but its batch-norm ops do not scale
+        # (REFERENCE.md section 2), so the scale is one whatever that constant holds.
+        state[f"{prefix}.bn.weight"] = torch.ones_like(beta)
         state[f"{prefix}.bn.bias"] = beta
         state[f"{prefix}.bn.running_mean"] = torch.from_numpy(np.array(need(f"{scope}/batchnorm/moving_mean"), dtype=np.float32))
         state[f"{prefix}.bn.running_var"] = torch.from_numpy(np.array(need(f"{scope}/batchnorm/moving_variance"), dtype=np.float32))
         state[f"{prefix}.bn.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
     if "softmax/weights" in tensors:
-        state["fc.weight"] = torch.from_numpy(np.array(tensors["softmax/weights"], dtype=np.float32)).T.contiguous()
-        state["fc.bias"] = torch.from_numpy(np.array(need("softmax/biases"), dtype=np.float32))
+        weights = np.array(tensors["softmax/weights"], dtype=np.float32)
+        state[TF_SOFTMAX["softmax/weights"]] = torch.from_numpy(weights).T.contiguous()  # (1008, 2048)
+        state[TF_SOFTMAX["softmax/biases"]] = torch.from_numpy(np.array(need("softmax/biases"), dtype=np.float32))
     return state
 
 
@@ -100,9 +113,24 @@ _GRAPH_NODE = 1
 _NODE_NAME, _NODE_OP, _NODE_ATTR = 1, 2, 5
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 _ATTR_TENSOR = 8
-_TENSOR_DTYPE, _TENSOR_SHAPE, _TENSOR_CONTENT, _TENSOR_FLOAT_VAL, _TENSOR_INT_VAL = 1, 2, 4, 5, 7
+_TENSOR_DTYPE, _TENSOR_SHAPE, _TENSOR_CONTENT = 1, 2, 4
 _SHAPE_DIM, _DIM_SIZE = 2, 1
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 9: np.int64}
+_WIRE_VARINT, _WIRE_FIXED64, _WIRE_BYTES, _WIRE_FIXED32 = 0, 1, 2, 5
+# The largest real constant is softmax/weights, 2048 x 1008 values; a one-value splat of a corrupted
+# shape must not be allowed to allocate gigabytes.
+_MAX_ELEMENTS = 1 << 27
+# DataType -> (numpy type, TensorProto field of its "*_val" values, how one value is encoded).
+# Other types (strings, complex, half, resources) never hold weights: such constants are skipped.
+_DTYPES: dict[int, tuple[type, int, str]] = {
+    1: (np.float32, 5, "<f4"),  # DT_FLOAT, float_val
+    2: (np.float64, 6, "<f8"),  # DT_DOUBLE, double_val
+    3: (np.int32, 7, "varint"),  # DT_INT32, int_val
+    4: (np.uint8, 7, "varint"),  # DT_UINT8, int_val
+    5: (np.int16, 7, "varint"),  # DT_INT16, int_val
+    6: (np.int8, 7, "varint"),  # DT_INT8, int_val
+    9: (np.int64, 10, "varint"),  # DT_INT64, int64_val
+    10: (np.bool_, 11, "varint"),  # DT_BOOL, bool_val
+}
 
 
 def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
@@ -116,120 +144,198 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
         if byte < 0x80:
             return result, pos
         shift += 7
+        if shift > 63:
+            raise WeightsFormatError("protobuf varint longer than 10 bytes")
 
 
-def _fields(buf: memoryview) -> Iterator[tuple[int, int, object]]:
-    """``(field number, wire type, value)``: an int for varints, a memoryview slice otherwise."""
+def _signed(value: int) -> int:
+    """A varint read as int64: negative int32/int64 values are sent as 10-byte two's complement."""
+    value &= (1 << 64) - 1  # as protobuf does with the excess bits of a 10-byte varint
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
+    """``(field number, wire type, value)``: an int for varints, a memoryview slice otherwise.
+
+    Length-delimited payloads are sliced, not copied or scanned, so a 8 MB tensor costs O(1) here.
+    """
     pos, end = 0, len(buf)
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
-        if wire == 0:
+        if number == 0:
+            raise WeightsFormatError("protobuf field number 0")
+        if wire == _WIRE_VARINT:
             value, pos = _varint(buf, pos)
-        elif wire == 2:
+        elif wire == _WIRE_BYTES:
             size, pos = _varint(buf, pos)
             if pos + size > end:
                 raise WeightsFormatError("truncated protobuf field")
             value, pos = buf[pos : pos + size], pos + size
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
+        elif wire in (_WIRE_FIXED32, _WIRE_FIXED64):
+            size = 4 if wire == _WIRE_FIXED32 else 8
+            if pos + size > end:
+                raise WeightsFormatError("truncated protobuf field")
+            value, pos = buf[pos : pos + size], pos + size
         else:
             raise WeightsFormatError(f"unexpected protobuf wire type {wire}")
-        if pos > end:
-            raise WeightsFormatError("truncated protobuf field")
         yield number, wire, value
 
 
-def _tensor(buf: memoryview) -> np.ndarray:
-    dtype_code, shape, content = 1, [], None
-    floats: list[np.ndarray] = []
-    ints: list[int] = []
-    for number, wire, value in _fields(buf):
-        if number == _TENSOR_DTYPE:
-            dtype_code = value
-        elif number == _TENSOR_SHAPE:
-            for dim_number, _, dim in _fields(value):
-                if dim_number == _SHAPE_DIM:
-                    size = 0
-                    for n, _, v in _fields(dim):
-                        if n == _DIM_SIZE:
-                            size = v
-                    shape.append(size)
-        elif number == _TENSOR_CONTENT:
-            content = value
-        elif number == _TENSOR_FLOAT_VAL:
-            floats.append(np.frombuffer(value, dtype="<f4"))  # packed, or one fixed32 value
-        elif number == _TENSOR_INT_VAL:
-            if wire == 2:
+def _values(chunks: list[tuple[int, int | memoryview]], encoding: str) -> np.ndarray:
+    """The ``*_val`` field's values, packed (one length-delimited run) or not (one field each)."""
+    if encoding == "varint":
+        numbers: list[int] = []
+        for wire, chunk in chunks:
+            if wire == _WIRE_BYTES:  # packed; only small constants (shapes, indices) use int_val
                 pos = 0
-                while pos < len(value):
-                    v, pos = _varint(value, pos)
-                    ints.append(v)
+                while pos < len(chunk):
+                    value, pos = _varint(chunk, pos)
+                    numbers.append(_signed(value))
+            elif wire == _WIRE_VARINT:
+                numbers.append(_signed(chunk))
             else:
-                ints.append(value)
-    dtype = _DTYPES.get(dtype_code)
-    if dtype is None:
-        return np.zeros(0)  # strings and other types: never weights
-    count = int(np.prod(shape)) if shape else 1
+                raise WeightsFormatError(f"an integer value with wire type {wire}")
+        return np.array(numbers, dtype=np.int64)
+    parts = []
+    for wire, chunk in chunks:
+        if isinstance(chunk, int) or len(chunk) % np.dtype(encoding).itemsize:
+            raise WeightsFormatError(f"a floating-point value list of wire type {wire} with a partial value")
+        parts.append(np.frombuffer(chunk, dtype=encoding))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=encoding)
+
+
+def _tensor(buf: memoryview) -> np.ndarray | None:
+    """A TensorProto -> array of its shape, or None for a type that cannot hold weights."""
+    dtype_code, shape, content = 0, [], None
+    val_chunks: dict[int, list[tuple[int, int | memoryview]]] = {}
+    for number, wire, value in _fields(buf):
+        if number == _TENSOR_DTYPE and wire == _WIRE_VARINT:
+            dtype_code = value
+        elif number == _TENSOR_SHAPE and wire == _WIRE_BYTES:
+            for dim_number, dim_wire, dim in _fields(value):
+                if dim_number == _SHAPE_DIM and dim_wire == _WIRE_BYTES:
+                    size = 0
+                    for n, w, v in _fields(dim):
+                        if n == _DIM_SIZE and w == _WIRE_VARINT:
+                            size = _signed(v)
+                    shape.append(size)
+        elif number == _TENSOR_CONTENT and wire == _WIRE_BYTES:
+            content = value
+        else:
+            val_chunks.setdefault(number, []).append((wire, value))
+    if dtype_code not in _DTYPES:
+        return None
+    dtype, val_field, encoding = _DTYPES[dtype_code]
+    if any(size < 0 for size in shape):
+        raise WeightsFormatError(f"a constant of unknown shape {shape}")
+    count = math.prod(shape)  # Python ints: a corrupted shape must not overflow silently
+    if count > _MAX_ELEMENTS:
+        raise WeightsFormatError(f"a constant of implausible shape {shape}")
     if content is not None and len(content):
-        array = np.frombuffer(content, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
-    elif floats:
-        array = np.concatenate(floats).astype(dtype)
-    else:
-        array = np.array(ints, dtype=dtype)
-    if array.size == 1 and count > 1:  # TF stores a splat of one value
-        array = np.full(count, array[0], dtype=dtype)
-    if array.size != count:
-        raise WeightsFormatError(f"a constant of shape {shape} holds {array.size} values")
-    return array.reshape(shape)
+        itemsize = np.dtype(dtype).itemsize
+        if len(content) != count * itemsize:
+            raise WeightsFormatError(f"a constant of shape {shape} holds {len(content)} bytes, expected {count * itemsize}")
+        # TensorFlow writes tensor_content little-endian; one copy, so the array does not pin the file.
+        return np.frombuffer(content, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(shape)
+    values = _values(val_chunks.get(val_field, []), encoding)
+    if values.size > count:
+        raise WeightsFormatError(f"a constant of shape {shape} holds {values.size} values")
+    if values.size == 0:
+        values = np.zeros(count, dtype=dtype)  # TensorFlow's default for an empty value list
+    elif values.size < count:
+        # TensorFlow repeats the last value to fill the shape (how one value encodes a splat).
+        values = np.concatenate([values, np.full(count - values.size, values[-1], dtype=values.dtype)])
+    return values.astype(dtype).reshape(shape)
+
+
+def _text(value: int | memoryview, what: str) -> str:
+    if isinstance(value, int):
+        raise WeightsFormatError(f"a NodeDef {what} that is not a string")
+    return bytes(value).decode("utf-8", "replace")
+
+
+def _node_constant(node: int | memoryview) -> tuple[str, memoryview] | None:
+    """A NodeDef -> (name, its ``value`` attr's TensorProto bytes) when it is a ``Const``, else None."""
+    if isinstance(node, int):
+        raise WeightsFormatError("a GraphDef node that is not a message")
+    name = op = None
+    tensor = None
+    for field, wire, value in _fields(node):
+        if field == _NODE_NAME:
+            name = _text(value, "name")
+        elif field == _NODE_OP:
+            op = _text(value, "op")
+        elif field == _NODE_ATTR and wire == _WIRE_BYTES:
+            key = attr = None
+            for entry_field, entry_wire, entry_value in _fields(value):
+                if entry_field == _ENTRY_KEY and entry_wire == _WIRE_BYTES:
+                    key = bytes(entry_value)
+                elif entry_field == _ENTRY_VALUE and entry_wire == _WIRE_BYTES:
+                    attr = entry_value
+            if key == b"value" and attr is not None:
+                for attr_field, attr_wire, attr_value in _fields(attr):
+                    if attr_field == _ATTR_TENSOR and attr_wire == _WIRE_BYTES:
+                        tensor = attr_value
+    if op != "Const" or name is None or tensor is None:
+        return None
+    return name, tensor
 
 
 def read_graph_def_constants(data: bytes) -> dict[str, np.ndarray]:
-    """Every ``Const`` node of a serialised GraphDef: name -> array."""
+    """Every numeric ``Const`` node of a serialised GraphDef: node name -> array of its shape.
+
+    Float, double and integer constants are returned in their own dtype (``float32`` for all the
+    weights); string and other non-numeric constants are left out. Raises :class:`WeightsFormatError`
+    (naming the node where known) when the bytes are not a well-formed GraphDef.
+    """
     constants: dict[str, np.ndarray] = {}
     for number, wire, node in _fields(memoryview(data)):
-        if number != _GRAPH_NODE or wire != 2:
+        if number != _GRAPH_NODE:
+            continue  # versions, library: nothing to read
+        if wire != _WIRE_BYTES:
+            raise WeightsFormatError(f"GraphDef field 'node' with wire type {wire}")
+        found = _node_constant(node)
+        if found is None:
             continue
-        name = op = None
-        tensor = None
-        for field, _, value in _fields(node):
-            if field == _NODE_NAME:
-                name = bytes(value).decode("utf-8", "replace")
-            elif field == _NODE_OP:
-                op = bytes(value).decode("utf-8", "replace")
-            elif field == _NODE_ATTR:
-                key = attr = None
-                for entry_field, _, entry_value in _fields(value):
-                    if entry_field == _ENTRY_KEY:
-                        key = bytes(entry_value)
-                    elif entry_field == _ENTRY_VALUE:
-                        attr = entry_value
-                if key == b"value" and attr is not None:
-                    for attr_field, _, attr_value in _fields(attr):
-                        if attr_field == _ATTR_TENSOR:
-                            tensor = attr_value
-        if op == "Const" and name is not None and tensor is not None:
-            constants[name] = _tensor(tensor)
+        name, tensor = found
+        try:
+            array = _tensor(tensor)
+        except WeightsFormatError as error:
+            raise WeightsFormatError(f"constant {name!r}: {error}") from None
+        if array is not None:
+            constants[name] = array
     return constants
 
 
 def state_dict_from_graph_def(data: bytes) -> dict[str, torch.Tensor]:
-    """A serialised ``classify_image_graph_def.pb`` -> our state dict (kernels OIHW, fc transposed)."""
+    """A serialised ``classify_image_graph_def.pb`` -> our 566-entry state dict.
+
+    Kernels ``(kh, kw, in, out)`` become ``conv.weight`` ``(out, in, kh, kw)``; ``softmax/weights``
+    ``(2048, 1008)`` becomes ``fc.weight`` ``(1008, 2048)``; ``bn.weight`` is ones (the graph has no
+    batch-norm scale); ``num_batches_tracked`` is zero. Messages do not name the file; the caller
+    (:func:`inception_score.weights.load_weights`) prefixes its path.
+    """
     try:
         constants = read_graph_def_constants(data)
     except WeightsFormatError as error:
-        raise WeightsFormatError(f"not a readable GraphDef ({error}); the file may be truncated") from None
+        raise WeightsFormatError(f"not a readable GraphDef ({error}); the file may be truncated or of another format") from None
     if not constants:
         raise WeightsFormatError("no constants found: not a TensorFlow GraphDef")
     if "softmax/weights" not in constants:
-        raise WeightsFormatError("the graph has no constant 'softmax/weights'; it is not the 2015-12-05 Inception graph")
+        # A file cut exactly between two nodes parses cleanly; only the missing tensors tell.
+        raise WeightsFormatError(
+            "the graph has no constant 'softmax/weights': the file is truncated or not the 2015-12-05 Inception graph"
+        )
     return state_dict_from_tf_tensors(constants)
 
 
-def read_graph_def_bytes(path: Path) -> bytes:
-    """The GraphDef bytes of a ``.pb`` file, or of the ``classify_image_graph_def.pb`` inside a ``.tgz``."""
+def read_graph_def_bytes(path: str | os.PathLike) -> bytes:
+    """The GraphDef bytes of a ``.pb`` file, or of the ``classify_image_graph_def.pb`` inside a ``.tgz``
+    (recognised by its gzip magic, read in memory without unpacking to disk).
+
+    Raises :class:`WeightsFormatError` naming ``path`` for a damaged archive or one without the graph.
+    """
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(2)
@@ -237,18 +343,19 @@ def read_graph_def_bytes(path: Path) -> bytes:
         return path.read_bytes()
     try:
         with tarfile.open(path, "r:gz") as archive:
-            for member in archive.getmembers():
+            for member in archive:  # streams: stops at the graph instead of listing the whole archive
                 if Path(member.name).name == "classify_image_graph_def.pb" and member.isfile():
                     extracted = archive.extractfile(member)
                     if extracted is not None:
                         return extracted.read()
-    except (tarfile.TarError, EOFError, OSError) as error:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise WeightsFormatError(f"{path} is not a readable .tgz ({error}); download it again") from None
     raise WeightsFormatError(f"{path} holds no classify_image_graph_def.pb; is it inception-2015-12-05.tgz?")
 
 
 __all__ = [
     "TF_SCOPES",
+    "TF_SOFTMAX",
     "read_graph_def_bytes",
     "read_graph_def_constants",
     "state_dict_from_graph_def",

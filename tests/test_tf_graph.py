@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,6 +49,9 @@ def graph_def_classes():
         ("tensor_shape", 2, F.TYPE_MESSAGE, opt, ".tfsub.TensorShapeProto"),
         ("tensor_content", 4, F.TYPE_BYTES, opt, None),
         ("float_val", 5, F.TYPE_FLOAT, rep, None),
+        ("int_val", 7, F.TYPE_INT32, rep, None),
+        ("string_val", 8, F.TYPE_BYTES, rep, None),
+        ("int64_val", 10, F.TYPE_INT64, rep, None),
     ])
     message("AttrValue", [
         ("s", 2, F.TYPE_BYTES, opt, None),
@@ -68,7 +73,13 @@ def graph_def_classes():
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tfsub.{name}")) for name in ("GraphDef",)}
 
 
-def encode_graph(constants: dict[str, np.ndarray], splat: dict[str, tuple[float, tuple[int, ...]]] = {}) -> bytes:
+def encode_graph(
+    constants: dict[str, np.ndarray],
+    splat: dict[str, tuple[float, tuple[int, ...]]] = {},
+    extra: Callable[[Any], None] | None = None,
+) -> bytes:
+    """A GraphDef holding ``constants`` as float tensor_content, ``splat`` as one float_val filling
+    its shape; ``extra(graph)`` may add further nodes."""
     graph = graph_def_classes()["GraphDef"]()
     graph.node.add(name="DecodeJpeg/contents", op="Placeholder")
     for name, array in constants.items():
@@ -87,6 +98,8 @@ def encode_graph(constants: dict[str, np.ndarray], splat: dict[str, tuple[float,
         for size in shape:
             tensor.tensor_shape.dim.add(size=size)
         tensor.float_val.append(value)
+    if extra is not None:
+        extra(graph)
     return graph.SerializeToString()
 
 
@@ -108,7 +121,8 @@ def real_layout_constants(seed: int) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def graph() -> tuple[dict[str, np.ndarray], bytes]:
     constants = real_layout_constants(0)
-    return constants, encode_graph(constants, splat={"conv/batchnorm/gamma": (1.0, (32,))})
+    # gamma as a one-value splat, and not 1: the graph's batch norms ignore it (no scale).
+    return constants, encode_graph(constants, splat={"conv/batchnorm/gamma": (2.5, (32,))})
 
 
 def test_mapping_covers_the_94_convolutions_once() -> None:
@@ -124,7 +138,7 @@ def test_reader_returns_every_constant_exactly(graph) -> None:
     assert set(read) == set(constants) | {"conv/batchnorm/gamma"}
     for name, array in constants.items():
         assert read[name].dtype == np.float32 and np.array_equal(read[name], array), name
-    assert np.array_equal(read["conv/batchnorm/gamma"], np.ones(32, dtype=np.float32))  # a one-value splat
+    assert np.array_equal(read["conv/batchnorm/gamma"], np.full(32, 2.5, dtype=np.float32))  # a one-value splat
 
 
 def test_state_dict_transposes_kernels_and_softmax(graph) -> None:
@@ -135,10 +149,17 @@ def test_state_dict_transposes_kernels_and_softmax(graph) -> None:
     ours = state["Mixed_7b.branch3x3_2a.conv.weight"].numpy()
     for o, i, h, w in [(0, 0, 0, 0), (383, 5, 0, 2), (17, 200, 0, 1)]:
         assert ours[o, i, h, w] == hwio[h, w, i, o]
+    for scope, prefix in TF_SCOPES.items():  # every kernel, against numpy's own transpose
+        expected = np.ascontiguousarray(constants[f"{scope}/conv2d_params"].transpose(3, 2, 0, 1))
+        assert np.array_equal(state[f"{prefix}.conv.weight"].numpy(), expected), scope
+        assert np.array_equal(state[f"{prefix}.bn.bias"].numpy(), constants[f"{scope}/batchnorm/beta"]), scope
+        assert np.array_equal(state[f"{prefix}.bn.running_mean"].numpy(), constants[f"{scope}/batchnorm/moving_mean"])
+        assert state[f"{prefix}.bn.num_batches_tracked"].dtype == torch.int64
     assert np.array_equal(state["fc.weight"].numpy(), constants["softmax/weights"].T)
     assert np.array_equal(state["fc.bias"].numpy(), constants["softmax/biases"])
     assert np.array_equal(state["Mixed_5b.branch_pool.bn.running_var"].numpy(), constants["mixed/tower_2/conv/batchnorm/moving_variance"])
     assert torch.equal(state["Mixed_6e.branch1x1.bn.weight"], torch.ones(192))
+    assert torch.equal(state["Conv2d_1a_3x3.bn.weight"], torch.ones(32))  # gamma 2.5 in the graph: unused
     Inception2015().load_state_dict(state)  # loads strictly
 
 
@@ -147,7 +168,10 @@ def test_pb_and_tgz_load_through_the_weights_module(graph, tmp_path: Path) -> No
     pb = tmp_path / "classify_image_graph_def.pb"
     pb.write_bytes(data)
     tgz = tmp_path / "inception-2015-12-05.tgz"
-    with tarfile.open(tgz, "w:gz") as archive:
+    # Level 0 (stored): compressing 95 MB of random floats would dominate the test's run time.
+    with tarfile.open(tgz, "w:gz", compresslevel=0) as archive:
+        for other in ("LICENSE", "imagenet_synset_to_human_label_map.txt"):  # as in the real archive
+            archive.addfile(tarfile.TarInfo(other), io.BytesIO(b""))
         info = tarfile.TarInfo("classify_image_graph_def.pb")
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
@@ -189,3 +213,43 @@ def test_damaged_files_raise_format_errors_naming_the_file(graph, tmp_path: Path
         archive.addfile(info, io.BytesIO(b""))
     with pytest.raises(WeightsFormatError, match="holds no classify_image_graph_def.pb"):
         load_weights(empty_tgz, allow_unverified=True)
+
+
+def test_integer_and_string_constants_are_read_in_their_own_types() -> None:
+    def add_nodes(graph) -> None:
+        node = graph.node.add(name="pool_3/_reshape/shape", op="Const")
+        node.attr["value"].tensor.dtype = 3  # DT_INT32; -1 travels as a 10-byte varint
+        node.attr["value"].tensor.tensor_shape.dim.add(size=2)
+        node.attr["value"].tensor.int_val.extend([-1, 2048])
+        node = graph.node.add(name="big", op="Const")
+        node.attr["value"].tensor.dtype = 9  # DT_INT64
+        node.attr["value"].tensor.int64_val.append(-(2**40))
+        node = graph.node.add(name="label", op="Const")
+        node.attr["value"].tensor.dtype = 7  # DT_STRING: never a weight
+        node.attr["value"].tensor.string_val.append(b"tench")
+        graph.node.add(name="not_a_const", op="Identity").attr["value"].tensor.dtype = 1
+
+    read = read_graph_def_constants(encode_graph({}, extra=add_nodes))
+    assert set(read) == {"pool_3/_reshape/shape", "big"}
+    assert read["pool_3/_reshape/shape"].dtype == np.int32 and read["pool_3/_reshape/shape"].tolist() == [-1, 2048]
+    assert read["big"].dtype == np.int64 and read["big"].shape == () and int(read["big"]) == -(2**40)
+
+
+def test_graph_missing_a_convolution_names_the_tensor() -> None:
+    constants = {"softmax/weights": np.zeros((2048, 1008), np.float32), "softmax/biases": np.zeros(1008, np.float32)}
+    with pytest.raises(WeightsFormatError, match="conv/conv2d_params"):
+        state_dict_from_graph_def(encode_graph(constants))
+
+
+def test_damaged_tgz_names_the_file(graph, tmp_path: Path) -> None:
+    _, data = graph
+    small = data[:1_000_000]  # the reader never gets to parse it: the archive itself is damaged
+    tgz = tmp_path / "inception-2015-12-05.tgz"
+    with tarfile.open(tgz, "w:gz", compresslevel=1) as archive:
+        info = tarfile.TarInfo("classify_image_graph_def.pb")
+        info.size = len(small)
+        archive.addfile(info, io.BytesIO(small))
+    cut = tmp_path / "cut.tgz"
+    cut.write_bytes(tgz.read_bytes()[: tgz.stat().st_size // 2])
+    with pytest.raises(WeightsFormatError, match="cut.tgz"):
+        read_graph_def_bytes(cut)
