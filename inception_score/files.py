@@ -68,10 +68,11 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
             return np.array(image, dtype=np.uint8)
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
-        raise ImageDecodeError(
-            f"{name} could not be decoded ({error}); fix or remove it, or pass --skip-invalid"
-        ) from None
+    except UnidentifiedImageError:
+        reason = "not a recognised image format, or its header is corrupt"
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
+        reason = str(error)
+    raise ImageDecodeError(f"{name} could not be decoded ({reason}); fix or remove it, or pass --skip-invalid")
 
 
 def _channels_first(pixels: np.ndarray) -> torch.Tensor:
