@@ -23,7 +23,11 @@ _ENTRY = re.compile(r"target_class:\s*(\d+)\s*target_class_string:\s*\"(n\d+)\""
 
 
 def parse_label_files(label_map: str, synset_names: str) -> dict[int, str]:
-    """Output index -> first human name, from the texts of the two files."""
+    """Output index (1..1000 of the 1008 outputs) -> first human name, from the texts of the two files.
+
+    ``label_map``: ``entry { target_class: 449 target_class_string: "n01440764" }`` blocks;
+    ``synset_names``: lines ``n01440764<TAB>tench, Tinca tinca``. A synset without a name keeps its id.
+    """
     names = {}
     for line in synset_names.splitlines():
         synset, _, human = line.partition("\t")
@@ -42,13 +46,15 @@ def _read_pair(source: Path) -> tuple[str, str] | None:
         try:
             with tarfile.open(source, "r:*") as archive:
                 texts = {}
-                for member in archive.getmembers():
+                for member in archive:  # lazily: stop as soon as both are read
                     base = Path(member.name).name
                     if base in (LABEL_MAP, SYNSET_NAMES) and member.isfile():
                         texts[base] = archive.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
+                        if len(texts) == 2:
+                            break
                 if len(texts) == 2:
                     return texts[LABEL_MAP], texts[SYNSET_NAMES]
-        except (tarfile.TarError, OSError, EOFError):
+        except (tarfile.TarError, OSError, EOFError, ValueError):  # ValueError: not UTF-8 text
             return None
     return None
 
@@ -68,5 +74,5 @@ def class_names(labels: str | os.PathLike | None = None, weights_path: str | os.
 
 
 def class_label(index: int, names: dict[int, str]) -> str:
-    """The class's name when known, else ``class <index>``."""
-    return names.get(index, f"class {index}")
+    """``name (index)`` when the class's name is known, else ``class <index>``."""
+    return f"{names[index]} ({index})" if index in names else f"class {index}"

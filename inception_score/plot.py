@@ -11,7 +11,11 @@ from .labels import class_label
 
 
 def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title: str, top: int = 15) -> Path:
-    """Write a PNG: the 1008 class probabilities sorted, and the ``top`` classes by name."""
+    """Write a PNG: the 1008 class probabilities sorted (log scale), and the ``top`` classes by name.
+
+    ``marginal``: ``(1008,)`` float64, p(y) averaged over all scored images (sums to 1).
+    ``names``: output index -> class name (:func:`.labels.class_names`; empty: shown by index).
+    """
     try:
         import matplotlib
 

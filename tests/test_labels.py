@@ -52,3 +52,4 @@ def test_falls_back_to_indices(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("INCEPTION_SCORE_LABELS", raising=False)
     assert class_names(tmp_path / "missing.tgz") == {}
     assert class_label(7, {}) == "class 7"
+    assert class_label(449, {449: "tench"}) == "tench (449)"
