@@ -78,7 +78,7 @@ class Report:
         skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
         return (
             f"Inception Score: {result.mean:.2f} ± {result.std:.2f}  ({result.num_images} images{skipped}, "
-            f"{result.splits} splits, {weights}, {result.images_per_second:.0f} img/s on {self.device})"
+            f"{result.splits} splits, {weights}, {_rate(result.images_per_second)} img/s on {self.device})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +102,11 @@ class Report:
             "version": __version__,
             "skipped_invalid": {"count": len(self.skipped), "files": list(self.skipped)},
         }
+
+
+def _rate(images_per_second: float) -> str:
+    """812 -> "812", 5.5812 -> "5.58": three significant digits, no exponent."""
+    return f"{images_per_second:.0f}" if images_per_second >= 100 else f"{images_per_second:.3g}"
 
 
 def _device_name(device: torch.device) -> str:

@@ -28,6 +28,9 @@ def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title
     left.bar(np.arange(len(marginal)), marginal[order], width=1.0, color="#3b6ea8")
     left.axhline(1.0 / len(marginal), color="#c0392b", linestyle="--", linewidth=1, label="uniform (1/1008)")
     left.set_yscale("log")
+    positive = marginal[marginal > 0]
+    floor = max(float(positive.min()) if positive.size else 1e-8, 1e-8)  # below 1e-8 nothing is visible anyway
+    left.set_ylim(bottom=floor / 2)
     left.set_xlabel("classes, most probable first")
     left.set_ylabel("p(y)")
     left.legend(loc="upper right")
