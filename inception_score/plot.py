@@ -30,7 +30,7 @@ def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title
     left.set_yscale("log")
     positive = marginal[marginal > 0]
     floor = max(float(positive.min()) if positive.size else 1e-8, 1e-8)  # below 1e-8 nothing is visible anyway
-    left.set_ylim(bottom=floor / 2)
+    left.set_ylim(floor / 2, min(1.0, float(marginal.max()) * 3))
     left.set_xlabel("classes, most probable first")
     left.set_ylabel("p(y)")
     left.legend(loc="upper right")
