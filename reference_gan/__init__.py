@@ -14,10 +14,16 @@ from .techniques import (
     smoothed_targets,
     supervised_loss,
 )
-from .train import PRESETS, TrainConfig, Trainer, load_trainer, preset, train
+from .models import Discriminator, Generator, ModelConfig, generate_uint8
+from .train import PRESETS, TrainConfig, Trainer, load_generator, load_trainer, preset, train
 
 __all__ = [
+    "Discriminator",
     "ExponentialMovingAverage",
+    "Generator",
+    "ModelConfig",
+    "generate_uint8",
+    "load_generator",
     "HistoricalAverage",
     "MinibatchDiscrimination",
     "PRESETS",

@@ -15,7 +15,8 @@ import click
 import numpy as np
 
 from .data import DataError
-from .train import PRESETS, TrainConfig, Trainer, load_trainer, preset
+from .models import generate_uint8
+from .train import PRESETS, TrainConfig, Trainer, load_generator, preset
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -88,8 +89,8 @@ def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int
     """Write N generated images in the format the inception-score command reads."""
     import torch
 
-    trainer = load_trainer(checkpoint, device=device)
+    generator = load_generator(checkpoint, device=device)
     torch.manual_seed(seed)
-    images = trainer.sample(count)
+    images = generate_uint8(generator, count, device=device)
     np.savez(out, images=images)
     click.echo(f"wrote {out}: {images.shape} uint8", err=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +36,8 @@ from .layers import (
 Architecture = Literal["mnist", "cifar10"]
 GeneratorNorm = Literal["batch", "virtual"]
 Z_DIM = 100
+# The generator's output range, set by its last nonlinearity (sigmoid for MNIST, tanh otherwise).
+OUTPUT_RANGE: dict[str, tuple[float, float]] = {"mnist": (0.0, 1.0), "cifar10": (-1.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Discriminator(nn.Module):
             self.body = nn.Sequential(*layers)
             self.head_noise: nn.Module = GaussianNoise(0.5)
             feature_dim = 250
-            final_scale = 1.0
+            final_scale, final_std = 1.0, 0.1
         else:
             def conv(a: int, b: int, k: int = 3, stride: int = 1, padding: int = 1) -> list[nn.Module]:
                 return [WNConv2d(a, b, k, stride=stride, padding=padding), nn.LeakyReLU(0.2)]
@@ -79,12 +82,12 @@ class Discriminator(nn.Module):
             )
             self.head_noise = nn.Identity()
             feature_dim = 192
-            final_scale = 0.1
+            final_scale, final_std = 0.1, 0.05
         self.minibatch: nn.Module | None = None
         if config.minibatch_discrimination:
             self.minibatch = MinibatchDiscrimination(feature_dim, config.minibatch_kernels, config.minibatch_kernel_dim)
             feature_dim = self.minibatch.out_features
-        self.head = WNLinear(feature_dim, config.num_outputs, init_scale=final_scale, train_scale=True)
+        self.head = WNLinear(feature_dim, config.num_outputs, init_scale=final_scale, train_scale=True, std=final_std)
 
     @property
     def batch_independent(self) -> bool:
@@ -124,13 +127,20 @@ class Generator(nn.Module):
             self.out = WNConvTranspose2d(128, 3, init_scale=0.1)
         for module in self.modules():
             if type(module) in (nn.Linear, nn.ConvTranspose2d):
-                nn.init.normal_(module.weight, std=0.05)
+                if config.architecture == "mnist":
+                    nn.init.xavier_uniform_(module.weight)  # the original MNIST G: Lasagne's default
+                else:
+                    nn.init.normal_(module.weight, std=0.05)
         if config.generator_norm == "virtual":
             if reference_z is None:
                 raise ValueError("virtual batch norm needs a reference batch of z")
             self.register_buffer("reference_z", reference_z.clone())
         else:
             self.reference_z = None
+
+    @property
+    def image_shape_hwc(self) -> tuple[int, int, int]:
+        return (28, 28, 1) if self.config.architecture == "mnist" else (32, 32, 3)
 
     def _norm(self, layer: nn.Module, x: torch.Tensor, reference: bool) -> torch.Tensor:
         return layer(x, reference=reference) if isinstance(layer, VirtualBatchNorm) else layer(x)
@@ -149,6 +159,20 @@ class Generator(nn.Module):
         if self.reference_z is not None:
             self._run(self.reference_z, reference=True)  # the paper's second forward pass (Section 3.5)
         return self._run(z, reference=False)
+
+
+@torch.no_grad()
+def generate_uint8(generator: Generator, count: int, batch_size: int = 100,
+                   device: torch.device | str = "cpu") -> np.ndarray:
+    """``count`` images from ``generator`` (batch statistics, as in training) as uint8 ``(N, H, W, C)``:
+    ``(N, 28, 28, 1)`` for MNIST, ``(N, 32, 32, 3)`` otherwise. Draws z from torch's global RNG."""
+    low, high = OUTPUT_RANGE[generator.config.architecture]
+    chunks = []
+    for start in range(0, count, batch_size):
+        images = generator(sample_z(min(batch_size, count - start), device=device)).float()
+        pixels = ((images - low) / (high - low) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        chunks.append(pixels.permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, *generator.image_shape_hwc), dtype=np.uint8)
 
 
 def sample_z(count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -92,26 +92,45 @@ class HistoricalAverage:
 
 
 class ExponentialMovingAverage:
-    """``avg <- avg + rate * (theta - avg)`` after each D step (rate 1e-4 in the original); the test
-    classifier uses the averaged weights. The average starts at the initial weights (the original
-    started at zero, which makes early test errors meaningless)."""
+    """The exponential moving average of D's weights that the test classifier uses (rate 1e-4 in the
+    original): ``a_t = a_{t-1} + rate * (theta_t - a_{t-1})``, ``a_0 = 0``.
+
+    :meth:`averaged` returns the debiased average ``a_t / (1 - (1 - rate)^t)``, i.e. the weighted mean
+    ``sum_i rate (1 - rate)^(t-i) theta_i / sum_i rate (1 - rate)^(t-i)`` of the weights seen so far.
+    The original used ``a_t`` itself, whose scale is ``1 - (1 - rate)^t`` (0.06 after one MNIST epoch):
+    the same average in the limit, but shrunk towards zero during the first tens of thousands of
+    steps. Non-float buffers (flags) are copied, not averaged.
+    """
 
     def __init__(self, module: nn.Module, rate: float = 1e-4) -> None:
         self.rate = rate
-        self.average = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.steps = 0
+        self.average = {k: torch.zeros_like(v) if v.is_floating_point() else v.detach().clone()
+                        for k, v in module.state_dict().items()}
 
     def update(self, module: nn.Module) -> None:
+        self.steps += 1
+        state = module.state_dict()
+        floats = [k for k, v in state.items() if v.is_floating_point()]
         with torch.no_grad():
-            for key, value in module.state_dict().items():
-                if value.is_floating_point():
-                    self.average[key].add_(value - self.average[key], alpha=self.rate)
-                else:
+            torch._foreach_lerp_([self.average[k] for k in floats], [state[k] for k in floats], self.rate)
+            for key, value in state.items():
+                if not value.is_floating_point():
                     self.average[key].copy_(value)
 
+    def averaged(self) -> dict[str, torch.Tensor]:
+        """The debiased average, a state dict for ``module.load_state_dict`` (the module itself when
+        no step has been taken)."""
+        if self.steps == 0:
+            raise RuntimeError("the moving average has seen no step yet")
+        scale = 1.0 / (1.0 - (1.0 - self.rate) ** self.steps)
+        return {k: v * scale if v.is_floating_point() else v.clone() for k, v in self.average.items()}
+
     def state_dict(self) -> dict:
-        return {"rate": self.rate, "average": {k: v.clone() for k, v in self.average.items()}}
+        return {"rate": self.rate, "steps": self.steps, "average": {k: v.clone() for k, v in self.average.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.rate = state["rate"]
+        self.steps = state["steps"]
         for key, value in state["average"].items():
             self.average[key].copy_(value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 
 from .data import DataSet, balanced_labelled_subset, load
 from .layers import data_dependent_init
-from .models import Discriminator, Generator, ModelConfig, sample_z
+from .models import Z_DIM, Discriminator, Generator, ModelConfig, generate_uint8, sample_z
 from .techniques import (
     ExponentialMovingAverage,
     HistoricalAverage,
@@ -79,8 +80,9 @@ class TrainConfig:
         return self.labels != "none"
 
 
+# "Labels" = 400 per class, as the original minibatch-discrimination script (its --count default).
 TABLE3 = dict(dataset="cifar10", lr=3e-4, epochs=1200, lr_constant_epochs=800, feature_matching=False,
-              minibatch_discrimination=True, g_steps=3, labels="all", label_smoothing=0.9, generator_norm="virtual")
+              minibatch_discrimination=True, g_steps=3, labels="400", label_smoothing=0.9, generator_norm="virtual")
 PRESETS: dict[str, dict[str, Any]] = {
     # Table 3 rows (CIFAR-10): "our methods" and the ablations, each removing or replacing one thing.
     "our-methods": TABLE3,
@@ -97,6 +99,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def model_config(config: TrainConfig, num_classes: int = 10) -> ModelConfig:
+    """The models a run trains: K logits with labels, one (a plain GAN) without."""
+    return ModelConfig(
+        architecture=config.architecture,  # type: ignore[arg-type]
+        num_outputs=num_classes if config.uses_labels else 1,
+        minibatch_discrimination=config.minibatch_discrimination,
+        generator_norm=config.generator_norm,
+    )
+
+
 def preset(name: str, **overrides: Any) -> TrainConfig:
     """A named preset with any field overridden."""
     if name not in PRESETS:
@@ -110,13 +122,6 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
         return config.lr
     decay = config.epochs - config.lr_constant_epochs
     return config.lr * min(1.0, (config.epochs - epoch) / decay) if decay > 0 else config.lr
-
-
-def to_uint8(images: torch.Tensor, value_range: tuple[float, float]) -> np.ndarray:
-    """Generator output ``(N, C, H, W)`` in ``value_range`` -> uint8 ``(N, H, W, C)``."""
-    low, high = value_range
-    pixels = ((images.float() - low) / (high - low) * 255.0).round().clamp(0, 255).to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def save_grid(images: np.ndarray, path: Path, columns: int = 10) -> None:
@@ -147,20 +152,24 @@ class Adam(torch.optim.Optimizer):
     def step(self) -> None:  # type: ignore[override]
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(p)
-                    state["v"] = torch.zeros_like(p)
-                state["step"] += 1
-                state["m"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                state["v"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                m_hat = state["m"] / (1 - beta1 ** state["step"])
-                v_hat = state["v"] / (1 - beta2 ** state["step"])
-                p.sub_(group["lr"] * m_hat / torch.sqrt(v_hat + 1e-8))
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p].update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                self.state[p]["step"] += 1
+            grads = [p.grad for p in params]
+            m = [self.state[p]["m"] for p in params]
+            v = [self.state[p]["v"] for p in params]
+            t = self.state[params[0]]["step"]  # all parameters of a group step together
+            torch._foreach_lerp_(m, grads, 1 - beta1)  # m <- beta1 m + (1 - beta1) g
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+            denominator = torch._foreach_div(v, 1 - beta2**t)
+            torch._foreach_add_(denominator, 1e-8)
+            torch._foreach_sqrt_(denominator)
+            torch._foreach_addcdiv_(params, m, denominator, value=-group["lr"] / (1 - beta1**t))
 
 
 @dataclass
@@ -189,12 +198,7 @@ class Trainer:
             self.labelled = np.zeros(0, dtype=np.int64)
         self.steps_per_epoch = config.steps_per_epoch or len(self.train_x) // config.batch_size
 
-        model = ModelConfig(
-            architecture=config.architecture,  # type: ignore[arg-type]
-            num_outputs=self.data.num_classes if config.uses_labels else 1,
-            minibatch_discrimination=config.minibatch_discrimination,
-            generator_norm=config.generator_norm,
-        )
+        model = model_config(config, self.data.num_classes)
         reference = sample_z(config.batch_size, torch.Generator().manual_seed(config.seed + 7919))
         self.D = Discriminator(model).to(self.device)
         self.G = Generator(model, reference_z=reference if config.generator_norm == "virtual" else None).to(self.device)
@@ -213,6 +217,7 @@ class Trainer:
         self.state = State()
         self.out_dir = Path(config.out_dir)
         self._inception_failed = False
+        self._inception: Any = None  # the InceptionScore metric, built on first use
 
     # --- the data of one step ----------------------------------------------------------------
     def _epoch_orders(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -301,9 +306,9 @@ class Trainer:
         if not self.config.uses_labels:
             return float("nan")
         current = None
-        if use_ema:
+        if use_ema and self.ema.steps > 0:
             current = {k: v.clone() for k, v in self.D.state_dict().items()}
-            self.D.load_state_dict(self.ema.average)
+            self.D.load_state_dict(self.ema.averaged())
         self.D.eval()
         x = torch.from_numpy(self.data.test_x[: self.config.test_limit])
         y = torch.from_numpy(self.data.test_y[: self.config.test_limit])
@@ -316,29 +321,38 @@ class Trainer:
             self.D.load_state_dict(current)
         return wrong / len(x)
 
-    @torch.no_grad()
     def sample(self, count: int, batch_size: int = 100) -> np.ndarray:
-        """``count`` generated images as uint8 ``(N, H, W, C)`` (batch statistics, as in training)."""
-        chunks = []
-        for start in range(0, count, batch_size):
-            z = sample_z(min(batch_size, count - start), device=self.device)
-            chunks.append(to_uint8(self.G(z), self.data.value_range))
-        return np.concatenate(chunks)
+        """``count`` generated images as uint8 ``(N, H, W, C)``."""
+        return generate_uint8(self.G, count, batch_size, self.device)
 
     def inception_score(self) -> dict[str, float] | None:
+        """The Inception Score of ``inception_samples`` generated images through the ``inception_score``
+        package (imported here: it is optional). Without the package or its weights: one warning, None."""
         if self._inception_failed:
             return None
         try:
-            from inception_score import inception_score
+            from inception_score import InceptionScore
             from inception_score.errors import WeightsError
+        except ImportError as error:
+            return self._no_inception(error)
+        try:
+            if self._inception is None:
+                self._inception = InceptionScore(splits=10, weights=self.config.inception_weights,
+                                                 device=self.config.device, num_images=self.config.inception_samples)
+            metric = self._inception
+            metric.reset()
+            for start in range(0, self.config.inception_samples, 500):
+                images = torch.from_numpy(self.sample(min(500, self.config.inception_samples - start)))
+                metric.update(images.permute(0, 3, 1, 2).expand(-1, 3, -1, -1).contiguous())  # grey MNIST as RGB
+            result = metric.compute()
+        except WeightsError as error:
+            return self._no_inception(error)
+        return {"is_mean": result.mean, "is_std": result.std, "is_weights_verified": result.weights_verified}
 
-            images = self.sample(self.config.inception_samples)
-            result = inception_score(images, weights=self.config.inception_weights, device=self.config.device)
-            return {"is_mean": result.mean, "is_std": result.std, "is_weights_verified": result.weights_verified}
-        except (ImportError, WeightsError) as error:  # optional: warn once and go on
-            print(f"warning: no Inception Score logged ({error})", flush=True)
-            self._inception_failed = True
-            return None
+    def _no_inception(self, error: Exception) -> None:
+        print(f"warning: no Inception Score logged ({type(error).__name__}: {error})", flush=True)
+        self._inception_failed = True
+        return None
 
     def checkpoint(self) -> dict[str, Any]:
         state = {
@@ -350,7 +364,10 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "ema": self.ema.state_dict(),
+            # The data order of epoch e depends only on (seed, e); these cover every other draw.
             "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -379,6 +396,8 @@ class Trainer:
                 ha.load_state_dict(state[name])
         self.state = State(step=state["step"], history=state["history"])
         torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
@@ -449,3 +468,13 @@ def load_trainer(checkpoint: str | Path, device: str | None = None, **overrides:
     trainer.load(Path(checkpoint))
     return trainer
 
+
+
+def load_generator(checkpoint: str | Path, device: str = "cpu") -> Generator:
+    """The generator of a checkpoint, in training mode (batch statistics), without loading any data."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = TrainConfig(**saved["config"])
+    reference = torch.zeros(config.batch_size, Z_DIM) if config.generator_norm == "virtual" else None
+    generator = Generator(model_config(config), reference_z=reference)
+    generator.load_state_dict(saved["G"])  # the reference batch of z is a buffer: restored here
+    return generator.to(device)

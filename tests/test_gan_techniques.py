@@ -178,14 +178,22 @@ def test_weight_norm_data_dependent_init_standardises_outputs() -> None:
     assert torch.allclose(dense.weight().norm(dim=1), dense.g.detach(), atol=1e-5)
 
 
-def test_exponential_moving_average() -> None:
-    module = torch.nn.Linear(2, 1)
-    start = module.weight.detach().clone()
-    ema = ExponentialMovingAverage(module, rate=0.1)
-    with torch.no_grad():
-        module.weight.add_(1.0)
-    ema.update(module)
-    ema.update(module)
-    # a1 = a0 + 0.1 (w - a0); a2 = a1 + 0.1 (w - a1), with w = a0 + 1
-    expected = start + 0.1 + 0.1 * (1 - 0.1)
-    assert torch.allclose(ema.average["weight"], expected)
+def test_exponential_moving_average_is_the_debiased_weighted_mean_of_past_weights() -> None:
+    torch.manual_seed(7)
+    module = torch.nn.Linear(3, 2)
+    rate = 0.2
+    ema = ExponentialMovingAverage(module, rate=rate)
+    seen = []
+    for _ in range(4):
+        with torch.no_grad():
+            module.weight.add_(torch.randn(2, 3))
+            module.bias.add_(torch.randn(2))
+        ema.update(module)
+        seen.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+    t = len(seen)
+    weights = [rate * (1 - rate) ** (t - 1 - i) for i in range(t)]  # weight of the i-th step's parameters
+    for key in ("weight", "bias"):
+        expected = sum(w * s[key] for w, s in zip(weights, seen)) / sum(weights)
+        assert torch.allclose(ema.averaged()[key], expected, atol=1e-6), key
+    # Undebiased, the average is the original's (started at zero): scaled by sum(weights) = 1 - (1 - rate)^t.
+    assert sum(weights) == pytest.approx(1 - (1 - rate) ** t)

@@ -138,3 +138,72 @@ def test_cli_trains_and_samples_for_the_scorer(tmp_path: Path) -> None:
     assert len(open_path(samples)) == 30  # the scorer reads it as it is
     bad = CliRunner().invoke(main, ["train", "--preset", "mnist-fm", "--data-dir", str(tmp_path / "nowhere")])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+class FakeInceptionScore:
+    """Stands in for inception_score.InceptionScore: records what it is given."""
+
+    instances: list["FakeInceptionScore"] = []
+
+    def __init__(self, splits: int = 10, *, num_images=None, weights=None, device="auto", **_: object) -> None:
+        self.batches: list[torch.Tensor] = []
+        self.resets = 0
+        FakeInceptionScore.instances.append(self)
+
+    def update(self, images: torch.Tensor) -> None:
+        self.batches.append(images)
+
+    def reset(self) -> None:
+        self.resets += 1
+        self.batches = []
+
+    def compute(self):
+        from types import SimpleNamespace
+
+        count = sum(len(b) for b in self.batches)
+        return SimpleNamespace(mean=float(count), std=0.5, weights_verified=False)
+
+
+def test_inception_score_is_logged_through_the_metric_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inception_score
+
+    FakeInceptionScore.instances = []
+    monkeypatch.setattr(inception_score, "InceptionScore", FakeInceptionScore)
+    history = tiny("mnist-fm", tmp_path, inception_every_epochs=1, inception_samples=30).run(log=False)
+    assert [r["is_mean"] for r in history] == [30.0, 30.0]  # every image of each evaluation reached the metric
+    (metric,) = FakeInceptionScore.instances  # built once, reset before each evaluation
+    assert metric.resets == 2
+    images = torch.cat(metric.batches)
+    assert images.dtype == torch.uint8 and images.shape == (30, 3, 28, 28)  # grey MNIST given as RGB
+    assert torch.equal(images[:, 0], images[:, 2])
+
+
+def test_missing_inception_weights_warn_once_and_training_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    import inception_score
+    from inception_score.errors import WeightsError
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise WeightsError("no weights file here")
+
+    monkeypatch.setattr(inception_score, "InceptionScore", refuse)
+    history = tiny("mnist-fm", tmp_path, epochs=3, inception_every_epochs=1, inception_samples=10).run(log=False)
+    assert len(history) == 3 and all("is_mean" not in r for r in history)
+    assert capsys.readouterr().out.count("no Inception Score logged") == 1
+
+
+def test_sample_command_needs_no_data_and_uses_the_checkpoints_generator(tmp_path: Path) -> None:
+    trainer = tiny("minus-vbn-plus-bn", tmp_path, epochs=1, minibatch_discrimination=False, g_steps=1)
+    trainer.run(log=False)
+    checkpoint = trainer.save(tmp_path / "c.pt")
+    out = tmp_path / "s.npz"
+    result = CliRunner().invoke(main, ["sample", "--checkpoint", str(checkpoint), "-n", "7", "--out", str(out), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    images = np.load(out)["images"]
+    assert images.shape == (7, 32, 32, 3) and images.dtype == np.uint8
+    # The same images from the trained generator itself: tanh output [-1, 1] mapped to [0, 255].
+    torch.manual_seed(3)
+    with torch.no_grad():
+        expected = trainer.G(torch.rand(7, 100))
+    expected = ((expected + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(images, expected)
