@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from . import __version__
 from .errors import InceptionScoreError, InputError
-from .files import open_paths, without_invalid
+from .files import ITEM_RANGE, open_paths, without_invalid
 from .inputs import NAMED_RANGES, InputRange
 from .metric import check_split_count
 from .scorer import TORCH_FIDELITY_SEED, InceptionScorer, ISResult, inception_score, resolve_device
@@ -133,6 +133,11 @@ def _check_matplotlib() -> None:
         raise InputError("--per-class needs matplotlib: pip install 'inception-score[plot]'") from None
 
 
+def _progress(options: RunOptions) -> bool:
+    """Progress bars on stderr only when a person watches it."""
+    return not options.quiet and sys.stderr.isatty()
+
+
 def _warn(message: str, options: RunOptions) -> None:
     if not options.quiet:
         click.echo(f"warning: {message}", err=True)
@@ -144,7 +149,7 @@ def _inputs(options: RunOptions) -> tuple[Dataset, str, tuple[str, ...]]:
     description = dataset.description
     skipped: list[str] = []
     if options.skip_invalid:
-        dataset, skipped = without_invalid(dataset, options.num_workers)
+        dataset, skipped = without_invalid(dataset, options.num_workers, _progress(options))
         for message in skipped[:_WARNINGS_SHOWN]:
             click.echo(f"warning: skipped {message}", err=True)
         if len(skipped) > _WARNINGS_SHOWN:
@@ -163,12 +168,13 @@ def run(options: RunOptions) -> Report:
     count = len(dataset) if options.limit is None else min(len(dataset), options.limit)
     check_split_count(count, options.splits)
 
-    progress = not options.quiet and sys.stderr.isatty()
+    progress = _progress(options)
     scorer = InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
                              precision=options.precision, progress=progress)  # type: ignore[arg-type]
     result = inception_score(
         dataset, splits=options.splits, batch_size=options.batch_size, num_workers=options.num_workers,
         limit=options.limit, shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
+        input_range=ITEM_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
         return_marginal=options.per_class is not None,
     )
     report = Report(result, description, _device_name(scorer.device), skipped, options)

@@ -29,6 +29,7 @@ ARRAY_EXTENSIONS = (".npy", ".npz")
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+ITEM_RANGE: InputRange = (0.0, 255.0)  # float items of every reader are already mapped to this range
 _VALIDATION_CHUNK = 1024  # images per chunk when a float array is checked at open
 
 
@@ -363,7 +364,9 @@ def _keep_list(items: list) -> list:
     return items
 
 
-def without_invalid(dataset: ImageSources, num_workers: int = 0) -> tuple[Dataset, list[str]]:
+def without_invalid(
+    dataset: ImageSources, num_workers: int = 0, progress: bool = False
+) -> tuple[Dataset, list[str]]:
     """Decode every image once; return the dataset without those that fail, and their messages.
 
     The number of images, and so the splits, is then final before scoring starts.
@@ -372,13 +375,24 @@ def without_invalid(dataset: ImageSources, num_workers: int = 0) -> tuple[Datase
     failures: list[str] = []
     valid: list[int] = []
     index = 0
-    for batch in loader:
-        for failure in batch:
-            if failure is None:
-                valid.append(index)
-            else:
-                failures.append(failure)
-            index += 1
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(dataset), unit="img", desc="Checking images", dynamic_ncols=True)
+    try:
+        for batch in loader:
+            for failure in batch:
+                if failure is None:
+                    valid.append(index)
+                else:
+                    failures.append(failure)
+                index += 1
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
     if not failures:
         return dataset, failures
     if not valid:

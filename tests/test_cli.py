@@ -3,6 +3,7 @@ Weights: genuine convolutions + a seeded random fc layer (numbers are not Incept
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -20,7 +21,7 @@ import inception_score.cli as cli
 import inception_score.weights as weights_module
 from inception_score import __version__
 from inception_score.cli import main
-from inception_score.scorer import InceptionScorer
+from inception_score.scorer import InceptionScorer, ISResult
 from inception_score.labels import LABEL_MAP, SYNSET_NAMES
 
 _LOADED: dict[tuple, InceptionScorer] = {}
@@ -158,6 +159,23 @@ def test_folder_npz_and_tar_gz_give_one_score(inputs, genuine_weights_file: Path
         assert other["mean"] == pytest.approx(folder["mean"], rel=1e-6)
         assert other["split_scores"] == pytest.approx(folder["split_scores"], rel=1e-6)
     assert len(set(folder["split_scores"])) == 5  # the splits differ, so a reordering would show
+    floats = inputs["root"] / "modes-1-float.npy"
+    np.save(floats, np.load(inputs["npz-1"])["images"].astype(np.float32) / 127.5 - 1)
+    mixed = run_json(str(floats), str(inputs["npz-2"]), "--input-range", "-1,1", *options)
+    assert mixed["split_scores"] == pytest.approx(folder["split_scores"], rel=1e-5)
+
+
+def test_human_line_for_verified_and_unverified_weights() -> None:
+    result = ISResult(mean=11.2449, std=0.1161, split_scores=(11.1, 11.4), num_images=50000, splits=10,
+                      weights_path="w.pth", weights_sha256="6726825d0af5f729" + "0" * 48, weights_verified=True,
+                      device="cuda", dtype="float32", elapsed_s=50000 / 812.4)
+    report = cli.Report(result, "folder x", "cuda:0", (), cli.RunOptions(paths=(Path("x"),)))
+    assert report.human_line() == ("Inception Score: 11.24 ± 0.12  (50000 images, 10 splits, "
+                                   "2015-12-05 weights verified, 812 img/s on cuda:0)")
+    slow = dataclasses.replace(result, weights_verified=False, elapsed_s=100 / 5.5812, num_images=100)
+    line = cli.Report(slow, "x", "cpu", ("a.png bad",), report.options).human_line()
+    assert "(100 images, 1 invalid skipped, 10 splits, UNVERIFIED weights sha256 6726825d0af5…, " in line
+    assert line.endswith("not comparable to published scores, 5.58 img/s on cpu)")
 
 
 def console_script() -> Path:
@@ -323,8 +341,6 @@ def test_bad_input_exits_2_with_one_line(kind: str, tmp_path: Path, genuine_weig
 
 
 def test_offline_without_weights_says_what_to_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dataclasses
-
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("INCEPTION_SCORE_WEIGHTS", raising=False)
     monkeypatch.setattr(weights_module, "DEFAULT", dataclasses.replace(weights_module.DEFAULT, url="http://127.0.0.1:9/w.pth"))
