@@ -61,9 +61,15 @@ def main() -> None:
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="cpu, cuda, cuda:N")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="a checkpoint.pt")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch (on a busy machine 1 is often fastest); default: torch's choice")
 @click.option("--set", "settings", multiple=True, help="any TrainConfig field, key=value (repeatable)")
-def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed, device, resume, settings) -> None:
+def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed, device, resume, threads, settings) -> None:
     """Train a preset; every TrainConfig field can be overridden."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     overrides = _parse_overrides(settings)
     for key, value in (("dataset", dataset), ("data_dir", data_dir), ("epochs", epochs), ("labels", labels),
                        ("seed", seed), ("device", device)):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from reference_gan.layers import MinibatchDiscrimination, VirtualBatchNorm, WNConv2d, WNLinear, data_dependent_init
 from reference_gan.techniques import (
     ExponentialMovingAverage,

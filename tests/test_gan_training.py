@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import reference_gan.data as data_module
+from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from reference_gan.cli import main
 from reference_gan.data import DataError, balanced_labelled_subset, load_cifar10, load_cifar10_partial, load_mnist, load_svhn
 from reference_gan.train import PRESETS, Trainer, preset
