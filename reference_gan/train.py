@@ -3,8 +3,8 @@
 Reads top to bottom: configuration and presets, set-up (data, models, data-dependent initialisation,
 optimisers), then the loop. Each iteration takes one D step on a labelled, an unlabelled and a
 generated batch, then ``g_steps`` G steps; the order of the data in epoch ``e`` depends only on
-``(seed, e)`` and all randomness on the saved torch RNG state, so a run resumed from a checkpoint
-is bit-identical to an uninterrupted one on the same device.
+``(seed, e)`` and every other draw on the torch, numpy and python RNG states saved in each checkpoint,
+so a run resumed from a checkpoint is bit-identical to an uninterrupted one on the same device.
 """
 
 from __future__ import annotations

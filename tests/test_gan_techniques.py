@@ -198,3 +198,19 @@ def test_exponential_moving_average_is_the_debiased_weighted_mean_of_past_weight
         assert torch.allclose(ema.averaged()[key], expected, atol=1e-6), key
     # Undebiased, the average is the original's (started at zero): scaled by sum(weights) = 1 - (1 - rate)^t.
     assert sum(weights) == pytest.approx(1 - (1 - rate) ** t)
+
+
+def test_adam_as_the_original_with_epsilon_inside_the_square_root() -> None:
+    from reference_gan.train import Adam
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
+    optimiser = Adam([p], lr=0.1, betas=(0.5, 0.999))
+    grads = [np.array([0.3, -1e-5, 2.0]), np.array([-0.1, 2e-5, 1.0])]
+    theta, m, v = np.array([1.0, -2.0, 0.5]), np.zeros(3), np.zeros(3)
+    for t, g in enumerate(grads, start=1):
+        p.grad = torch.from_numpy(g.copy())
+        optimiser.step()
+        m = 0.5 * m + 0.5 * g
+        v = 0.999 * v + 0.001 * g * g
+        theta = theta - 0.1 * (m / (1 - 0.5**t)) / np.sqrt(v / (1 - 0.999**t) + 1e-8)
+    assert np.allclose(p.detach().numpy(), theta, rtol=1e-12, atol=1e-12)
