@@ -215,7 +215,9 @@ def image_stream(
         paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
         dataset = open_paths([Path(p) for p in paths], input_range=input_range)
         description = getattr(dataset, "description", ", ".join(str(p) for p in paths))
-        return _dataset_stream(dataset, description, batch_size, input_range, num_workers, limit, pin_memory)
+        # The file readers already map declared float ranges to [0, 255].
+        pixel_range = (0.0, 255.0) if input_range is not None else None
+        return _dataset_stream(dataset, description, batch_size, pixel_range, num_workers, limit, pin_memory)
 
     if isinstance(images, (torch.Tensor, np.ndarray)):
         tensor = standardize_batch(images, input_range, "the image array")
