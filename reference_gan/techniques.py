@@ -92,39 +92,35 @@ class HistoricalAverage:
 
 
 class ExponentialMovingAverage:
-    """The exponential moving average of D's weights that the test classifier uses (rate 1e-4 in the
-    original): ``a_t = a_{t-1} + rate * (theta_t - a_{t-1})``, ``a_0 = 0``.
+    """The exponential moving average of D's weights that the test classifier uses, exactly as the
+    original code: ``a_t = a_{t-1} + rate * (theta_t - a_{t-1})`` with ``a_0 = 0`` (rate 1e-4), over
+    D's trainable parameters only.
 
-    :meth:`averaged` returns the debiased average ``a_t / (1 - (1 - rate)^t)``, i.e. the weighted mean
-    ``sum_i rate (1 - rate)^(t-i) theta_i / sum_i rate (1 - rate)^(t-i)`` of the weights seen so far.
-    The original used ``a_t`` itself, whose scale is ``1 - (1 - rate)^t`` (0.06 after one MNIST epoch):
-    the same average in the limit, but shrunk towards zero during the first tens of thousands of
-    steps. Non-float buffers (flags) are copied, not averaged.
+    :meth:`averaged` returns a state dict holding ``a_t`` itself (not debiased) for the trainable
+    parameters and the module's current values for everything else (for example the fixed weight
+    scales of the hidden weight-normalised layers, which the original does not average). Started at
+    zero, ``a_t`` is shrunk by ``1 - (1 - rate)^t`` (0.06 after one MNIST epoch): in a weight-normalised
+    layer that leaves the directions alone and shrinks the biases, which is what the original's test
+    error measures early in training (its MNIST run, checked here: 29% after epoch 1).
     """
 
     def __init__(self, module: nn.Module, rate: float = 1e-4) -> None:
         self.rate = rate
         self.steps = 0
-        self.average = {k: torch.zeros_like(v) if v.is_floating_point() else v.detach().clone()
-                        for k, v in module.state_dict().items()}
+        self.average = {name: torch.zeros_like(p.detach()) for name, p in module.named_parameters() if p.requires_grad}
 
     def update(self, module: nn.Module) -> None:
         self.steps += 1
-        state = module.state_dict()
-        floats = [k for k, v in state.items() if v.is_floating_point()]
+        current = dict(module.named_parameters())
         with torch.no_grad():
-            torch._foreach_lerp_([self.average[k] for k in floats], [state[k] for k in floats], self.rate)
-            for key, value in state.items():
-                if not value.is_floating_point():
-                    self.average[key].copy_(value)
+            names = list(self.average)
+            torch._foreach_lerp_([self.average[n] for n in names], [current[n].detach() for n in names], self.rate)
 
-    def averaged(self) -> dict[str, torch.Tensor]:
-        """The debiased average, a state dict for ``module.load_state_dict`` (the module itself when
-        no step has been taken)."""
-        if self.steps == 0:
-            raise RuntimeError("the moving average has seen no step yet")
-        scale = 1.0 / (1.0 - (1.0 - self.rate) ** self.steps)
-        return {k: v * scale if v.is_floating_point() else v.clone() for k, v in self.average.items()}
+    def averaged(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """``module``'s state dict with the averaged trainable parameters, for ``load_state_dict``."""
+        state = {k: v.clone() for k, v in module.state_dict().items()}
+        state.update({k: v.clone() for k, v in self.average.items()})
+        return state
 
     def state_dict(self) -> dict:
         return {"rate": self.rate, "steps": self.steps, "average": {k: v.clone() for k, v in self.average.items()}}

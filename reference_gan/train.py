@@ -270,8 +270,8 @@ class Trainer:
                 loss_d = loss_d + config.historical_averaging * self.ha_d.penalty()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        self.ema.update(self.D)  # before the step: the original's simultaneous Theano updates average the old weights
         self.opt_d.step()
-        self.ema.update(self.D)
         if self.ha_d is not None:
             self.ha_d.update()
 
@@ -308,7 +308,7 @@ class Trainer:
         current = None
         if use_ema and self.ema.steps > 0:
             current = {k: v.clone() for k, v in self.D.state_dict().items()}
-            self.D.load_state_dict(self.ema.averaged())
+            self.D.load_state_dict(self.ema.averaged(self.D))
         self.D.eval()
         x = torch.from_numpy(self.data.test_x[: self.config.test_limit])
         y = torch.from_numpy(self.data.test_y[: self.config.test_limit])

@@ -179,9 +179,10 @@ def test_weight_norm_data_dependent_init_standardises_outputs() -> None:
     assert torch.allclose(dense.weight().norm(dim=1), dense.g.detach(), atol=1e-5)
 
 
-def test_exponential_moving_average_is_the_debiased_weighted_mean_of_past_weights() -> None:
+def test_exponential_moving_average_as_the_original_from_zero_over_trainable_parameters() -> None:
     torch.manual_seed(7)
     module = torch.nn.Linear(3, 2)
+    module.bias.requires_grad_(False)  # like a hidden layer's fixed weight-norm scale: not averaged
     rate = 0.2
     ema = ExponentialMovingAverage(module, rate=rate)
     seen = []
@@ -190,14 +191,14 @@ def test_exponential_moving_average_is_the_debiased_weighted_mean_of_past_weight
             module.weight.add_(torch.randn(2, 3))
             module.bias.add_(torch.randn(2))
         ema.update(module)
-        seen.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+        seen.append(module.weight.detach().clone())
+    # a_t = sum_i rate (1 - rate)^(t - i) theta_i, started at zero and not debiased (the original's).
     t = len(seen)
-    weights = [rate * (1 - rate) ** (t - 1 - i) for i in range(t)]  # weight of the i-th step's parameters
-    for key in ("weight", "bias"):
-        expected = sum(w * s[key] for w, s in zip(weights, seen)) / sum(weights)
-        assert torch.allclose(ema.averaged()[key], expected, atol=1e-6), key
-    # Undebiased, the average is the original's (started at zero): scaled by sum(weights) = 1 - (1 - rate)^t.
-    assert sum(weights) == pytest.approx(1 - (1 - rate) ** t)
+    expected = sum(rate * (1 - rate) ** (t - 1 - i) * w for i, w in enumerate(seen))
+    averaged = ema.averaged(module)
+    assert torch.allclose(averaged["weight"], expected, atol=1e-6)
+    assert torch.equal(averaged["bias"], module.bias.detach())  # the current value
+    assert set(ema.average) == {"weight"}
 
 
 def test_adam_as_the_original_with_epsilon_inside_the_square_root() -> None:
