@@ -211,6 +211,21 @@ class Inception2015(nn.Module):
         self.Mixed_7c = InceptionE(2048, max_pool=True)
         self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)
 
+    @classmethod
+    def skeleton(cls) -> Inception2015:
+        """The network's structure without storage (on the meta device): its state dict gives every
+        tensor's name and shape, and :meth:`from_state_dict` fills it without a random initialisation."""
+        with torch.device("meta"):
+            return cls()
+
+    @classmethod
+    def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> Inception2015:
+        """A network that uses ``state_dict``'s tensors as its parameters and buffers (no copy, and none
+        of the second the random initialisation of 24 million parameters takes)."""
+        network = cls.skeleton()
+        network.load_state_dict(state_dict, assign=True)
+        return network
+
     def pool3(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, 299, 299)`` normalised input -> ``(N, 2048)`` pool_3 features."""
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
@@ -245,18 +260,18 @@ def fold_batch_norm(network: Inception2015) -> Inception2015:
     ``s = gamma / sqrt(var + eps)``: the same function up to float32 rounding (about 1e-6 relative),
     one pass over memory less per layer. The copy is in evaluation mode without gradients.
     """
-    folded = Inception2015()
-    folded.load_state_dict(network.state_dict())
+    folded = Inception2015.from_state_dict({k: v.detach().clone() for k, v in network.state_dict().items()})
     for module in folded.modules():
         if isinstance(module, BasicConv2d):
             conv, bn = module.conv, module.bn
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             fused = nn.Conv2d(
-                conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding
+                conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+                device="meta",
             )
             with torch.no_grad():
-                fused.weight.copy_(conv.weight * scale[:, None, None, None])
-                fused.bias.copy_(bn.bias - bn.running_mean * scale)
+                fused.weight = nn.Parameter(conv.weight * scale[:, None, None, None])
+                fused.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
             module.conv = fused
             module.bn = nn.Identity()
     return folded.eval().requires_grad_(False)

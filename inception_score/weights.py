@@ -171,7 +171,7 @@ def _hash_refused_message(path: Path, digest: str, size: int) -> str:
 
 def _complete_state_dict(state_dict: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Check every tensor the network needs is present with its shape; fill BN bookkeeping."""
-    expected = Inception2015().state_dict()
+    expected = Inception2015.skeleton().state_dict()
     state_dict = dict(state_dict)
     for key, reference in expected.items():
         if key.endswith("num_batches_tracked") and key not in state_dict:
@@ -237,7 +237,6 @@ def load_network(
 ) -> tuple[Inception2015, LoadedWeights]:
     """An evaluation-mode :class:`Inception2015` with the weights loaded, and where they came from."""
     loaded = load_weights(weights, allow_unverified=allow_unverified, progress=progress)
-    network = Inception2015()
-    network.load_state_dict(loaded.state_dict)
+    network = Inception2015.from_state_dict(loaded.state_dict)
     network.eval().requires_grad_(False)
     return network, loaded
