@@ -100,3 +100,68 @@ def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int
     images = generate_uint8(generator, count, device=device)
     np.savez(out, images=images)
     click.echo(f"wrote {out}: {images.shape} uint8", err=True)
+
+
+@main.command("ablation")
+@click.option("--preset", "preset_name", type=click.Choice(["paper", "smoke", "tiny"]), default="smoke", show_default=True,
+              help="paper: the original set-up (GPU, days); smoke: minutes on a CPU; tiny: seconds, for tests")
+@click.option("--data-dir", type=click.Path(), default=None, help="CIFAR-10 (python batches) or the partial CIFAR-10 for smoke")
+@click.option("--weights", default=None, help="Inception weights file (default: the package's usual search and download)")
+@click.option("--only", multiple=True, help="train only this variant (repeatable); the table includes every variant already sampled")
+@click.option("--runs", "runs_dir", type=click.Path(), default=None, help="where the variants train (default runs/ablation-<preset>)")
+@click.option("--results", "results_dir", type=click.Path(), default=None, help="where the table goes (default benchmarks/results)")
+@click.option("--device", default=None, help="cpu, cuda, cuda:N (default: the preset's)")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch")
+def ablation_command(preset_name, data_dir, weights, only, runs_dir, results_dir, device, threads) -> None:
+    """Table 3: train the six variants, sample, score them and real images, write the table (.md, .csv, .png).
+    Rerunning resumes: variants with samples are skipped, an interrupted one continues from its checkpoint."""
+    import torch
+
+    from .experiments import RESULTS_DIR, run_ablation
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        path = run_ablation(preset_name, data_dir, weights, Path(runs_dir or f"runs/ablation-{preset_name}"),
+                            Path(results_dir) if results_dir else RESULTS_DIR, only=list(only) or None, device=device,
+                            log=lambda line: click.echo(line, err=True))
+    except (DataError, ValueError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+    click.echo(path.read_text())
+
+
+@main.command("semi-supervised")
+@click.option("--dataset", type=click.Choice(["mnist", "cifar10", "svhn", "synthetic-mnist"]), required=True)
+@click.option("--data-dir", type=click.Path(), default=None)
+@click.option("--labels", "label_counts", multiple=True, type=int,
+              help="total labels (repeatable; default: the paper's: MNIST 20 50 100 200, CIFAR-10 1000-8000, SVHN 1000)")
+@click.option("--seeds", default="1", show_default=True, help="comma-separated seeds, e.g. 1,2,3")
+@click.option("--runs", "runs_dir", type=click.Path(), default="runs/semi-supervised", show_default=True)
+@click.option("--results", "results_dir", type=click.Path(), default=None, help="where the table goes (default benchmarks/results)")
+@click.option("--collect-only", is_flag=True, help="do not train: rewrite the table from the runs that exist")
+@click.option("--device", default=None)
+@click.option("--threads", type=int, default=None, help="CPU threads for torch")
+@click.option("--set", "settings", multiple=True, help="any TrainConfig field, key=value (repeatable)")
+def semi_supervised_command(dataset, data_dir, label_counts, seeds, runs_dir, results_dir, collect_only, device, threads,
+                            settings) -> None:
+    """Tables 1 and 2 and SVHN: train one run per (labels, seed), resumable, then write the table and the curves."""
+    import torch
+
+    from .experiments import PAPER_SEMI_SUPERVISED, RESULTS_DIR, run_semi_supervised, write_semi_supervised_table
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    counts = list(label_counts) or sorted(PAPER_SEMI_SUPERVISED[dataset.removeprefix("synthetic-")])
+    overrides = _parse_overrides(settings)
+    if device is not None:
+        overrides["device"] = device
+    try:
+        if not collect_only:
+            run_semi_supervised(dataset, counts, [int(s) for s in seeds.split(",")], data_dir, Path(runs_dir),
+                                log=lambda line: click.echo(line, err=True), **overrides)
+        path = write_semi_supervised_table(dataset, Path(runs_dir), Path(results_dir) if results_dir else RESULTS_DIR)
+    except (DataError, ValueError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+    click.echo(path.read_text())

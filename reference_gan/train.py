@@ -435,6 +435,7 @@ class Trainer:
             if config.eval_every_epochs and (epoch + 1) % config.eval_every_epochs == 0:
                 record["test_err"] = self.test_error(use_ema=False)
                 record["test_err_ema"] = self.test_error(use_ema=True)
+                record["test_images"] = len(self.data.test_x[: config.test_limit])
             if config.sample_every_epochs and (epoch + 1) % config.sample_every_epochs == 0:
                 save_grid(self.sample(100), self.out_dir / f"samples-epoch{epoch + 1:04d}.png")
             if config.inception_every_epochs and (epoch + 1) % config.inception_every_epochs == 0:

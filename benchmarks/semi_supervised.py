@@ -1,0 +1,14 @@
+"""The paper's semi-supervised results (Table 1: MNIST, Table 2: CIFAR-10, SVHN), regenerated:
+``reference-gan semi-supervised`` under another name.
+
+    python benchmarks/semi_supervised.py --dataset mnist --data-dir ../shared/data/mnist --labels 100 --seeds 1
+    python benchmarks/semi_supervised.py --dataset cifar10 --data-dir cifar-10-batches-py --device cuda --seeds 1,2,3
+    python benchmarks/semi_supervised.py --dataset mnist --collect-only
+
+Writes ``benchmarks/results/semi-supervised-<dataset>.md`` (+ learning curves ``.png``); see ``--help``.
+"""
+
+from reference_gan.cli import semi_supervised_command
+
+if __name__ == "__main__":
+    semi_supervised_command(prog_name="benchmarks/semi_supervised.py")
