@@ -116,6 +116,7 @@ def ablation_command(preset_name, data_dir, weights, only, runs_dir, results_dir
     """Table 3: train the six variants, sample, score them and real images, write the table (.md, .csv, .png).
     Rerunning resumes: variants with samples are skipped, an interrupted one continues from its checkpoint."""
     import torch
+    from inception_score.errors import InceptionScoreError
 
     from .experiments import RESULTS_DIR, run_ablation
 
@@ -125,7 +126,7 @@ def ablation_command(preset_name, data_dir, weights, only, runs_dir, results_dir
         path = run_ablation(preset_name, data_dir, weights, Path(runs_dir or f"runs/ablation-{preset_name}"),
                             Path(results_dir) if results_dir else RESULTS_DIR, only=list(only) or None, device=device,
                             log=lambda line: click.echo(line, err=True))
-    except (DataError, ValueError) as error:
+    except (DataError, ValueError, InceptionScoreError) as error:  # missing weights: one line, before any training
         click.echo(f"Error: {error}", err=True)
         sys.exit(2)
     click.echo(path.read_text())
