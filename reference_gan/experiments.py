@@ -335,7 +335,7 @@ def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, see
     return Path(runs_dir) / dataset / f"labels-{total_labels}" / f"seed-{seed}"
 
 
-def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir: str | None, runs_dir: Path,
+def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir: str | None, runs_dir: Path, /,
                            **overrides: Any) -> TrainConfig:
     """The preset of ``dataset`` with ``total_labels`` labels (balanced), seeds ``seed`` for both the
     model and the choice of labelled examples, writing into its own folder under ``runs_dir``."""
@@ -347,9 +347,11 @@ def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir:
     return preset(name, **{**fields, **overrides})
 
 
-def run_semi_supervised(dataset: str, label_counts: list[int], seeds: list[int], data_dir: str | None, runs_dir: Path,
+def run_semi_supervised(dataset: str, label_counts: list[int], seeds: list[int], data_dir: str | None, runs_dir: Path, /,
                         log: Callable[[str], None] = print, **overrides: Any) -> list[Path]:
-    """Train (or resume) one run per (label count, seed); returns their folders."""
+    """Train (or resume) one run per (label count, seed); returns their folders. The leading arguments
+    are positional-only so that ``overrides`` may hold a ``dataset`` too (a table's set-up on other
+    images, e.g. synthetic ones in tests)."""
     folders = []
     for total in label_counts:
         for seed in seeds:
