@@ -1,0 +1,169 @@
+"""The table commands beyond their first tiny run: ``reference-gan ablation`` run variant by variant and
+resumed, its title with verified weights, a missing weights file; ``reference-gan semi-supervised`` for
+every data set of the paper (MNIST 50 / 200 labels, CIFAR-10, SVHN) on synthetic images, and a run
+that has not reached its planned epochs.
+
+The ablation tests here check bookkeeping, so the 299x299 network is replaced by a fixed projection
+of the pixels (seconds instead of a minute); ``tests/test_experiments.py`` checks the real network's
+numbers in the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import inception_score
+from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from inception_score.weights import LoadedWeights
+from reference_gan.cli import main
+from reference_gan.experiments import ABLATION_PRESETS, AblationPreset
+from reference_gan.train import TrainConfig, Trainer, preset
+
+
+class PixelProjection:
+    """Stands in for the Inception network: logits = pooled pixels times a fixed matrix. Has what
+    ``inception_score(..., scorer=)`` reads: ``device``, ``dtype``, ``weights``, ``logits``."""
+
+    def __init__(self, verified: bool) -> None:
+        self.device = torch.device("cpu")
+        self.dtype = "float32"
+        self.weights = LoadedWeights(state_dict={}, path=Path("projection"), sha256="0" * 64, verified=verified)
+        self.matrix = torch.randn(3 * 4 * 4, 1008, generator=torch.Generator().manual_seed(3)) * 0.05
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(batch.float(), 4).flatten(1) @ self.matrix
+
+
+@pytest.fixture
+def projection_scorer(monkeypatch: pytest.MonkeyPatch) -> PixelProjection:
+    scorer = PixelProjection(verified=False)
+    monkeypatch.setattr(inception_score, "InceptionScorer", lambda *args, **kwargs: scorer)
+    return scorer
+
+
+def ablation(tmp_path: Path, *extra: str) -> str:
+    outcome = CliRunner().invoke(main, ["ablation", "--preset", "tiny", "--runs", str(tmp_path / "runs"),
+                                        "--results", str(tmp_path / "results"), *extra])
+    assert outcome.exit_code == 0, outcome.output
+    return (tmp_path / "results" / "ablation-tiny.md").read_text()
+
+
+def table_rows(markdown: str) -> list[str]:
+    """The first cell of every row of the results table (header and rule excluded)."""
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "paper IS" not in line]
+    return [line.split("|")[1].strip() for line in rows if not line.startswith("| ---")]
+
+
+def test_ablation_runs_one_variant_at_a_time_and_keeps_what_is_done(tmp_path: Path, projection_scorer) -> None:
+    first = ablation(tmp_path, "--only", "minus-mbf")
+    assert table_rows(first) == ["Real data", "-MBF"]
+    assert "Not yet run: Our methods, -VBN+BN, -L+HA, -LS, -L." in first
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir() if (p / "samples.npz").is_file()) == ["minus-mbf"]
+    done = tmp_path / "runs" / "minus-mbf" / "samples.npz"
+    before = done.read_bytes(), done.stat().st_mtime_ns
+
+    second = ablation(tmp_path, "--only", "minus-l")
+    assert table_rows(second) == ["Real data", "-L", "-MBF"]  # in the paper's order, not the order run
+    assert (done.read_bytes(), done.stat().st_mtime_ns) == before  # not trained or sampled again
+
+    with open(tmp_path / "results" / "ablation-tiny.csv") as handle:
+        rows = {row["variant"]: row for row in csv.DictReader(handle)}
+    assert list(rows) == ["real", "minus-l", "minus-mbf"]
+    for variant in ("minus-l", "minus-mbf"):
+        with np.load(tmp_path / "runs" / variant / "samples.npz") as archive:
+            images = archive["images"]
+        direct = inception_score.inception_score(images, splits=2, scorer=projection_scorer)
+        assert float(rows[variant]["is_mean"]) == pytest.approx(direct.mean, rel=1e-5), variant
+
+
+def test_ablation_continues_an_interrupted_variant_from_its_checkpoint(
+    tmp_path: Path, projection_scorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_steps = AblationPreset("tiny", "synthetic-cifar10", samples=4, real_images=4, splits=2, device="cpu", labels="2",
+                               overrides=dict(batch_size=4, epochs=2, steps_per_epoch=1, init_examples=20,
+                                              sample_every_epochs=0, eval_every_epochs=0))
+    monkeypatch.setitem(ABLATION_PRESETS, "tiny", two_steps)
+    # What a run killed after its first epoch leaves: metrics for epoch 1 and the checkpoint of step 1.
+    folder = tmp_path / "runs" / "minus-mbf"
+    fields = dict(dataset="synthetic-cifar10", labels="2", out_dir=str(folder), **two_steps.overrides)
+    Trainer(preset("minus-mbf", **{**fields, "max_steps": 1})).run(log=False)
+    ablation(tmp_path, "--only", "minus-mbf")
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    # Started again from scratch, the log would read steps 1, 1, 2.
+    assert [(r["epoch"], r["step"]) for r in records] == [(1, 1), (2, 2)]
+    assert TrainConfig(**torch.load(folder / "checkpoint.pt", weights_only=False)["config"]).max_steps is None
+
+
+def test_ablation_title_with_verified_weights_does_not_warn(tmp_path: Path, projection_scorer) -> None:
+    projection_scorer.weights = LoadedWeights(state_dict={}, path=Path("genuine.pth"), sha256="6" * 64, verified=True)
+    title = ablation(tmp_path, "--only", "minus-l").splitlines()[0]
+    assert "Inception Scores with the verified 2015 network" in title and "NOT" not in title
+
+
+def test_ablation_without_weights_ends_with_one_line_and_status_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pth"
+    outcome = CliRunner().invoke(main, ["ablation", "--preset", "tiny", "--weights", str(missing),
+                                        "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    assert outcome.exit_code == 2, outcome.output
+    assert outcome.output.startswith("Error: ") and f"the file {missing} does not exist" in outcome.output
+    assert not (tmp_path / "runs").exists()  # refused before any training
+
+
+TINY = ["--set", "epochs=2", "--set", "steps_per_epoch=1", "--set", "batch_size=4", "--set", "init_examples=8",
+        "--set", "sample_every_epochs=0"]
+
+
+def semi_supervised(tmp_path: Path, *args: str) -> str:
+    outcome = CliRunner().invoke(main, ["semi-supervised", *args, "--runs", str(tmp_path / "runs"),
+                                        "--results", str(tmp_path / "results"), *TINY])
+    assert outcome.exit_code == 0, outcome.output
+    return outcome.output
+
+
+def last_ema_error(metrics: Path) -> float:
+    return json.loads(metrics.read_text().splitlines()[-1])["test_err_ema"]
+
+
+def test_semi_supervised_mnist_50_and_200_labels(tmp_path: Path) -> None:
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "50", "--labels", "200", "--seeds", "3")
+    table = (tmp_path / "results" / "semi-supervised-synthetic-mnist.md").read_text()
+    assert "test errors out of 100" in table.splitlines()[0]  # the synthetic set has 100 test images
+    for total, paper in ((50, "221 ± 136"), (200, "90 ± 4.2")):
+        metrics = tmp_path / "runs" / "synthetic-mnist" / f"labels-{total}" / "seed-3" / "metrics.jsonl"
+        assert f"| {total} | {paper} | {last_ema_error(metrics) * 100:.1f} | 1 |" in table
+    for total, paper in ((20, "1677 ± 452"), (100, "93 ± 6.5")):
+        assert f"| {total} | {paper} | not yet run | 0 |" in table
+
+
+@pytest.mark.parametrize("dataset, paper_counts", [("cifar10", (1000, 2000, 4000, 8000)), ("svhn", (1000,))])
+def test_semi_supervised_cifar10_and_svhn_commands_on_synthetic_images(
+    dataset: str, paper_counts: tuple[int, ...], tmp_path: Path
+) -> None:
+    # The paper's counts need 100+ labels per class; the synthetic set has 20 a class, so 100 labels here.
+    semi_supervised(tmp_path, "--dataset", dataset, "--labels", "100", "--seeds", "1", "--set", "dataset=synthetic-cifar10",
+                    "--set", "test_limit=20")
+    folder = tmp_path / "runs" / dataset / "labels-100" / "seed-1"
+    saved = torch.load(folder / "checkpoint.pt", weights_only=False)["config"]
+    assert saved["labels"] == "10" and saved["feature_matching"] and saved["lr"] == 3e-4  # the cifar10-fm / svhn-fm set-up
+    table = (tmp_path / "results" / f"semi-supervised-{dataset}.md").read_text()
+    assert "test error %" in table.splitlines()[0]
+    assert f"| 100 |  | {last_ema_error(folder / 'metrics.jsonl') * 100:.1f} | 1 |" in table
+    for total in paper_counts:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {total} |"))
+        assert row.endswith("| not yet run | 0 |"), row
+    assert (tmp_path / "results" / f"semi-supervised-{dataset}.png").is_file()
+
+
+def test_semi_supervised_run_short_of_its_epochs_is_listed_but_not_averaged(tmp_path: Path) -> None:
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "1", "--set", "max_steps=1")
+    table = (tmp_path / "results" / "semi-supervised-synthetic-mnist.md").read_text()
+    assert "| 20 | 1677 ± 452 | running (no finished seed yet) | 0 |" in table
+    metrics = tmp_path / "runs" / "synthetic-mnist" / "labels-20" / "seed-1" / "metrics.jsonl"
+    assert f"| 20 | 1 | 1 / ? | {last_ema_error(metrics) * 100:.1f} |" in table
