@@ -48,12 +48,15 @@ class _WeightNormed(nn.Module):
         # data-dependent initialisation), used on the MNIST generator's output.
         self.register_buffer("initialized", torch.tensor(not data_init))
 
-    def weight(self) -> torch.Tensor:
+    def scale(self) -> torch.Tensor:
+        """``g / ||V||`` per output unit, shape ``(out,)``."""
         dims = [d for d in range(self.v.ndim) if d != self.out_axis]
-        norm = self.v.pow(2).sum(dim=dims, keepdim=True).sqrt()
+        return self.g / torch.linalg.vector_norm(self.v, dim=dims)
+
+    def weight(self) -> torch.Tensor:
         shape = [1] * self.v.ndim
         shape[self.out_axis] = -1
-        return self.v * (self.g.view(shape) / norm)
+        return self.v * self.scale().view(shape)
 
     def _linear_map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -68,10 +71,12 @@ class _WeightNormed(nn.Module):
                 self.g.copy_(self.init_scale / (std + 1e-8))
                 self.bias.copy_(-mean * self.g)
                 self.initialized.fill_(True)
-        out = self._linear_map(x, self.weight())
+        # (x V^T) * g/||V|| + b equals x (g V/||V||)^T + b, and scales the (N, out) output rather than
+        # the whole weight on every call: several times less work for the MNIST D's batches of 100.
+        out = self._linear_map(x, self.v)
         shape = [1] * out.ndim
         shape[1] = -1
-        return out + self.bias.view(shape)
+        return torch.addcmul(self.bias.view(shape), out, self.scale().view(shape))
 
 
 class WNLinear(_WeightNormed):
@@ -114,7 +119,7 @@ class GaussianNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.sigma == 0:
             return x
-        return x + torch.randn_like(x) * self.sigma
+        return torch.randn_like(x).mul_(self.sigma).add_(x)  # in place: one pass over the noise, no temporaries
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -210,7 +215,8 @@ class BatchNormNoScale(nn.modules.batchnorm._BatchNorm):
     ``(N, C)`` or ``(N, C, H, W)`` inputs."""
 
     def __init__(self, num_features: int) -> None:
-        super().__init__(num_features, affine=True, track_running_stats=False)  # batch statistics always
+        # batch statistics always; epsilon 1e-6 as the original's BatchNormLayer
+        super().__init__(num_features, eps=1e-6, affine=True, track_running_stats=False)
         self.weight.requires_grad_(False)
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
