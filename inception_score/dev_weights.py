@@ -8,7 +8,10 @@ features.
 
 **Numbers computed with such a file are NOT Inception Scores** (the fc layer is random); they only
 show whether two implementations compute the same thing. Tests and benchmarks use it; users never
-need it.
+need it. To write one (for example for the ablation script's ``smoke`` preset, on a machine without
+the real file)::
+
+    python -m inception_score.dev_weights dev-weights.pth
 """
 
 from __future__ import annotations
@@ -134,3 +137,25 @@ __all__ = [
     "genuine_conv_state_dict",
     "write_genuine_conv_weights",
 ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m inception_score.dev_weights OUT.pth [--fc-seed N]``: write a development weights file."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m inception_score.dev_weights", description=main.__doc__)
+    parser.add_argument("out", type=Path, help="where to write the .pth")
+    parser.add_argument("--fc-seed", type=int, default=0, help="seed of the random fc layer (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        path = write_genuine_conv_weights(args.out, fc_seed=args.fc_seed)
+    except (WeightsNotFoundError, WeightsHashError, WeightsFormatError) as error:
+        print(f"Error: {error}")
+        return 2
+    print(f"wrote {path} ({file_digest(path)}): genuine 2015 convolutions, random fc layer (seed {args.fc_seed}). "
+          "Scores computed with it are NOT Inception Scores: use it to compare implementations or test pipelines.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -107,3 +107,25 @@ def test_torch_fidelity_fed_with_the_file_gives_the_torchscript_pool3(weights_fi
     # Measured: 1.2e-6 (float32 summation order). Swapping two same-shaped layers of one block gives 3.6 to 8.
     torch.testing.assert_close(theirs, reference, rtol=0, atol=1e-4)
     assert reference.abs().max() > 1.0  # real features, not a degenerate all-zero output
+
+
+def test_command_line_writes_the_file_the_module_writes(tmp_path: Path, weights_file: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "from-the-command-line.pth"
+    assert dev_weights.main([str(out)]) == 0
+    printed = capsys.readouterr().out
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert digest in printed and "NOT Inception Scores" in printed
+    # Same seed, same tensors (legacy torch.save files are not byte-reproducible, so compare contents).
+    written, expected = torch.load(out, weights_only=True), torch.load(weights_file, weights_only=True)
+    assert written.keys() == expected.keys() and all(torch.equal(written[k], expected[k]) for k in expected)
+
+
+def test_command_line_without_the_wheel_says_so_with_status_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(dev_weights.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(dev_weights, "_load_torchscript", dev_weights._load_torchscript.__wrapped__)  # no cached copy
+    assert dev_weights.main([str(tmp_path / "w.pth")]) == 2
+    printed = capsys.readouterr().out
+    assert printed.startswith("Error: ") and dev_weights.FID_HELPER_INSTALL in printed
+    assert not (tmp_path / "w.pth").exists()
