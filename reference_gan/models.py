@@ -1,9 +1,11 @@
 """The paper's models (REFERENCE.md section 5), built from a configuration so each technique can be
 switched on or off.
 
-* CIFAR-10 / SVHN discriminator: Gaussian input noise (sigma 0.2), nine weight-normalised convolutions
-  (96, 96, 96/2, dropout, 192, 192, 192/2, dropout, 192 valid, 192 1x1, 192 1x1) with leaky ReLU 0.2,
-  global mean pool (the feature-matching layer), optional minibatch discrimination, dense to K logits.
+* CIFAR-10 / SVHN discriminator: input noise (Gaussian, sigma 0.2, as the original minibatch-discrimination
+  script; or dropout 0.2, as its feature-matching scripts), nine weight-normalised convolutions
+  (W, W, W/2, dropout, 2W, 2W, 2W/2, dropout, 2W valid, 2W 1x1, 2W 1x1; W = 96, or 64 in the original
+  SVHN script) with leaky ReLU 0.2, global mean pool (the feature-matching layer), optional minibatch
+  discrimination, dense to K logits.
 * CIFAR-10 / SVHN generator: uniform z (100) -> dense 4x4x512 -> 5x5 deconvolutions to 256@8x8 and
   128@16x16 (normalised, ReLU) -> weight-normalised deconvolution to 3@32x32, tanh.
 * MNIST discriminator: MLP 784-1000-500-250-250-250-K, weight-normalised, ReLU, Gaussian noise 0.3 on
@@ -35,6 +37,7 @@ from .layers import (
 
 Architecture = Literal["mnist", "cifar10"]
 GeneratorNorm = Literal["batch", "virtual"]
+InputCorruption = Literal["noise", "dropout"]
 Z_DIM = 100
 # The generator's output range, set by its last nonlinearity (sigmoid for MNIST, tanh otherwise).
 OUTPUT_RANGE: dict[str, tuple[float, float]] = {"mnist": (0.0, 1.0), "cifar10": (-1.0, 1.0)}
@@ -50,6 +53,10 @@ class ModelConfig:
     generator_norm: GeneratorNorm = "batch"
     minibatch_kernels: int = 100
     minibatch_kernel_dim: int = 5
+    # Convolutional D only: what corrupts its input (Gaussian noise sigma 0.2, or dropout p 0.2), and
+    # the width W of its first block (the second block has 2W).
+    input_corruption: InputCorruption = "noise"
+    width: int = 96
 
 
 class Discriminator(nn.Module):
@@ -73,15 +80,18 @@ class Discriminator(nn.Module):
             def conv(a: int, b: int, k: int = 3, stride: int = 1, padding: int = 1) -> list[nn.Module]:
                 return [WNConv2d(a, b, k, stride=stride, padding=padding), nn.LeakyReLU(0.2)]
 
+            if config.input_corruption not in ("noise", "dropout"):
+                raise ValueError(f"input_corruption must be 'noise' or 'dropout', not {config.input_corruption!r}")
+            a, b = config.width, 2 * config.width
             self.body = nn.Sequential(
-                GaussianNoise(0.2),
-                *conv(3, 96), *conv(96, 96), *conv(96, 96, stride=2), nn.Dropout(0.5),
-                *conv(96, 192), *conv(192, 192), *conv(192, 192, stride=2), nn.Dropout(0.5),
-                *conv(192, 192, padding=0), *conv(192, 192, k=1, padding=0), *conv(192, 192, k=1, padding=0),
+                GaussianNoise(0.2) if config.input_corruption == "noise" else nn.Dropout(0.2),
+                *conv(3, a), *conv(a, a), *conv(a, a, stride=2), nn.Dropout(0.5),
+                *conv(a, b), *conv(b, b), *conv(b, b, stride=2), nn.Dropout(0.5),
+                *conv(b, b, padding=0), *conv(b, b, k=1, padding=0), *conv(b, b, k=1, padding=0),
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(),
             )
             self.head_noise = nn.Identity()
-            feature_dim = 192
+            feature_dim = b
             final_scale, final_std = 0.1, 0.05
         self.minibatch: nn.Module | None = None
         if config.minibatch_discrimination:

@@ -15,7 +15,9 @@ import reference_gan.data as data_module
 from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from reference_gan.cli import main
 from reference_gan.data import DataError, balanced_labelled_subset, load_cifar10, load_cifar10_partial, load_mnist, load_svhn
-from reference_gan.train import PRESETS, Trainer, preset
+from reference_gan.layers import GaussianNoise, WNConv2d
+from reference_gan.models import Discriminator
+from reference_gan.train import PRESETS, Trainer, learning_rate, model_config, preset
 
 
 def tiny(name: str, tmp_path: Path, **overrides) -> Trainer:
@@ -208,3 +210,26 @@ def test_sample_command_needs_no_data_and_uses_the_checkpoints_generator(tmp_pat
         expected = trainer.G(torch.rand(7, 100))
     expected = ((expected + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     assert np.array_equal(images, expected)
+
+
+# What the original scripts (openai/improved-gan, mnist_svhn_cifar10/) build, written out:
+# D's input layer, the output channels of its nine convolutions, and lr = 3e-4 * min(3 - epoch/E, 1).
+ORIGINAL_CONV_SETUPS = {
+    "our-methods": (GaussianNoise, [96, 96, 96, 192, 192, 192, 192, 192, 192], 1200, 400),  # minibatch discrimination
+    "cifar10-fm": (torch.nn.Dropout, [96, 96, 96, 192, 192, 192, 192, 192, 192], 1200, 400),  # feature matching
+    "svhn-fm": (torch.nn.Dropout, [64, 64, 64, 128, 128, 128, 128, 128, 128], 900, 300),  # feature matching
+}
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL_CONV_SETUPS))
+def test_convolutional_presets_follow_the_original_scripts(name: str) -> None:
+    corruption, channels, epochs, divisor = ORIGINAL_CONV_SETUPS[name]
+    config = preset(name)
+    discriminator = Discriminator(model_config(config))
+    first = discriminator.body[0]
+    assert type(first) is corruption
+    assert (first.sigma if corruption is GaussianNoise else first.p) == 0.2
+    assert [m.v.shape[0] for m in discriminator.body if isinstance(m, WNConv2d)] == channels
+    assert config.epochs == epochs
+    for epoch in (0, epochs // 2, epochs - divisor - 1, epochs - divisor, epochs - divisor // 2, epochs - 1):
+        assert learning_rate(config, epoch) == pytest.approx(3e-4 * min(3 - epoch / divisor, 1.0), rel=1e-12)
