@@ -68,9 +68,9 @@ PAPER_SEMI_SUPERVISED: dict[str, dict[int, tuple[float, float]]] = {
 SEMI_SUPERVISED_PRESET = {"mnist": "mnist-fm", "cifar10": "cifar10-fm", "svhn": "svhn-fm"}
 # How to run each, and on what (the times are measured on the 2-core CPU this was developed on).
 SEMI_SUPERVISED_HOWTO = {
-    "mnist": ("python benchmarks/semi_supervised.py --dataset mnist --data-dir MNIST_DIR --labels 100 --seeds 1,2,3 --threads 1",
-              "CPU is enough: 300 epochs of 600 iterations, measured 93-129 s per epoch with one thread on a 2-core "
-              "AMD EPYC (about 8 hours per seed); a GPU is faster."),
+    "mnist": ("python benchmarks/semi_supervised.py --dataset mnist --data-dir MNIST_DIR --labels 100 --seeds 1,2,3",
+              "CPU is enough: 300 epochs of 600 iterations, measured at 22-28 s per epoch with torch's two threads "
+              "on a 2-core AMD EPYC (about 2 hours per seed; on a busy machine add --threads 1)."),
     "cifar10": ("python benchmarks/semi_supervised.py --dataset cifar10 --data-dir cifar-10-batches-py --labels 4000 --seeds 1 --device cuda",
                 "A GPU: 1200 epochs of 500 iterations of a 9-layer convolutional D; one iteration of a similar "
                 "variant took 13 s at batch 50 on one CPU thread here, i.e. months on a CPU."),
