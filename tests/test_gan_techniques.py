@@ -179,6 +179,24 @@ def test_weight_norm_data_dependent_init_standardises_outputs() -> None:
     assert torch.allclose(dense.weight().norm(dim=1), dense.g.detach(), atol=1e-5)
 
 
+def test_weight_normalised_layers_compute_g_v_over_norm_v_plus_b() -> None:
+    torch.manual_seed(11)
+    dense, conv = WNLinear(7, 3, train_scale=True), WNConv2d(2, 4, 3, stride=2, padding=1)
+    for layer in (dense, conv):
+        with torch.no_grad():
+            layer.g.uniform_(0.5, 2.0)
+            layer.bias.normal_()
+    x, images = torch.randn(5, 7), torch.randn(3, 2, 9, 9)
+    # Written out: row o of the weight is g_o v_o / ||v_o|| (the norm over everything but the output axis).
+    v, g, b = dense.v.detach().double(), dense.g.detach().double(), dense.bias.detach().double()
+    expected = x.double() @ (v * (g / v.norm(dim=1))[:, None]).T + b
+    assert torch.allclose(dense(x).double(), expected, atol=1e-5)
+    v, g, b = conv.v.detach().double(), conv.g.detach().double(), conv.bias.detach().double()
+    kernel = v * (g / v.flatten(1).norm(dim=1))[:, None, None, None]
+    expected = torch.nn.functional.conv2d(images.double(), kernel, stride=2, padding=1) + b[None, :, None, None]
+    assert torch.allclose(conv(images).double(), expected, atol=1e-5)
+
+
 def test_exponential_moving_average_as_the_original_from_zero_over_trainable_parameters() -> None:
     torch.manual_seed(7)
     module = torch.nn.Linear(3, 2)
