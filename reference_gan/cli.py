@@ -138,14 +138,17 @@ def ablation_command(preset_name, data_dir, weights, only, runs_dir, results_dir
 @click.option("--labels", "label_counts", multiple=True, type=int,
               help="total labels (repeatable; default: the paper's: MNIST 20 50 100 200, CIFAR-10 1000-8000, SVHN 1000)")
 @click.option("--seeds", default="1", show_default=True, help="comma-separated seeds, e.g. 1,2,3")
+@click.option("--setup", default="public", show_default=True,
+              help="public: the original scripts as last published; 2016-06-08 (MNIST): the script as first "
+                   "published, lr 0.001 decaying to 0 over the last 100 epochs, no weight averaging")
 @click.option("--runs", "runs_dir", type=click.Path(), default="runs/semi-supervised", show_default=True)
 @click.option("--results", "results_dir", type=click.Path(), default=None, help="where the table goes (default benchmarks/results)")
 @click.option("--collect-only", is_flag=True, help="do not train: rewrite the table from the runs that exist")
 @click.option("--device", default=None)
 @click.option("--threads", type=int, default=None, help="CPU threads for torch")
 @click.option("--set", "settings", multiple=True, help="any TrainConfig field, key=value (repeatable)")
-def semi_supervised_command(dataset, data_dir, label_counts, seeds, runs_dir, results_dir, collect_only, device, threads,
-                            settings) -> None:
+def semi_supervised_command(dataset, data_dir, label_counts, seeds, setup, runs_dir, results_dir, collect_only, device,
+                            threads, settings) -> None:
     """Tables 1 and 2 and SVHN: train one run per (labels, seed), resumable, then write the table and the curves."""
     import torch
 
@@ -160,7 +163,7 @@ def semi_supervised_command(dataset, data_dir, label_counts, seeds, runs_dir, re
     try:
         if not collect_only:
             run_semi_supervised(dataset, counts, [int(s) for s in seeds.split(",")], data_dir, Path(runs_dir),
-                                log=lambda line: click.echo(line, err=True), **overrides)
+                                setup, log=lambda line: click.echo(line, err=True), **overrides)
         path = write_semi_supervised_table(dataset, Path(runs_dir), Path(results_dir) if results_dir else RESULTS_DIR)
     except (DataError, ValueError) as error:
         click.echo(f"Error: {error}", err=True)

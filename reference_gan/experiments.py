@@ -65,12 +65,60 @@ PAPER_SEMI_SUPERVISED: dict[str, dict[int, tuple[float, float]]] = {
     "cifar10": {1000: (21.83, 2.01), 2000: (19.61, 2.09), 4000: (18.63, 2.32), 8000: (17.72, 1.82)},
     "svhn": {1000: (8.11, 1.3)},
 }
-SEMI_SUPERVISED_PRESET = {"mnist": "mnist-fm", "cifar10": "cifar10-fm", "svhn": "svhn-fm"}
+
+
+@dataclass(frozen=True)
+class SemiSupervisedSetup:
+    """One way of running a data set's experiment: the preset it trains, which of D's weights its test
+    error is read from (``"average"``: the moving average; ``"current"``: the weights as trained), and
+    what it is, in words for the table."""
+
+    preset: str
+    tested_with: str
+    description: str
+
+    @property
+    def error_key(self) -> str:
+        """The ``metrics.jsonl`` field holding this set-up's test error."""
+        return "test_err_ema" if self.tested_with == "average" else "test_err"
+
+
+# The default set-up of each data set is the public scripts' last version ("public"); MNIST also has
+# the script as first published, two days before the paper, which trains differently.
+SEMI_SUPERVISED_SETUPS: dict[str, dict[str, SemiSupervisedSetup]] = {
+    "mnist": {
+        "public": SemiSupervisedSetup(
+            "mnist-fm", "average",
+            "The original train_mnist_feature_matching.py (openai/improved-gan) as last changed (0fa06b5, "
+            "2016-06-14): Adam lr 0.003 for all 300 epochs; tested with the moving average of D's weights (rate 1e-4)"),
+        "2016-06-08": SemiSupervisedSetup(
+            "mnist-fm-2016-06-08", "current",
+            "The same script as first published (bb3d27b, 2016-06-08, two days before the paper): Adam lr 0.001 "
+            "for 200 epochs, then linearly to 0 at epoch 300; no averaging, tested with D's current weights"),
+    },
+    "cifar10": {"public": SemiSupervisedSetup(
+        "cifar10-fm", "average",
+        "The original train_cifar_feature_matching.py (openai/improved-gan): Adam lr 3e-4, 1200 epochs, the last "
+        "400 decaying linearly to 0; tested with the moving average of D's weights")},
+    "svhn": {"public": SemiSupervisedSetup(
+        "svhn-fm", "average",
+        "The original train_svhn_feature_matching.py (openai/improved-gan): Adam lr 3e-4, 900 epochs, the last "
+        "300 decaying linearly to 0; tested with the moving average of D's weights")},
+}
+DEFAULT_SETUP = "public"
+
+
+def semi_supervised_setup(dataset: str, setup: str = DEFAULT_SETUP) -> SemiSupervisedSetup:
+    setups = SEMI_SUPERVISED_SETUPS[dataset.removeprefix("synthetic-")]
+    if setup not in setups:
+        raise ValueError(f"{dataset} has no set-up {setup!r}; choose one of {', '.join(setups)}")
+    return setups[setup]
 # How to run each, and on what (the times are measured on the 2-core CPU this was developed on).
 SEMI_SUPERVISED_HOWTO = {
     "mnist": ("python benchmarks/semi_supervised.py --dataset mnist --data-dir MNIST_DIR --labels 100 --seeds 1,2,3",
               "CPU is enough: 300 epochs of 600 iterations, measured at 22-28 s per epoch with torch's two threads "
-              "on a 2-core AMD EPYC (about 2 hours per seed; on a busy machine add --threads 1)."),
+              "on a 2-core AMD EPYC (about 2 hours per seed; on a busy machine add --threads 1). Add "
+              "`--setup 2016-06-08` for the script as first published."),
     "cifar10": ("python benchmarks/semi_supervised.py --dataset cifar10 --data-dir cifar-10-batches-py --labels 4000 --seeds 1 --device cuda",
                 "A GPU: 1200 epochs of 500 iterations of a 9-layer convolutional D; one iteration at batch 100 "
                 "took 4.2 s with two threads on a 2-core AMD EPYC, about 29 days per run on that CPU."),
@@ -347,31 +395,37 @@ def labels_per_class(total_labels: int, num_classes: int = 10) -> int:
     return total_labels // num_classes
 
 
-def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, seed: int) -> Path:
-    return Path(runs_dir) / dataset / f"labels-{total_labels}" / f"seed-{seed}"
+def setup_folder(dataset: str, setup: str = DEFAULT_SETUP) -> str:
+    """The folder of a set-up's runs under the runs folder: ``<dataset>``, or ``<dataset>-<set-up>``."""
+    return dataset if setup == DEFAULT_SETUP else f"{dataset}-{setup}"
+
+
+def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, seed: int, setup: str = DEFAULT_SETUP) -> Path:
+    return Path(runs_dir) / setup_folder(dataset, setup) / f"labels-{total_labels}" / f"seed-{seed}"
 
 
 def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir: str | None, runs_dir: Path, /,
-                           **overrides: Any) -> TrainConfig:
-    """The preset of ``dataset`` with ``total_labels`` labels (balanced), seeds ``seed`` for both the
-    model and the choice of labelled examples, writing into its own folder under ``runs_dir``."""
-    name = SEMI_SUPERVISED_PRESET[dataset.removeprefix("synthetic-")]
+                           setup: str = DEFAULT_SETUP, **overrides: Any) -> TrainConfig:
+    """The preset of ``dataset``'s ``setup`` with ``total_labels`` labels (balanced), seeds ``seed`` for
+    both the model and the choice of labelled examples, writing into its own folder under ``runs_dir``."""
+    name = semi_supervised_setup(dataset, setup).preset
     fields = dict(labels=str(labels_per_class(total_labels)), seed=seed, data_seed=seed, data_dir=data_dir,
-                  out_dir=str(semi_supervised_run_dir(runs_dir, dataset, total_labels, seed)))
+                  out_dir=str(semi_supervised_run_dir(runs_dir, dataset, total_labels, seed, setup)))
     if dataset.startswith("synthetic"):
         fields["dataset"] = dataset
     return preset(name, **{**fields, **overrides})
 
 
 def run_semi_supervised(dataset: str, label_counts: list[int], seeds: list[int], data_dir: str | None, runs_dir: Path, /,
-                        log: Callable[[str], None] = print, **overrides: Any) -> list[Path]:
+                        setup: str = DEFAULT_SETUP, log: Callable[[str], None] = print, **overrides: Any) -> list[Path]:
     """Train (or resume) one run per (label count, seed); returns their folders. The leading arguments
     are positional-only so that ``overrides`` may hold a ``dataset`` too (a table's set-up on other
     images, e.g. synthetic ones in tests)."""
+    semi_supervised_setup(dataset, setup)  # an unknown set-up fails before any training
     folders = []
     for total in label_counts:
         for seed in seeds:
-            config = semi_supervised_config(dataset, total, seed, data_dir, runs_dir, **overrides)
+            config = semi_supervised_config(dataset, total, seed, data_dir, runs_dir, setup, **overrides)
             folder = Path(config.out_dir)
             checkpoint = folder / "checkpoint.pt"
             log(f"{dataset}, {total} labels, seed {seed}: {folder}" + (" (resuming)" if checkpoint.is_file() else ""))
@@ -382,24 +436,30 @@ def run_semi_supervised(dataset: str, label_counts: list[int], seeds: list[int],
 
 @dataclass(frozen=True)
 class SemiSupervisedRun:
+    setup: str
     total_labels: int
     seed: int
     epochs_done: int
     epochs_planned: int | None
-    final_error: float  # test error of D's moving average (the original's test classifier), a fraction
-    history: list[dict]
+    final_error: float  # the set-up's test error (see SemiSupervisedSetup.tested_with) after the last epoch, a fraction
+    history: list[dict]  # the evaluated epochs
+    error_key: str  # the metrics.jsonl field of that error
 
     @property
     def finished(self) -> bool:
         return self.epochs_planned is not None and self.epochs_done >= self.epochs_planned
 
+    def errors(self) -> list[float]:
+        return [h[self.error_key] for h in self.history]
 
-def collect_semi_supervised(dataset: str, runs_dir: Path) -> list[SemiSupervisedRun]:
-    """Every run under ``runs_dir/<dataset>`` with at least one evaluated epoch."""
+
+def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str = DEFAULT_SETUP) -> list[SemiSupervisedRun]:
+    """Every run of ``setup`` under ``runs_dir`` with at least one evaluated epoch."""
+    key = semi_supervised_setup(dataset, setup).error_key
     runs = []
-    for metrics in sorted(Path(runs_dir, dataset).glob("labels-*/seed-*/metrics.jsonl")):
+    for metrics in sorted(Path(runs_dir, setup_folder(dataset, setup)).glob("labels-*/seed-*/metrics.jsonl")):
         history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        evaluated = [r for r in history if r.get("test_err_ema") is not None and not math.isnan(r["test_err_ema"])]
+        evaluated = [r for r in history if r.get(key) is not None and not math.isnan(r[key])]
         if not evaluated:
             continue
         planned = None
@@ -407,8 +467,8 @@ def collect_semi_supervised(dataset: str, runs_dir: Path) -> list[SemiSupervised
         if checkpoint.is_file():
             saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
             planned = saved["config"]["epochs"] if saved["config"].get("max_steps") is None else None
-        runs.append(SemiSupervisedRun(int(metrics.parent.parent.name.split("-")[1]), int(metrics.parent.name.split("-")[1]),
-                                      history[-1]["epoch"], planned, evaluated[-1]["test_err_ema"], evaluated))
+        runs.append(SemiSupervisedRun(setup, int(metrics.parent.parent.name.split("-")[1]), int(metrics.parent.name.split("-")[1]),
+                                      history[-1]["epoch"], planned, evaluated[-1][key], evaluated, key))
     return runs
 
 
@@ -419,18 +479,14 @@ def _error_unit(dataset: str, test_images: int) -> tuple[Callable[[float], float
     return (lambda fraction: fraction * 100.0), "test error %"
 
 
-def semi_supervised_markdown(dataset: str, runs: list[SemiSupervisedRun], info: dict[str, str],
-                             test_images: int) -> str:
-    convert, unit = _error_unit(dataset, test_images)
+def _setup_markdown(dataset: str, setup: str, runs: list[SemiSupervisedRun], convert: Callable[[float], float]) -> list[str]:
+    spec = semi_supervised_setup(dataset, setup)
     paper = PAPER_SEMI_SUPERVISED.get(dataset.removeprefix("synthetic-"), {})
-    lines = [f"# Semi-supervised {dataset}: {unit}, feature matching", ""]
-    lines.append("Error of the test classifier (the exponential moving average of D's weights, as the original "
-                 "code) after the last evaluated epoch; mean ± sample std over seeds, counting finished runs "
-                 "only; every run is listed below, none dropped.\n")
-    howto = SEMI_SUPERVISED_HOWTO.get(dataset)
-    if howto is not None:
-        lines.append(f"To run or resume (one folder per labels and seed; rerunning continues): `{howto[0]}`. {howto[1]}\n")
-    lines += [provenance_markdown(info), "", "| labels | paper | this run (finished seeds) | seeds |", "| --- | --- | --- | --- |"]
+    option = "" if setup == DEFAULT_SETUP else f" (`--setup {setup}`)"
+    weights = "the moving average of D's weights" if spec.tested_with == "average" else "D's current weights"
+    lines = [f"## Set-up `{setup}`{option}: preset `{spec.preset}`", "", f"{spec.description}. Error of {weights} "
+             "after the last epoch; mean ± sample std over seeds, counting finished runs only; every run is listed "
+             "below, none dropped.", "", "| labels | paper | this run (finished seeds) | seeds |", "| --- | --- | --- | --- |"]
     counts = sorted(set(paper) | {r.total_labels for r in runs})
     for total in counts:
         reference = f"{paper[total][0]:g} ± {paper[total][1]:g}" if total in paper else ""
@@ -446,12 +502,29 @@ def semi_supervised_markdown(dataset: str, runs: list[SemiSupervisedRun], info: 
     if runs:
         lines += ["", "| labels | seed | epochs done / planned | error | lowest error seen (epoch) |", "| --- | --- | --- | --- | --- |"]
         for r in runs:
-            best = min(r.history, key=lambda h: h["test_err_ema"])
+            best = min(range(len(r.history)), key=lambda i: r.errors()[i])
             planned = r.epochs_planned if r.epochs_planned is not None else "?"
             lines.append(f"| {r.total_labels} | {r.seed} | {r.epochs_done} / {planned} | {convert(r.final_error):.1f} "
-                         f"| {convert(best['test_err_ema']):.1f} ({best['epoch']}) |")
-        lines += ["", f"Learning curves: `semi-supervised-{dataset}.png`."]
-    return "\n".join(lines) + "\n"
+                         f"| {convert(r.errors()[best]):.1f} ({r.history[best]['epoch']}) |")
+    return lines
+
+
+def semi_supervised_markdown(dataset: str, runs: list[SemiSupervisedRun], info: dict[str, str],
+                             test_images: int) -> str:
+    """One section per set-up: the default one always, the others when they have runs."""
+    convert, unit = _error_unit(dataset, test_images)
+    lines = [f"# Semi-supervised {dataset}: {unit}, feature matching", ""]
+    howto = SEMI_SUPERVISED_HOWTO.get(dataset)
+    if howto is not None:
+        lines.append(f"To run or resume (one folder per set-up, labels and seed; rerunning continues): `{howto[0]}`. "
+                     f"{howto[1]}\n")
+    lines += [provenance_markdown(info)]
+    setups = [DEFAULT_SETUP] + sorted({r.setup for r in runs} - {DEFAULT_SETUP})
+    for setup in setups:
+        lines += _setup_markdown(dataset, setup, [r for r in runs if r.setup == setup], convert) + [""]
+    if runs:
+        lines.append(f"Learning curves: `semi-supervised-{dataset}.png`.")
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def save_learning_curves(dataset: str, runs: list[SemiSupervisedRun], path: Path, test_images: int) -> None:
@@ -464,11 +537,13 @@ def save_learning_curves(dataset: str, runs: list[SemiSupervisedRun], path: Path
     fig, axis = plt.subplots(figsize=(6.4, 4.0))
     for r in runs:
         epochs = [h["epoch"] for h in r.history]
-        axis.plot(epochs, [convert(h["test_err_ema"]) for h in r.history], label=f"{r.total_labels} labels, seed {r.seed}")
+        weights = "average" if r.error_key == "test_err_ema" else "current"
+        axis.plot(epochs, [convert(e) for e in r.errors()],
+                  label=f"{r.setup}: {r.total_labels} labels, seed {r.seed} ({weights} weights)")
     axis.set_xlabel("epoch")
     axis.set_ylabel(unit)
     axis.set_yscale("log")
-    axis.set_title(f"{dataset}: test error of D's moving average")
+    axis.set_title(f"{dataset}: test error of D")
     axis.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -476,8 +551,10 @@ def save_learning_curves(dataset: str, runs: list[SemiSupervisedRun], path: Path
 
 
 def write_semi_supervised_table(dataset: str, runs_dir: Path, results_dir: Path = RESULTS_DIR) -> Path:
-    """Collect ``runs_dir/<dataset>`` into ``semi-supervised-<dataset>.md`` (+ ``.png`` when runs exist)."""
-    runs = collect_semi_supervised(dataset, runs_dir)
+    """Collect every set-up's runs of ``dataset`` under ``runs_dir`` into ``semi-supervised-<dataset>.md``
+    (+ ``.png`` when runs exist)."""
+    runs = [run for setup in SEMI_SUPERVISED_SETUPS[dataset.removeprefix("synthetic-")]
+            for run in collect_semi_supervised(dataset, runs_dir, setup)]
     recorded = {h["test_images"] for r in runs for h in r.history if "test_images" in h}
     test_images = recorded.pop() if len(recorded) == 1 else {"mnist": 10_000, "cifar10": 10_000, "svhn": 26_032}.get(dataset, 0)
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -95,6 +95,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "minus-mbf": {**TABLE3, "minibatch_discrimination": False, "g_steps": 1},
     # Semi-supervised set-ups (Tables 1 and 2, SVHN): feature matching, K+1 discriminator.
     "mnist-fm": dict(dataset="mnist", labels="10", feature_matching=True, lr=0.003, epochs=300, g_steps=1),
+    # The MNIST script as first published (openai/improved-gan bb3d27b, 2016-06-08, two days before the
+    # paper): lr 0.001 * min(3 - epoch/100, 1), i.e. 0.001 for 200 epochs, then linearly to 0 at epoch
+    # 300; no weight averaging (its test error is that of D's current weights).
+    "mnist-fm-2016-06-08": dict(dataset="mnist", labels="10", feature_matching=True, lr=0.001, epochs=300,
+                                lr_constant_epochs=200, g_steps=1),
     # As the original feature-matching scripts: dropout 0.2 on D's input (the minibatch-discrimination
     # script behind Table 3 uses Gaussian noise); the SVHN script's D is narrower (64/128 channels) and
     # trains 900 epochs, the last 300 decaying.

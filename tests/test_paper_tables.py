@@ -24,7 +24,7 @@ from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from inception_score.weights import LoadedWeights
 from reference_gan.cli import main
 from reference_gan.experiments import ABLATION_PRESETS, AblationPreset
-from reference_gan.train import TrainConfig, Trainer, preset
+from reference_gan.train import TrainConfig, Trainer, learning_rate, preset
 
 
 class PixelProjection:
@@ -167,3 +167,36 @@ def test_semi_supervised_run_short_of_its_epochs_is_listed_but_not_averaged(tmp_
     assert "| 20 | 1677 ± 452 | running (no finished seed yet) | 0 |" in table
     metrics = tmp_path / "runs" / "synthetic-mnist" / "labels-20" / "seed-1" / "metrics.jsonl"
     assert f"| 20 | 1 | 1 / ? | {last_ema_error(metrics) * 100:.1f} |" in table
+
+
+def test_mnist_schedules_follow_the_original_scripts() -> None:
+    # The formulas of openai/improved-gan's train_mnist_feature_matching.py: as last published, lr = 0.003
+    # throughout; as first published (bb3d27b), lr = 0.001 * min(3 - epoch / 100, 1) for epochs 0-299.
+    public, first = preset("mnist-fm"), preset("mnist-fm-2016-06-08")
+    assert public.epochs == first.epochs == 300
+    for epoch in range(300):
+        assert learning_rate(public, epoch) == 0.003
+        assert learning_rate(first, epoch) == pytest.approx(0.001 * min(3 - epoch / 100, 1.0), rel=1e-12)
+
+
+def test_semi_supervised_first_published_mnist_setup_reports_the_current_weights(tmp_path: Path) -> None:
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "2", "--setup", "2016-06-08")
+    folder = tmp_path / "runs" / "synthetic-mnist-2016-06-08" / "labels-20" / "seed-2"
+    saved = torch.load(folder / "checkpoint.pt", weights_only=False)["config"]
+    assert (saved["lr"], saved["lr_constant_epochs"], saved["labels"]) == (0.001, 200, "2")
+    last = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["test_err"] != last["test_err_ema"]  # so that the table shows which one it reports
+    table = (tmp_path / "results" / "semi-supervised-synthetic-mnist.md").read_text()
+    public, first = table.split("## Set-up `2016-06-08`")
+    assert "| 20 | 1677 ± 452 | not yet run | 0 |" in public  # the default set-up has no run here
+    assert "D's current weights" in first
+    assert f"| 20 | 1677 ± 452 | {last['test_err'] * 100:.1f} | 1 |" in first
+    assert f"| 20 | 2 | 2 / 2 | {last['test_err'] * 100:.1f} |" in first
+
+
+def test_semi_supervised_refuses_a_setup_the_data_set_does_not_have(tmp_path: Path) -> None:
+    outcome = CliRunner().invoke(main, ["semi-supervised", "--dataset", "cifar10", "--setup", "2016-06-08",
+                                        "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    assert outcome.exit_code == 2
+    assert "Error: cifar10 has no set-up '2016-06-08'; choose one of public" in outcome.output
+    assert not (tmp_path / "runs").exists()
