@@ -113,6 +113,8 @@ def semi_supervised_setup(dataset: str, setup: str = DEFAULT_SETUP) -> SemiSuper
     if setup not in setups:
         raise ValueError(f"{dataset} has no set-up {setup!r}; choose one of {', '.join(setups)}")
     return setups[setup]
+
+
 # How to run each, and on what (the times are measured on the 2-core CPU this was developed on).
 SEMI_SUPERVISED_HOWTO = {
     "mnist": ("python benchmarks/semi_supervised.py --dataset mnist --data-dir MNIST_DIR --labels 100 --seeds 1,2,3",
@@ -441,16 +443,16 @@ class SemiSupervisedRun:
     seed: int
     epochs_done: int
     epochs_planned: int | None
-    final_error: float  # the set-up's test error (see SemiSupervisedSetup.tested_with) after the last epoch, a fraction
     history: list[dict]  # the evaluated epochs
-    error_key: str  # the metrics.jsonl field of that error
+    errors: list[float]  # the set-up's test error (see SemiSupervisedSetup.tested_with) of each, a fraction
 
     @property
     def finished(self) -> bool:
         return self.epochs_planned is not None and self.epochs_done >= self.epochs_planned
 
-    def errors(self) -> list[float]:
-        return [h[self.error_key] for h in self.history]
+    @property
+    def final_error(self) -> float:
+        return self.errors[-1]
 
 
 def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str = DEFAULT_SETUP) -> list[SemiSupervisedRun]:
@@ -468,7 +470,7 @@ def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str = DEFAULT_S
             saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
             planned = saved["config"]["epochs"] if saved["config"].get("max_steps") is None else None
         runs.append(SemiSupervisedRun(setup, int(metrics.parent.parent.name.split("-")[1]), int(metrics.parent.name.split("-")[1]),
-                                      history[-1]["epoch"], planned, evaluated[-1][key], evaluated, key))
+                                      history[-1]["epoch"], planned, evaluated, [r[key] for r in evaluated]))
     return runs
 
 
@@ -502,10 +504,10 @@ def _setup_markdown(dataset: str, setup: str, runs: list[SemiSupervisedRun], con
     if runs:
         lines += ["", "| labels | seed | epochs done / planned | error | lowest error seen (epoch) |", "| --- | --- | --- | --- | --- |"]
         for r in runs:
-            best = min(range(len(r.history)), key=lambda i: r.errors()[i])
+            best = int(np.argmin(r.errors))
             planned = r.epochs_planned if r.epochs_planned is not None else "?"
             lines.append(f"| {r.total_labels} | {r.seed} | {r.epochs_done} / {planned} | {convert(r.final_error):.1f} "
-                         f"| {convert(r.errors()[best]):.1f} ({r.history[best]['epoch']}) |")
+                         f"| {convert(r.errors[best]):.1f} ({r.history[best]['epoch']}) |")
     return lines
 
 
@@ -537,8 +539,8 @@ def save_learning_curves(dataset: str, runs: list[SemiSupervisedRun], path: Path
     fig, axis = plt.subplots(figsize=(6.4, 4.0))
     for r in runs:
         epochs = [h["epoch"] for h in r.history]
-        weights = "average" if r.error_key == "test_err_ema" else "current"
-        axis.plot(epochs, [convert(e) for e in r.errors()],
+        weights = semi_supervised_setup(dataset, r.setup).tested_with
+        axis.plot(epochs, [convert(e) for e in r.errors],
                   label=f"{r.setup}: {r.total_labels} labels, seed {r.seed} ({weights} weights)")
     axis.set_xlabel("epoch")
     axis.set_ylabel(unit)
