@@ -104,20 +104,28 @@ def _to_signed_unit(images_uint8: np.ndarray) -> np.ndarray:
     return images_uint8.astype(np.float32) / 127.5 - 1.0
 
 
-def load_cifar10(folder: Path) -> DataSet:
+def read_cifar10_batches(folder: Path, names: list[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """CIFAR-10's python batches (all, or ``names``) as ``(N, 3, 32, 32)`` uint8 images and int64 labels.
+    Each file's md5 is checked against the official one before it is unpickled: a pickle can run code,
+    so only the genuine files are opened."""
     folder = Path(folder)
     if (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"
     parts = {}
-    for name, md5 in CIFAR10_FILES.items():
-        path = _checked(folder / name, md5, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
+    for name in names or list(CIFAR10_FILES):
+        path = _checked(folder / name, CIFAR10_FILES[name], "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
         with open(path, "rb") as handle:
             batch = pickle.load(handle, encoding="bytes")
-        parts[name] = (np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(batch[b"labels"]))
+        parts[name] = (np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32),
+                       np.asarray(batch[b"labels"], dtype=np.int64))
+    return parts
+
+
+def load_cifar10(folder: Path) -> DataSet:
+    parts = read_cifar10_batches(folder)
     train = [parts[f"data_batch_{i}"] for i in range(1, 6)]
-    return DataSet("cifar10", _to_signed_unit(np.concatenate([x for x, _ in train])),
-                   np.concatenate([y for _, y in train]).astype(np.int64),
-                   _to_signed_unit(parts["test_batch"][0]), parts["test_batch"][1].astype(np.int64), (-1.0, 1.0))
+    return DataSet("cifar10", _to_signed_unit(np.concatenate([x for x, _ in train])), np.concatenate([y for _, y in train]),
+                   _to_signed_unit(parts["test_batch"][0]), parts["test_batch"][1], (-1.0, 1.0))
 
 
 def load_cifar10_partial(folder: Path) -> DataSet:
@@ -125,7 +133,7 @@ def load_cifar10_partial(folder: Path) -> DataSet:
     path = Path(folder)
     path = path / PARTIAL_CIFAR10 if path.is_dir() else path
     _checked(path, None, "the project's shared data folder (data/cifar10-partial)")
-    with np.load(path) as archive:
+    with np.load(path, allow_pickle=False) as archive:
         def part(batch: str) -> tuple[np.ndarray, np.ndarray]:
             pixels = archive[f"{batch}_data_prefix"].reshape(-1, 3, 32, 32)
             return pixels, archive[f"{batch}_labels"][: len(pixels)]

@@ -83,8 +83,10 @@ class SemiSupervisedSetup:
         return "test_err_ema" if self.tested_with == "average" else "test_err"
 
 
-# The default set-up of each data set is the public scripts' last version ("public"); MNIST also has
-# the script as first published, two days before the paper, which trains differently.
+# Each data set has the public scripts' last version ("public"); MNIST also has the script as first
+# published, two days before the paper, which trains differently and is the one that reproduces Table 1
+# (seed 1, 100 labels: 92 test errors against the paper's 93 +/- 6.5; "public" gave 219), so it is
+# MNIST's default.
 SEMI_SUPERVISED_SETUPS: dict[str, dict[str, SemiSupervisedSetup]] = {
     "mnist": {
         "public": SemiSupervisedSetup(
@@ -105,11 +107,17 @@ SEMI_SUPERVISED_SETUPS: dict[str, dict[str, SemiSupervisedSetup]] = {
         "The original train_svhn_feature_matching.py (openai/improved-gan): Adam lr 3e-4, 900 epochs, the last "
         "300 decaying linearly to 0; tested with the moving average of D's weights")},
 }
-DEFAULT_SETUP = "public"
+DEFAULT_SETUPS = {"mnist": "2016-06-08", "cifar10": "public", "svhn": "public"}
 
 
-def semi_supervised_setup(dataset: str, setup: str = DEFAULT_SETUP) -> SemiSupervisedSetup:
+def default_setup(dataset: str) -> str:
+    """The set-up a data set's table and commands use unless told otherwise."""
+    return DEFAULT_SETUPS[dataset.removeprefix("synthetic-")]
+
+
+def semi_supervised_setup(dataset: str, setup: str | None = None) -> SemiSupervisedSetup:
     setups = SEMI_SUPERVISED_SETUPS[dataset.removeprefix("synthetic-")]
+    setup = setup or default_setup(dataset)
     if setup not in setups:
         raise ValueError(f"{dataset} has no set-up {setup!r}; choose one of {', '.join(setups)}")
     return setups[setup]
@@ -226,7 +234,7 @@ def train_and_sample(config: TrainConfig, samples: int, data: DataSet | None = N
     folder = Path(config.out_dir)
     path = folder / "samples.npz"
     if path.is_file():
-        with np.load(path) as archive:
+        with np.load(path, allow_pickle=False) as archive:
             if len(archive["images"]) == samples:
                 log(f"{folder.name}: trained and sampled already ({path})")
                 return archive["images"]
@@ -397,17 +405,17 @@ def labels_per_class(total_labels: int, num_classes: int = 10) -> int:
     return total_labels // num_classes
 
 
-def setup_folder(dataset: str, setup: str = DEFAULT_SETUP) -> str:
-    """The folder of a set-up's runs under the runs folder: ``<dataset>``, or ``<dataset>-<set-up>``."""
-    return dataset if setup == DEFAULT_SETUP else f"{dataset}-{setup}"
+def setup_folder(dataset: str, setup: str | None = None) -> str:
+    """The folder of a set-up's runs under the runs folder: ``<dataset>-<set-up>``."""
+    return f"{dataset}-{setup or default_setup(dataset)}"
 
 
-def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, seed: int, setup: str = DEFAULT_SETUP) -> Path:
+def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, seed: int, setup: str | None = None) -> Path:
     return Path(runs_dir) / setup_folder(dataset, setup) / f"labels-{total_labels}" / f"seed-{seed}"
 
 
 def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir: str | None, runs_dir: Path, /,
-                           setup: str = DEFAULT_SETUP, **overrides: Any) -> TrainConfig:
+                           setup: str | None = None, **overrides: Any) -> TrainConfig:
     """The preset of ``dataset``'s ``setup`` with ``total_labels`` labels (balanced), seeds ``seed`` for
     both the model and the choice of labelled examples, writing into its own folder under ``runs_dir``."""
     name = semi_supervised_setup(dataset, setup).preset
@@ -419,7 +427,7 @@ def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir:
 
 
 def run_semi_supervised(dataset: str, label_counts: list[int], seeds: list[int], data_dir: str | None, runs_dir: Path, /,
-                        setup: str = DEFAULT_SETUP, log: Callable[[str], None] = print, **overrides: Any) -> list[Path]:
+                        setup: str | None = None, log: Callable[[str], None] = print, **overrides: Any) -> list[Path]:
     """Train (or resume) one run per (label count, seed); returns their folders. The leading arguments
     are positional-only so that ``overrides`` may hold a ``dataset`` too (a table's set-up on other
     images, e.g. synthetic ones in tests)."""
@@ -455,8 +463,9 @@ class SemiSupervisedRun:
         return self.errors[-1]
 
 
-def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str = DEFAULT_SETUP) -> list[SemiSupervisedRun]:
+def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str | None = None) -> list[SemiSupervisedRun]:
     """Every run of ``setup`` under ``runs_dir`` with at least one evaluated epoch."""
+    setup = setup or default_setup(dataset)
     key = semi_supervised_setup(dataset, setup).error_key
     runs = []
     for metrics in sorted(Path(runs_dir, setup_folder(dataset, setup)).glob("labels-*/seed-*/metrics.jsonl")):
@@ -465,10 +474,10 @@ def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str = DEFAULT_S
         if not evaluated:
             continue
         planned = None
-        checkpoint = metrics.parent / "checkpoint.pt"
-        if checkpoint.is_file():
-            saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-            planned = saved["config"]["epochs"] if saved["config"].get("max_steps") is None else None
+        config_file = metrics.parent / "config.json"
+        if config_file.is_file():  # plain JSON: collecting reads no pickle
+            config = json.loads(config_file.read_text())
+            planned = config["epochs"] if config.get("max_steps") is None else None
         runs.append(SemiSupervisedRun(setup, int(metrics.parent.parent.name.split("-")[1]), int(metrics.parent.name.split("-")[1]),
                                       history[-1]["epoch"], planned, evaluated, [r[key] for r in evaluated]))
     return runs
@@ -484,7 +493,7 @@ def _error_unit(dataset: str, test_images: int) -> tuple[Callable[[float], float
 def _setup_markdown(dataset: str, setup: str, runs: list[SemiSupervisedRun], convert: Callable[[float], float]) -> list[str]:
     spec = semi_supervised_setup(dataset, setup)
     paper = PAPER_SEMI_SUPERVISED.get(dataset.removeprefix("synthetic-"), {})
-    option = "" if setup == DEFAULT_SETUP else f" (`--setup {setup}`)"
+    option = " (the default)" if setup == default_setup(dataset) else f" (`--setup {setup}`)"
     weights = "the moving average of D's weights" if spec.tested_with == "average" else "D's current weights"
     lines = [f"## Set-up `{setup}`{option}: preset `{spec.preset}`", "", f"{spec.description}. Error of {weights} "
              "after the last epoch; mean ± sample std over seeds, counting finished runs only; every run is listed "
@@ -521,7 +530,7 @@ def semi_supervised_markdown(dataset: str, runs: list[SemiSupervisedRun], info: 
         lines.append(f"To run or resume (one folder per set-up, labels and seed; rerunning continues): `{howto[0]}`. "
                      f"{howto[1]}\n")
     lines += [provenance_markdown(info)]
-    setups = [DEFAULT_SETUP] + sorted({r.setup for r in runs} - {DEFAULT_SETUP})
+    setups = [default_setup(dataset)] + sorted({r.setup for r in runs} - {default_setup(dataset)})
     for setup in setups:
         lines += _setup_markdown(dataset, setup, [r for r in runs if r.setup == setup], convert) + [""]
     if runs:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .checkpoints import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .data import DataSet, balanced_labelled_subset, load
 from .layers import data_dependent_init
 from .models import Z_DIM, Discriminator, Generator, ModelConfig, generate_uint8, sample_z
@@ -378,9 +378,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "ema": self.ema.state_dict(),
             # The data order of epoch e depends only on (seed, e); these cover every other draw.
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
+            "rng": rng_states(),
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -390,15 +388,10 @@ class Trainer:
         return state
 
     def save(self, path: Path | None = None) -> Path:
-        path = path or self.out_dir / "checkpoint.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        torch.save(self.checkpoint(), temporary)
-        temporary.replace(path)
-        return path
+        return save_checkpoint(self.checkpoint(), path or self.out_dir / "checkpoint.pt")
 
     def load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = load_checkpoint(path, map_location=self.device)
         self.D.load_state_dict(state["D"])
         self.G.load_state_dict(state["G"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -408,11 +401,9 @@ class Trainer:
             if ha is not None:
                 ha.load_state_dict(state[name])
         self.state = State(step=state["step"], history=state["history"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+        set_rng_states(state["rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
 
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, resume: Path | None = None, log: bool = True) -> list[dict]:
@@ -425,6 +416,8 @@ class Trainer:
             total = min(total, config.max_steps)
         metrics_path = self.out_dir / "metrics.jsonl"
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # The configuration as plain JSON: tables read a run's plan without opening its checkpoint.
+        (self.out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
         sums: dict[str, float] = {}
         count = 0
         begin = time.perf_counter()
@@ -474,7 +467,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, data: DataSet |
 
 def load_trainer(checkpoint: str | Path, device: str | None = None, **overrides: Any) -> Trainer:
     """A trainer rebuilt from a checkpoint's configuration, with its weights loaded."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = load_checkpoint(Path(checkpoint))
     fields = {**saved["config"], **overrides}
     if device is not None:
         fields["device"] = device
@@ -486,7 +479,7 @@ def load_trainer(checkpoint: str | Path, device: str | None = None, **overrides:
 
 def load_generator(checkpoint: str | Path, device: str = "cpu") -> Generator:
     """The generator of a checkpoint, in training mode (batch statistics), without loading any data."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = load_checkpoint(Path(checkpoint))
     config = TrainConfig(**saved["config"])
     reference = torch.zeros(config.batch_size, Z_DIM) if config.generator_norm == "virtual" else None
     generator = Generator(model_config(config), reference_z=reference)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 import inception_score
 from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from inception_score.weights import LoadedWeights
+from reference_gan.checkpoints import load_checkpoint
 from reference_gan.cli import main
 from reference_gan.experiments import ABLATION_PRESETS, AblationPreset
 from reference_gan.train import TrainConfig, Trainer, learning_rate, preset
@@ -98,7 +100,7 @@ def test_ablation_continues_an_interrupted_variant_from_its_checkpoint(
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     # Started again from scratch, the log would read steps 1, 1, 2.
     assert [(r["epoch"], r["step"]) for r in records] == [(1, 1), (2, 2)]
-    assert TrainConfig(**torch.load(folder / "checkpoint.pt", weights_only=False)["config"]).max_steps is None
+    assert TrainConfig(**load_checkpoint(folder / "checkpoint.pt")["config"]).max_steps is None
 
 
 def test_ablation_title_with_verified_weights_does_not_warn(tmp_path: Path, projection_scorer) -> None:
@@ -131,13 +133,18 @@ def last_ema_error(metrics: Path) -> float:
     return json.loads(metrics.read_text().splitlines()[-1])["test_err_ema"]
 
 
+def last_error(metrics: Path) -> float:
+    """The test error of D's current weights: MNIST's default set-up (2016-06-08) reports it."""
+    return json.loads(metrics.read_text().splitlines()[-1])["test_err"]
+
+
 def test_semi_supervised_mnist_50_and_200_labels(tmp_path: Path) -> None:
     semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "50", "--labels", "200", "--seeds", "3")
     table = (tmp_path / "results" / "semi-supervised-synthetic-mnist.md").read_text()
     assert "test errors out of 100" in table.splitlines()[0]  # the synthetic set has 100 test images
     for total, paper in ((50, "221 ± 136"), (200, "90 ± 4.2")):
-        metrics = tmp_path / "runs" / "synthetic-mnist" / f"labels-{total}" / "seed-3" / "metrics.jsonl"
-        assert f"| {total} | {paper} | {last_ema_error(metrics) * 100:.1f} | 1 |" in table
+        metrics = tmp_path / "runs" / "synthetic-mnist-2016-06-08" / f"labels-{total}" / "seed-3" / "metrics.jsonl"
+        assert f"| {total} | {paper} | {last_error(metrics) * 100:.1f} | 1 |" in table
     for total, paper in ((20, "1677 ± 452"), (100, "93 ± 6.5")):
         assert f"| {total} | {paper} | not yet run | 0 |" in table
 
@@ -149,8 +156,8 @@ def test_semi_supervised_cifar10_and_svhn_commands_on_synthetic_images(
     # The paper's counts need 100+ labels per class; the synthetic set has 20 a class, so 100 labels here.
     semi_supervised(tmp_path, "--dataset", dataset, "--labels", "100", "--seeds", "1", "--set", "dataset=synthetic-cifar10",
                     "--set", "test_limit=20")
-    folder = tmp_path / "runs" / dataset / "labels-100" / "seed-1"
-    saved = torch.load(folder / "checkpoint.pt", weights_only=False)["config"]
+    folder = tmp_path / "runs" / f"{dataset}-public" / "labels-100" / "seed-1"
+    saved = json.loads((folder / "config.json").read_text())
     assert saved["labels"] == "10" and saved["feature_matching"] and saved["lr"] == 3e-4  # the cifar10-fm / svhn-fm set-up
     table = (tmp_path / "results" / f"semi-supervised-{dataset}.md").read_text()
     assert "test error %" in table.splitlines()[0]
@@ -165,8 +172,8 @@ def test_semi_supervised_run_short_of_its_epochs_is_listed_but_not_averaged(tmp_
     semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "1", "--set", "max_steps=1")
     table = (tmp_path / "results" / "semi-supervised-synthetic-mnist.md").read_text()
     assert "| 20 | 1677 ± 452 | running (no finished seed yet) | 0 |" in table
-    metrics = tmp_path / "runs" / "synthetic-mnist" / "labels-20" / "seed-1" / "metrics.jsonl"
-    assert f"| 20 | 1 | 1 / ? | {last_ema_error(metrics) * 100:.1f} |" in table
+    metrics = tmp_path / "runs" / "synthetic-mnist-2016-06-08" / "labels-20" / "seed-1" / "metrics.jsonl"
+    assert f"| 20 | 1 | 1 / ? | {last_error(metrics) * 100:.1f} |" in table
 
 
 def test_mnist_schedules_follow_the_original_scripts() -> None:
@@ -179,19 +186,24 @@ def test_mnist_schedules_follow_the_original_scripts() -> None:
         assert learning_rate(first, epoch) == pytest.approx(0.001 * min(3 - epoch / 100, 1.0), rel=1e-12)
 
 
-def test_semi_supervised_first_published_mnist_setup_reports_the_current_weights(tmp_path: Path) -> None:
-    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "2", "--setup", "2016-06-08")
-    folder = tmp_path / "runs" / "synthetic-mnist-2016-06-08" / "labels-20" / "seed-2"
-    saved = torch.load(folder / "checkpoint.pt", weights_only=False)["config"]
+def test_semi_supervised_mnist_defaults_to_the_first_published_setup_and_keeps_public_as_an_option(tmp_path: Path) -> None:
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "2")
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "2", "--setup", "public")
+    first = tmp_path / "runs" / "synthetic-mnist-2016-06-08" / "labels-20" / "seed-2"
+    public = tmp_path / "runs" / "synthetic-mnist-public" / "labels-20" / "seed-2"
+    saved = json.loads((first / "config.json").read_text())
     assert (saved["lr"], saved["lr_constant_epochs"], saved["labels"]) == (0.001, 200, "2")
-    last = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["test_err"] != last["test_err_ema"]  # so that the table shows which one it reports
+    saved = json.loads((public / "config.json").read_text())
+    assert (saved["lr"], saved["lr_constant_epochs"], saved["labels"]) == (0.003, None, "2")
+    last_first = json.loads((first / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last_first["test_err"] != last_first["test_err_ema"]  # so that the table shows which one it reports
     table = (tmp_path / "results" / "semi-supervised-synthetic-mnist.md").read_text()
-    public, first = table.split("## Set-up `2016-06-08`")
-    assert "| 20 | 1677 ± 452 | not yet run | 0 |" in public  # the default set-up has no run here
-    assert "D's current weights" in first
-    assert f"| 20 | 1677 ± 452 | {last['test_err'] * 100:.1f} | 1 |" in first
-    assert f"| 20 | 2 | 2 / 2 | {last['test_err'] * 100:.1f} |" in first
+    default_section, public_section = table.split("## Set-up `public`")
+    assert "## Set-up `2016-06-08` (the default)" in default_section and "D's current weights" in default_section
+    assert f"| 20 | 1677 ± 452 | {last_first['test_err'] * 100:.1f} | 1 |" in default_section
+    assert f"| 20 | 2 | 2 / 2 | {last_first['test_err'] * 100:.1f} |" in default_section
+    assert "moving average" in public_section
+    assert f"| 20 | 1677 ± 452 | {last_ema_error(public / 'metrics.jsonl') * 100:.1f} | 1 |" in public_section
 
 
 def test_semi_supervised_refuses_a_setup_the_data_set_does_not_have(tmp_path: Path) -> None:
@@ -200,3 +212,21 @@ def test_semi_supervised_refuses_a_setup_the_data_set_does_not_have(tmp_path: Pa
     assert outcome.exit_code == 2
     assert "Error: cifar10 has no set-up '2016-06-08'; choose one of public" in outcome.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_ablation_automatic_resume_refuses_a_crafted_checkpoint(tmp_path: Path, projection_scorer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "runs" / "minus-l"
+    folder.mkdir(parents=True)
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("touch payload-ran",))
+
+    torch.save({"format": 2, "D": RunsCode()}, folder / "checkpoint.pt")
+    outcome = CliRunner().invoke(main, ["ablation", "--preset", "tiny", "--runs", str(tmp_path / "runs"),
+                                        "--results", str(tmp_path / "results"), "--only", "minus-l"])
+    assert outcome.exit_code == 2, outcome.output
+    assert outcome.output.strip().splitlines()[-1].startswith("Error: refusing to load")
+    assert "Traceback" not in outcome.output and not (tmp_path / "payload-ran").exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ def load_script():
     return module
 
 
-def test_reads_python_batches_in_order_as_nhwc(tmp_path: Path) -> None:
+def test_reads_python_batches_in_order_as_nhwc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
     expected = []
     for index in range(1, 6):
@@ -32,6 +34,11 @@ def test_reads_python_batches_in_order_as_nhwc(tmp_path: Path) -> None:
             pickle.dump({b"data": rows, b"labels": [0, 1, 2], b"batch_label": b"x"}, handle, protocol=2)
         for image in chw:
             expected.append(np.stack([image[0], image[1], image[2]], axis=-1))
+    # Only files with the official md5s are unpickled: declare these synthetic ones official.
+    import reference_gan.data as data_module
+
+    md5s = {name: hashlib.md5((tmp_path / name).read_bytes()).hexdigest() for name in [f"data_batch_{i}" for i in range(1, 6)]}
+    monkeypatch.setattr(data_module, "CIFAR10_FILES", {**data_module.CIFAR10_FILES, **md5s})
     images = load_script().read_cifar10_training_images(tmp_path)
     assert images.shape == (15, 32, 32, 3) and images.dtype == np.uint8
     np.testing.assert_array_equal(images, np.stack(expected))
@@ -46,3 +53,21 @@ def test_missing_batch_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(click.ClickException, match="data_batch_1 not found"):
         load_script().read_cifar10_training_images(tmp_path)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch ran-code",))
+
+
+def test_a_batch_that_is_not_the_official_file_is_refused_before_unpickling(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    monkeypatch.chdir(tmp_path)
+    for index in range(1, 6):
+        with open(tmp_path / f"data_batch_{index}", "wb") as handle:
+            pickle.dump({b"data": RunsCode(), b"labels": [0]}, handle)
+    with pytest.raises(click.ClickException, match="data_batch_1 has the wrong md5"):
+        load_script().read_cifar10_training_images(tmp_path)
+    assert not (tmp_path / "ran-code").exists()
