@@ -10,7 +10,8 @@ Per split only two sufficient statistics are needed, thanks to the exact identit
 
 so :class:`SplitStatistics` keeps, for each split, the sum of ``p(y|x)`` (one row of 1008 values),
 the sum of ``sum_y p log p`` and the image count: one exact pass in O(splits x classes) memory,
-and statistics from several processes combine by addition.
+and statistics from several processes combine by addition. It also keeps the sum of
+``||p(y|x)||^2``, which the split-order diagnostic (:mod:`inception_score.order`) needs.
 """
 
 from __future__ import annotations
@@ -60,13 +61,18 @@ def shuffled_positions(num_images: int, seed: int) -> np.ndarray:
 
 @dataclass
 class SplitStatistics:
-    """Sufficient statistics of each split: ``sum_p`` (S, C), ``sum_plogp`` (S,), ``count`` (S,).
+    """Sufficient statistics of each split: ``sum_p`` (S, C), ``sum_plogp`` (S,), ``sum_p2`` (S,), ``count`` (S,).
 
-    All float64. Add batches with :meth:`add`; combine two with :meth:`merge`.
+    ``sum_p2`` is the sum over the split's images of ``||p(y|x)||^2 = sum_y p(y|x)^2``: with ``sum_p`` it
+    gives the exact total sum of squares of p around the marginal (:mod:`inception_score.order`).
+    Float64 sums, ``count`` int64. Every field is a per-split sum, so statistics of disjoint sets of
+    images combine by adding every field (:meth:`merge`, or an all-reduce with SUM across processes).
+    Add batches with :meth:`add`.
     """
 
     sum_p: np.ndarray
     sum_plogp: np.ndarray
+    sum_p2: np.ndarray
     count: np.ndarray
 
     @classmethod
@@ -74,6 +80,7 @@ class SplitStatistics:
         return cls(
             sum_p=np.zeros((splits, num_classes), dtype=np.float64),
             sum_plogp=np.zeros(splits, dtype=np.float64),
+            sum_p2=np.zeros(splits, dtype=np.float64),
             count=np.zeros(splits, dtype=np.int64),
         )
 
@@ -89,13 +96,20 @@ class SplitStatistics:
         ids = torch.from_numpy(np.asarray(split_ids, dtype=np.int64))
         sum_p = torch.zeros(self.splits, p.shape[1], dtype=torch.float64).index_add_(0, ids, p)
         sum_plogp = torch.zeros(self.splits, dtype=torch.float64).index_add_(0, ids, plogp)
+        sum_p2 = torch.zeros(self.splits, dtype=torch.float64).index_add_(0, ids, (p * p).sum(dim=1))
         self.sum_p += sum_p.numpy()
         self.sum_plogp += sum_plogp.numpy()
+        self.sum_p2 += sum_p2.numpy()
         self.count += np.bincount(ids.numpy(), minlength=self.splits)
 
     def merge(self, other: "SplitStatistics") -> "SplitStatistics":
         """The statistics of both sets of images together (exact: sums add)."""
-        return SplitStatistics(self.sum_p + other.sum_p, self.sum_plogp + other.sum_plogp, self.count + other.count)
+        return SplitStatistics(
+            sum_p=self.sum_p + other.sum_p,
+            sum_plogp=self.sum_plogp + other.sum_plogp,
+            sum_p2=self.sum_p2 + other.sum_p2,
+            count=self.count + other.count,
+        )
 
     def marginal(self) -> np.ndarray:
         """``(C,)`` float64 p(y) over all images added so far."""
