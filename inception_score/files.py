@@ -5,16 +5,33 @@ Each reader is a map-style ``Dataset``: ``len()`` is the number of images, item 
 ``description`` says where the images came from. The order is fixed (names sorted), so the
 contiguous splits of a score are reproducible. Readers are picklable and open their files lazily,
 once per process, so ``DataLoader`` workers can decode in parallel.
+
+A hostile or broken file must not take the machine's memory (:class:`ReadLimits`). Each image file
+and archive member is checked against ``max_file_bytes`` before it is read (its size on disk, or the
+uncompressed size in the archive's header) and read by a stream that stops at the limit, since a
+header can lie. Each image's ``width * height`` is checked against ``max_image_pixels`` from its
+header, before its pixels are decoded. An image over a limit raises :class:`ImageDecodeError`, so
+``--skip-invalid`` skips and counts it like any undecodable image.
+
+Links are followed to files only: a link to a folder, a broken or looping link, and the link
+members of a tar are skipped, and counted in ``description`` and a :class:`SkippedInputWarning`.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
+import unicodedata
+import warnings
 import zipfile
+import zlib
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -22,15 +39,130 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from .errors import ImageDecodeError, InputError
-from .inputs import InputRange, standardize_batch
+from .pixels import InputRange, channels_axis, standardize_batch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# The Pillow decoders of those extensions (JPEG opens cameras' MPO files too). Naming them keeps
+# Pillow from trying its other decoders on a renamed file (EPS, for one, runs Ghostscript).
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF")
 ARRAY_EXTENSIONS = (".npy", ".npz")
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ITEM_RANGE: InputRange = (0.0, 255.0)  # float items of every reader are already mapped to this range
 _VALIDATION_CHUNK = 1024  # images per chunk when a float array is checked at open
+
+# 40 MP (8000x5000) is above the 24-36 MP of most camera photos and 40 times a 1024x1024 sample; the
+# network sees 299x299 of it. Decoding costs about 13 bytes a pixel (Pillow's RGBX, the array, the
+# (3, H, W) tensor; measured: a 40 MP PNG adds 0.53 GB to the reader, and takes the command from
+# 0.85 GB to 1.4 GB). Pillow's own limits (89 MP: a warning; 179 MP: an error) would allow 2.4 GB.
+MAX_IMAGE_PIXELS = 40_000_000
+# 40 MP is at most 240 MB on disk, as uncompressed 16-bit RGB TIFF: 256 MiB fits every image of the
+# pixel limit, and bounds what one archive member read into memory costs.
+MAX_FILE_BYTES = 256 * 2**20
+ENV_MAX_PIXELS = "INCEPTION_SCORE_MAX_PIXELS"
+ENV_MAX_FILE_BYTES = "INCEPTION_SCORE_MAX_FILE_BYTES"
+_SKIP_ADVICE = ", or pass --skip-invalid"  # ends every ImageDecodeError message; dropped once skipping is on
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error,
+                   NotImplementedError, RuntimeError)  # the last two: a zip member compressed or encrypted unreadably
+
+
+class SkippedInputWarning(UserWarning):
+    """Entries of a folder or archive were passed over without being read (links, special files)."""
+
+
+def _positive_limit(value: int | str, source: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError:
+        raise InputError(f"{source} is {value!r}, not a whole number; give a count such as 100000000") from None
+    if limit < 1:
+        raise InputError(f"{source} is {limit}; give a positive count")
+    return limit
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The most one image may cost before it is decoded: bytes read (one file, one archive member, or
+    all the images of a compressed tar read out of order), and pixels (``width * height``)."""
+
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+
+    def __post_init__(self) -> None:
+        _positive_limit(self.max_file_bytes, "max_file_bytes")
+        _positive_limit(self.max_image_pixels, "max_image_pixels")
+
+    @classmethod
+    def from_environment(cls) -> ReadLimits:
+        """The defaults, or ``$INCEPTION_SCORE_MAX_FILE_BYTES`` and ``$INCEPTION_SCORE_MAX_PIXELS`` where set."""
+        values = {}
+        for field_name, variable in (("max_file_bytes", ENV_MAX_FILE_BYTES), ("max_image_pixels", ENV_MAX_PIXELS)):
+            if os.environ.get(variable):
+                values[field_name] = _positive_limit(os.environ[variable], f"${variable}")
+        return cls(**values)
+
+
+def shown(name: str | os.PathLike) -> str:
+    """A file name as messages print it: control characters (a newline would cut a one-line error
+    short), line separators and undecodable bytes escaped as ``repr`` writes them; the rest unchanged."""
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp")
+        else char
+        for char in os.fspath(name)
+    )
+
+
+def _undecodable(name: str, problem: str, fix: str) -> ImageDecodeError:
+    """``name problem; fix, or pass --skip-invalid``: the error of one image that cannot be used."""
+    return ImageDecodeError(f"{shown(name)} {problem}; {fix}{_SKIP_ADVICE}")
+
+
+def _check_size(size: int, name: str, limits: ReadLimits, where: str) -> None:
+    if size > limits.max_file_bytes:
+        raise _undecodable(
+            name, f"is {size:,} bytes ({where}), over the limit of {limits.max_file_bytes:,} bytes for one image",
+            f"if it is genuine, raise the limit ({ENV_MAX_FILE_BYTES}={size})",
+        )
+
+
+def _read_capped(stream: BinaryIO, name: str, limits: ReadLimits) -> bytes:
+    """All of ``stream``, but never more than the limit plus one byte: a size in a header can lie."""
+    data = stream.read(limits.max_file_bytes + 1)
+    if len(data) > limits.max_file_bytes:
+        raise _undecodable(
+            name, f"holds more than {limits.max_file_bytes:,} bytes, though its recorded size was less",
+            f"if it is genuine, raise the limit ({ENV_MAX_FILE_BYTES})",
+        )
+    return data
+
+
+def _check_pixels(size: tuple[int, int], name: str, limits: ReadLimits) -> None:
+    width, height = size
+    if width * height > limits.max_image_pixels:
+        raise _undecodable(
+            name, f"is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), over the limit of "
+            f"{limits.max_image_pixels:,} pixels",
+            f"if it is genuine, raise the limit ({ENV_MAX_PIXELS}={width * height})",
+        )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _skipped_note(skipped: Counter, where: str) -> str:
+    """``; 2 links skipped`` for a description, and the same said as a warning; empty when nothing was."""
+    skipped = +skipped  # drops the kinds counted zero times
+    if not skipped:
+        return ""
+    counts = ", ".join(_plural(count, kind) for kind, count in sorted(skipped.items()))
+    warnings.warn(
+        f"{where}: {counts} skipped (links are followed to files only, never to folders or out of an archive; "
+        f"FIFOs, sockets and devices are never read)",
+        SkippedInputWarning, stacklevel=3,
+    )
+    return f"; {counts} skipped"
 
 
 def is_image_name(name: str) -> bool:
@@ -45,17 +177,24 @@ def _supported_list() -> str:
     return ", ".join(extension.lstrip(".") for extension in IMAGE_EXTENSIONS)
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
+def decode_image(data: bytes, name: str, limits: ReadLimits | None = None) -> np.ndarray:
     """Encoded image bytes -> ``(H, W, 3)`` uint8 RGB.
 
     EXIF orientation is applied; grayscale and palette images become RGB; alpha is dropped;
     16-bit images keep their top 8 bits (0..65535 -> 0..255); a GIF gives its first frame.
-    ``name`` is used in error messages only.
+    ``name`` is used in error messages only. ``limits`` (default: from the environment) bounds
+    the pixels, checked from the header before decoding.
     """
+    limits = limits or ReadLimits.from_environment()
     if len(data) == 0:
-        raise ImageDecodeError(f"{name} is empty (0 bytes): remove it, or pass --skip-invalid")
+        raise _undecodable(name, "is empty (0 bytes)", "remove it")
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with warnings.catch_warnings():
+            # Pillow warns from 89 MP; the limit here is lower and raises its own error just below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
+        with opened:
+            _check_pixels(opened.size, name, limits)
             opened.load()
             image = ImageOps.exif_transpose(opened)
             if image.mode in _SIXTEEN_BIT_MODES:
@@ -63,17 +202,19 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
                 gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
                 return np.repeat(gray[:, :, None], 3, axis=2)
             if image.mode == "F":
-                raise ImageDecodeError(f"{name} holds floating-point pixels; save it as 8-bit RGB")
+                raise _undecodable(name, "holds floating-point pixels", "save it as 8-bit RGB")
             if image.mode != "RGB":
                 image = image.convert("RGB")  # L, P, RGBA, LA, PA, CMYK, 1, ...: alpha is dropped
             return np.array(image, dtype=np.uint8)
     except ImageDecodeError:
         raise
+    except Image.DecompressionBombError as error:  # over twice Pillow's limit, which is not lifted here
+        raise _undecodable(name, f"is too large for Pillow to decode ({error})", "shrink it") from None
     except UnidentifiedImageError:
-        reason = "not a recognised image format, or its header is corrupt"
-    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
+        reason = f"not a {'/'.join(PILLOW_FORMATS)} image, or its header is corrupt"
+    except (OSError, ValueError, SyntaxError) as error:
         reason = str(error)
-    raise ImageDecodeError(f"{name} could not be decoded ({reason}); fix or remove it, or pass --skip-invalid")
+    raise _undecodable(name, f"could not be decoded ({reason})", "fix or remove it")
 
 
 def _channels_first(pixels: np.ndarray) -> torch.Tensor:
@@ -81,47 +222,103 @@ def _channels_first(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
 
 
+def _read_image_file(path: Path, limits: ReadLimits | None = None) -> torch.Tensor:
+    """One image file -> ``(3, H, W)`` uint8, its size checked before reading and its pixels before decoding."""
+    limits = limits or ReadLimits.from_environment()
+    name = os.fspath(path)
+    try:
+        status = path.stat()  # before opening: opening a FIFO would wait for a writer
+        if not stat.S_ISREG(status.st_mode):
+            raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files")
+        _check_size(status.st_size, name, limits, "on disk")
+        with open(path, "rb") as handle:
+            data = _read_capped(handle, name, limits)
+    except OSError as error:
+        raise _undecodable(
+            name, f"could not be read ({error.strerror or error})", "check that it exists and is readable"
+        ) from None
+    return _channels_first(decode_image(data, name, limits))
+
+
 class ImageFiles(Dataset):
     """Image files given by path, in the order given."""
 
-    def __init__(self, paths: Sequence[Path], description: str) -> None:
+    def __init__(self, paths: Sequence[Path], description: str, limits: ReadLimits | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         self.description = description
+        self.limits = limits or ReadLimits.from_environment()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def name(self, index: int) -> str:
         """The file behind item ``index``, for messages."""
-        return str(self.paths[index])
+        return shown(self.paths[index])
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """``(3, H, W)`` uint8."""
-        path = self.paths[index]
+        return _read_image_file(self.paths[index], self.limits)
+
+
+def _list_folder(root: Path) -> tuple[list[str], Counter]:
+    """The regular files below ``root``, as sorted names relative to it, and what was passed over.
+
+    A link to a file is followed. A link to a folder is not (it could loop, or repeat files), nor a
+    broken or looping one: each counts as a ``link``. FIFOs, sockets and devices count as a
+    ``special file`` (reading one could wait forever), folders that cannot be listed as an
+    ``unreadable folder``.
+    """
+    files: list[str] = []
+    skipped: Counter = Counter()
+    pending = [(root, "")]
+    while pending:
+        folder, prefix = pending.pop()
         try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise ImageDecodeError(
-                f"{path} could not be read ({error.strerror}); check that it exists and is readable"
-            ) from None
-        return _channels_first(decode_image(data, str(path)))
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            skipped["unreadable folder"] += 1
+            continue
+        for entry in entries:
+            name = prefix + entry.name
+            try:
+                if entry.is_symlink():
+                    if entry.is_file():  # follows the link
+                        files.append(name)
+                    else:
+                        skipped["link"] += 1
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), name + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(name)
+                else:
+                    skipped["special file"] += 1
+            except OSError:  # a link that loops, or a target that cannot be examined
+                skipped["link" if entry.is_symlink() else "special file"] += 1
+    return sorted(files), skipped
 
 
-def image_folder(root: Path) -> ImageFiles:
+def image_folder(root: Path, limits: ReadLimits | None = None) -> ImageFiles:
     """Every supported image below ``root``, recursively, sorted by path relative to ``root``."""
     root = Path(root)
-    files = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()))
+    files, skipped = _list_folder(root)
+    note = _skipped_note(skipped, f"folder {shown(root)}")
     if not files:
-        raise InputError(f"{root} is empty: give a folder that holds images")
+        raise InputError(f"{shown(root)} is empty{note and f' ({note[2:]})'}: give a folder that holds images")
     images = [name for name in files if is_image_name(name)]
     if not images:
         raise InputError(
-            f"{root} holds {len(files)} files but none is an image with a supported extension "
+            f"{shown(root)} holds {len(files)} files but none is an image with a supported extension "
             f"({_supported_list()})"
         )
     ignored = len(files) - len(images)
-    note = f"; {ignored} other files ignored" if ignored else ""
-    return ImageFiles([root / name for name in images], f"folder {root} ({len(images)} images{note})")
+    note = (f"; {ignored} other files ignored" if ignored else "") + note
+    return ImageFiles([root / name for name in images], f"folder {shown(root)} ({len(images)} images{note})", limits)
+
+
+def _is_zip_link(info: zipfile.ZipInfo) -> bool:
+    """A symbolic link stored by a Unix zip: its mode, in the high bits of the external attributes."""
+    return stat.S_ISLNK(info.external_attr >> 16)
 
 
 class ImageArchive(Dataset):
@@ -129,51 +326,80 @@ class ImageArchive(Dataset):
     read without unpacking to disk.
 
     A compressed tar can only be read forwards cheaply: when its members are not stored in name
-    order, their bytes are read into memory in one pass instead (the size of the archive).
+    order, their bytes are read into memory in one pass instead, within ``max_file_bytes`` in all.
+    Links (tar symbolic and hard links, zip symbolic links) are skipped and counted.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: ReadLimits | None = None) -> None:
         self.path = Path(path)
+        self.limits = limits or ReadLimits.from_environment()
         self.is_zip = self.path.name.lower().endswith(ZIP_SUFFIXES)
         self._handle: zipfile.ZipFile | tarfile.TarFile | None = None
         self._pid: int | None = None
         self._tar_members: list[tarfile.TarInfo] = []
-        self._in_memory: list[bytes] | None = None
+        self._in_memory: list[bytes | None] | None = None
+        self._sizes: list[int] = []  # uncompressed, from the archive's headers
+        skipped: Counter = Counter()
         try:
-            if self.is_zip:
-                with zipfile.ZipFile(self.path) as archive:
-                    names = [info.filename for info in archive.infolist() if not info.is_dir()]
-                self.members = sorted(name for name in names if is_image_name(name))
-            else:
-                names = self._open_tar()
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as error:
-            raise InputError(f"{self.path} is not a readable archive ({error}); check the file") from None
+            names = self._open_zip(skipped) if self.is_zip else self._open_tar(skipped)
+        except _ARCHIVE_ERRORS as error:
+            raise InputError(f"{shown(self.path)} is not a readable archive ({error}); check the file") from None
+        note = _skipped_note(skipped, f"archive {shown(self.path)}")
         if not self.members:
             raise InputError(
-                f"{self.path} holds {len(names)} files but none is an image with a supported extension "
-                f"({_supported_list()})"
+                f"{shown(self.path)} holds {len(names)} files but none is an image with a supported extension "
+                f"({_supported_list()}){note and f' ({note[2:]})'}"
             )
-        self.description = f"archive {self.path} ({len(self.members)} images)"
+        self.description = f"archive {shown(self.path)} ({len(self.members)} images{note})"
 
-    def _open_tar(self) -> list[str]:
-        """Index the tar; returns the names of all its files. Sets ``members`` (sorted image names)."""
+    def _open_zip(self, skipped: Counter) -> list[str]:
+        """Index the zip; returns the names of all its files. Sets ``members`` (sorted image names) and their sizes."""
+        with zipfile.ZipFile(self.path) as archive:
+            files = [info for info in archive.infolist() if not info.is_dir()]
+        skipped["link"] += sum(_is_zip_link(info) for info in files)
+        by_name = {info.filename: info for info in files if not _is_zip_link(info) and is_image_name(info.filename)}
+        self.members = sorted(by_name)  # a later duplicate wins, as ZipFile.getinfo does
+        self._sizes = [by_name[name].file_size for name in self.members]
+        return [info.filename for info in files]
+
+    def _open_tar(self, skipped: Counter) -> list[str]:
+        """Index the tar; returns the names of all its files. Sets ``members`` (sorted image names) and their sizes."""
         with tarfile.open(self.path) as archive:
-            files = [m for m in archive.getmembers() if m.isfile()]
+            entries = archive.getmembers()
+            files = [m for m in entries if m.isfile()]
+            skipped["link"] += sum(m.issym() or m.islnk() for m in entries)
+            skipped["special file"] += sum(m.ischr() or m.isblk() or m.isfifo() for m in entries)
             by_name = {m.name: m for m in files if is_image_name(m.name)}  # a later duplicate wins, as tar does
             self.members = sorted(by_name)
             ordered = [by_name[name] for name in self.members]
+            self._sizes = [m.size for m in ordered]
             offsets = [m.offset_data for m in ordered]
             compressed = not isinstance(archive.fileobj, io.BufferedReader)
             if compressed and offsets != sorted(offsets):
                 # Backward seeks in a gzip/bz2/xz stream restart decompression from the start.
-                data = {}
-                for member in files:
-                    if member.name in by_name and by_name[member.name] is member:
-                        data[member.name] = archive.extractfile(member).read()  # type: ignore[union-attr]
-                self._in_memory = [data[name] for name in self.members]
+                self._in_memory = self._read_all(archive, files, by_name)
             else:
                 self._tar_members = ordered
         return [m.name for m in files]
+
+    def _read_all(self, archive: tarfile.TarFile, files: list[tarfile.TarInfo],
+                  by_name: dict[str, tarfile.TarInfo]) -> list[bytes | None]:
+        """The bytes of every image member in one forward pass, in name order; None for those over the limit."""
+        wanted = {id(m): m for m in by_name.values() if m.size <= self.limits.max_file_bytes}
+        total = sum(m.size for m in wanted.values())
+        if total > self.limits.max_file_bytes:
+            raise InputError(
+                f"{shown(self.path)} is compressed and stores its images out of name order, so they would be read "
+                f"into memory: {total:,} bytes, over the limit of {self.limits.max_file_bytes:,}. Unpack it, or "
+                f"re-create it in name order (tar --sort=name), or raise the limit ({ENV_MAX_FILE_BYTES}={total})"
+            )
+        data: dict[str, bytes] = {}
+        for member in files:
+            if id(member) in wanted:
+                stream = archive.extractfile(member)
+                name = f"{os.fspath(self.path)}:{member.name}"
+                data[member.name] = _read_capped(stream, name, self.limits)  # type: ignore[arg-type]
+        return [data.get(name) for name in self.members]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -189,28 +415,38 @@ class ImageArchive(Dataset):
     def __len__(self) -> int:
         return len(self.members)
 
+    def _member_name(self, index: int) -> str:
+        return f"{os.fspath(self.path)}:{self.members[index]}"
+
     def name(self, index: int) -> str:
         """``archive:member`` of item ``index``, for messages."""
-        return f"{self.path}:{self.members[index]}"
+        return shown(self._member_name(index))
 
     def _read(self, index: int) -> bytes:
+        """The bytes of member ``index``, its size checked first from the header, then while reading."""
+        name = self._member_name(index)
+        _check_size(self._sizes[index], name, self.limits, "uncompressed, as the archive's header says")
         if self._in_memory is not None:
-            return self._in_memory[index]
+            return self._in_memory[index] or b""
         archive = self._archive()
         if isinstance(archive, zipfile.ZipFile):
-            return archive.read(self.members[index])
+            with archive.open(self.members[index]) as member:
+                return _read_capped(member, name, self.limits)
         extracted = archive.extractfile(self._tar_members[index])
-        return extracted.read() if extracted is not None else b""
+        return _read_capped(extracted, name, self.limits) if extracted is not None else b""
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """``(3, H, W)`` uint8."""
         try:
             data = self._read(index)
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as error:
-            raise ImageDecodeError(
-                f"{self.name(index)} could not be read from the archive ({error}); the archive may be truncated"
+        except ImageDecodeError:
+            raise
+        except _ARCHIVE_ERRORS as error:
+            raise _undecodable(
+                self._member_name(index), f"could not be read from the archive ({error})",
+                "the archive may be truncated or damaged",
             ) from None
-        return _channels_first(decode_image(data, self.name(index)))
+        return _channels_first(decode_image(data, self._member_name(index), self.limits))
 
 
 class ImageArray(Dataset):
@@ -227,7 +463,7 @@ class ImageArray(Dataset):
         array = self._load()
         self._check(array)
         self.count = int(array.shape[0])
-        self.description = f"array {self.path} {tuple(array.shape)} {array.dtype}"
+        self.description = f"array {shown(self.path)} {tuple(array.shape)} {array.dtype}"
         self._array: np.ndarray | None = array
 
     def _load(self) -> np.ndarray:
@@ -241,33 +477,34 @@ class ImageArray(Dataset):
                 if len(keys) == 1:
                     return archive[keys[0]]
                 raise InputError(
-                    f"{self.path} holds the arrays {keys} and none is named 'images': "
+                    f"{shown(self.path)} holds the arrays {keys} and none is named 'images': "
                     f"save the images under that name (np.savez(path, images=...))"
                 )
         except InputError:
             raise
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-            raise InputError(f"{self.path} could not be read as a numpy array file ({error})") from None
+            raise InputError(f"{shown(self.path)} could not be read as a numpy array file ({error})") from None
 
     def _check(self, array: np.ndarray) -> None:
+        where = shown(self.path)
         if array.ndim != 4:
             raise InputError(
-                f"{self.path} holds an array of shape {array.shape}; expected images (N, H, W, 3) or (N, 3, H, W)"
+                f"{where} holds an array of shape {array.shape}; expected images (N, H, W, 3) or (N, 3, H, W)"
             )
         floating = np.issubdtype(array.dtype, np.floating)
         if array.dtype != np.uint8 and not floating:
             raise InputError(
-                f"{self.path} holds {array.dtype} values; save uint8 pixels (0..255), "
+                f"{where} holds {array.dtype} values; save uint8 pixels (0..255), "
                 f"or floats and pass --input-range"
             )
         if floating and self.input_range is None:
             raise InputError(
-                f"{self.path} holds floats ({array.dtype}); declare their range with --input-range 0,1, -1,1 or 0,255"
+                f"{where} holds floats ({array.dtype}); declare their range with --input-range 0,1, -1,1 or 0,255"
             )
         if array.shape[0] == 0:
-            raise InputError(f"{self.path} holds no images (shape {array.shape})")
+            raise InputError(f"{where} holds no images (shape {array.shape})")
+        channels_axis(array.shape, where)  # the whole array's shape in the message, not a slice's
         if not floating:
-            standardize_batch(np.array(array[:1]), None, str(self.path))  # channels axis
             return
         for start in range(0, array.shape[0], _VALIDATION_CHUNK):
             chunk = np.array(array[start : start + _VALIDATION_CHUNK])
@@ -275,10 +512,10 @@ class ImageArray(Dataset):
             if not finite.all():
                 first = start + int(np.argmin(finite))
                 raise InputError(
-                    f"{self.path}: image {first} contains non-finite values (NaN or inf); "
+                    f"{where}: image {first} contains non-finite values (NaN or inf); "
                     f"fix the generator's output first"
                 )
-            standardize_batch(chunk, self.input_range, f"{self.path}[{start}:{start + len(chunk)}]")
+            standardize_batch(chunk, self.input_range, f"{where}[{start}:{start + len(chunk)}]")
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -291,7 +528,7 @@ class ImageArray(Dataset):
 
     def name(self, index: int) -> str:
         """``file[index]``, for messages."""
-        return f"{self.path}[{index}]"
+        return f"{shown(self.path)}[{index}]"
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """``(3, H, W)`` uint8, or float32 in [0, 255] for a float array."""
@@ -317,30 +554,37 @@ class ImageSources(ConcatDataset):
         raise IndexError(index)
 
 
-def open_path(path: Path | str, *, input_range: InputRange | None = None) -> Dataset:
-    """The reader for one path: a folder, an array file, an archive, or a single image file."""
+def open_path(path: Path | str, *, input_range: InputRange | None = None, limits: ReadLimits | None = None) -> Dataset:
+    """The reader for one path: a folder, an array file, an archive, or a single image file.
+
+    ``limits`` bounds what one image may cost (default: :meth:`ReadLimits.from_environment`).
+    """
     path = Path(path)
+    limits = limits or ReadLimits.from_environment()
     if not path.exists():
-        raise InputError(f"{path} does not exist: check the path")
+        raise InputError(f"{shown(path)} does not exist: check the path")
     if path.is_dir():
-        return image_folder(path)
+        return image_folder(path, limits)
     lower = path.name.lower()
     if lower.endswith(ARRAY_EXTENSIONS):
         return ImageArray(path, input_range)
     if lower.endswith(ZIP_SUFFIXES + TAR_SUFFIXES):
-        return ImageArchive(path)
+        return ImageArchive(path, limits)
     if lower.endswith(IMAGE_EXTENSIONS):
-        return ImageFiles([path], f"image {path}")
+        return ImageFiles([path], f"image {shown(path)}", limits)
     raise InputError(
-        f"{path}: unsupported input; give a folder of images, a .npy/.npz array, or a .zip/.tar/.tar.gz archive"
+        f"{shown(path)}: unsupported input; give a folder of images, a .npy/.npz array, or a .zip/.tar/.tar.gz archive"
     )
 
 
-def open_paths(paths: Sequence[Path | str], *, input_range: InputRange | None = None) -> ImageSources:
+def open_paths(
+    paths: Sequence[Path | str], *, input_range: InputRange | None = None, limits: ReadLimits | None = None
+) -> ImageSources:
     """One dataset of every image in ``paths``, concatenated in the order given."""
     if not paths:
         raise InputError("no input given: name a folder, an array file or an archive")
-    return ImageSources([open_path(p, input_range=input_range) for p in paths])
+    limits = limits or ReadLimits.from_environment()
+    return ImageSources([open_path(p, input_range=input_range, limits=limits) for p in paths])
 
 
 class _DecodeFailure(Dataset):
@@ -356,7 +600,7 @@ class _DecodeFailure(Dataset):
         try:
             self.dataset[index]
         except ImageDecodeError as error:
-            return str(error)
+            return str(error).removesuffix(_SKIP_ADVICE)  # it is being skipped already
         return None
 
 

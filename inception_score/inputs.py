@@ -23,26 +23,18 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .errors import InputError
+from .files import open_paths
+# NAMED_RANGES and InputRange are imported from here by the CLI and the scorer.
+from .pixels import (  # noqa: F401
+    NAMED_RANGES,
+    InputRange,
+    parse_input_range,
+    refuse_unit_scale,
+    standardize_batch,
+    standardize_image,
+)
 
-InputRange = tuple[float, float]
 ImageBatch = Union[torch.Tensor, list[torch.Tensor]]
-
-NAMED_RANGES: dict[str, InputRange] = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
-
-
-def parse_input_range(value: str | Sequence[float] | None) -> InputRange | None:
-    """``"0,1"``, ``"-1,1"``, ``"0,255"`` or a pair of numbers -> ``(low, high)``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.replace(" ", "").split(",")
-        if len(parts) != 2:
-            raise InputError(f"input range {value!r} is not 'low,high' (for example 0,1 or -1,1 or 0,255)")
-        value = (float(parts[0]), float(parts[1]))
-    low, high = float(value[0]), float(value[1])
-    if not high > low:
-        raise InputError(f"input range ({low}, {high}) is empty: high must exceed low")
-    return (low, high)
 
 
 @dataclass
@@ -54,105 +46,6 @@ class ImageStream:
     description: str
 
 
-def _to_tensor(value: Any) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(value, Image.Image):
-        image = value.convert("RGB") if value.mode != "RGB" else value
-        return torch.from_numpy(np.asarray(image).copy())
-    raise InputError(f"cannot score an object of type {type(value).__name__}: give uint8 images as tensors or arrays")
-
-
-def _channels_first(images: torch.Tensor, what: str) -> torch.Tensor:
-    """``(N, C, H, W)`` or ``(N, H, W, C)`` with C in {1, 3} -> ``(N, 3, H, W)``."""
-    if images.ndim != 4:
-        raise InputError(
-            f"{what} has shape {tuple(images.shape)}; expected a batch (N, 3, H, W) or (N, H, W, 3)"
-        )
-    if images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
-        chw = images
-    elif images.shape[-1] in (1, 3):
-        chw = images.permute(0, 3, 1, 2)
-    elif images.shape[1] in (1, 3):
-        chw = images
-    else:
-        raise InputError(
-            f"{what} has shape {tuple(images.shape)}: no axis of 3 (RGB) or 1 (grayscale) channels; "
-            f"drop alpha or convert to RGB first"
-        )
-    if chw.shape[1] == 1:
-        chw = chw.expand(-1, 3, -1, -1)
-    return chw
-
-
-def _to_pixel_values(images: torch.Tensor, input_range: InputRange | None, what: str) -> torch.Tensor:
-    """uint8 stays; floats are checked and mapped from ``input_range`` to [0, 255] float32."""
-    if images.dtype == torch.uint8:
-        return images
-    if images.dtype == torch.bool or not (images.is_floating_point() or images.dtype in _INT_TYPES):
-        raise InputError(f"{what} has dtype {images.dtype}; give uint8 pixels or floats with an input range")
-    if not images.is_floating_point():
-        raise InputError(
-            f"{what} has integer dtype {images.dtype}; convert to uint8 (values 0..255) "
-            f"or to floats with a declared input range"
-        )
-    if input_range is None:
-        raise InputError(
-            f"{what} holds floats ({images.dtype}) but no input range was declared: "
-            f"pass input_range=(0, 1), (-1, 1) or (0, 255) (--input-range on the command line)"
-        )
-    images = images.to(torch.float32)
-    if not bool(torch.isfinite(images).all()):
-        bad = int((~torch.isfinite(images)).sum())
-        raise InputError(f"{what} contains {bad} non-finite values (NaN or inf); fix the generator's output first")
-    low, high = input_range
-    lo, hi = float(images.min()), float(images.max())
-    tolerance = 1e-4 * (high - low)
-    if lo < low - tolerance or hi > high + tolerance:
-        raise InputError(
-            f"{what} has values in [{lo:.4g}, {hi:.4g}], outside the declared input range [{low:g}, {high:g}]; "
-            f"declare the right range or clamp the images"
-        )
-    if (low, high) == (0.0, 255.0):
-        return images
-    return (images - low) * (255.0 / (high - low))
-
-
-_INT_TYPES = {torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64}
-
-
-def standardize_batch(batch: Any, input_range: InputRange | None = None, what: str = "the images") -> torch.Tensor:
-    """One batch (tensor or array, NCHW or NHWC) -> ``(B, 3, H, W)`` uint8 or float32 in [0, 255]."""
-    if isinstance(batch, (list, tuple)) and len(batch) == 2 and _looks_like_labels(batch[1]):
-        batch = batch[0]  # (images, labels) from a DataLoader
-    images = _channels_first(_to_tensor(batch), what)
-    return _to_pixel_values(images, input_range, what)
-
-
-def standardize_image(image: Any, input_range: InputRange | None = None, what: str = "an image") -> torch.Tensor:
-    """One image (tensor, array or PIL; CHW or HWC; or an ``(image, label)`` pair) -> ``(3, H, W)``."""
-    if isinstance(image, (list, tuple)) and len(image) == 2:
-        image = image[0]
-    tensor = _to_tensor(image)
-    if tensor.ndim == 2:
-        tensor = tensor[None]
-    if tensor.ndim != 3:
-        raise InputError(f"{what} has shape {tuple(tensor.shape)}; expected (3, H, W) or (H, W, 3)")
-    return standardize_batch(tensor[None], input_range, what)[0]
-
-
-def _looks_like_labels(value: Any) -> bool:
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return value.ndim <= 1
-    return isinstance(value, (list, tuple)) and all(isinstance(v, (int, np.integer)) for v in value)
-
-
 class _CollateImages:
     """Collate dataset items into a stacked batch when sizes agree, else a list (picklable)."""
 
@@ -160,10 +53,18 @@ class _CollateImages:
         self.input_range = input_range
 
     def __call__(self, items: list[Any]) -> ImageBatch:
-        images = [standardize_image(item, self.input_range) for item in items]
-        if all(image.shape == images[0].shape for image in images):
-            return torch.stack(images)
-        return images
+        return _images_batch(items, self.input_range, "a batch of the dataset")
+
+
+def _images_batch(items: Sequence[Any], input_range: InputRange | None, what: str) -> ImageBatch:
+    """Single images -> a stacked ``(B, 3, H, W)`` batch when sizes agree, else a list of ``(3, H, W)``."""
+    images = [standardize_image(item, input_range) for item in items]
+    floats = [image for image in images if image.is_floating_point()]
+    if floats:  # one image alone is too little to tell floats in [0, 1] declared as 0..255; the batch is not
+        refuse_unit_scale(len(floats), max(float(image.max()) for image in floats), input_range, what)
+    if all(image.shape == images[0].shape for image in images):
+        return torch.stack(images)
+    return images
 
 
 def _is_path_like(value: Any) -> bool:
@@ -210,8 +111,6 @@ def image_stream(
         return count if limit is None or count is None else min(count, limit)
 
     if _is_path_like(images):
-        from .files import open_paths
-
         paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
         dataset = open_paths([Path(p) for p in paths], input_range=input_range)
         description = getattr(dataset, "description", ", ".join(str(p) for p in paths))
@@ -267,8 +166,7 @@ def _is_single_image(value: Any) -> bool:
 
 def _standardize_any_batch(batch: Any, input_range: InputRange | None) -> ImageBatch:
     if isinstance(batch, list) and batch and _is_single_image(batch[0]):
-        images = [standardize_image(image, input_range) for image in batch]
-        return torch.stack(images) if all(i.shape == images[0].shape for i in images) else images
+        return _images_batch(batch, input_range, "a batch")
     return standardize_batch(batch, input_range, "a batch")
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -169,6 +171,25 @@ def _hash_refused_message(path: Path, digest: str, size: int) -> str:
     )
 
 
+def _unpickling_refused_message(path: Path, error: pickle.UnpicklingError) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to load it unrestricted."""
+    text = str(error)
+    after = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation of torch.load")[0]
+    lines = [line.strip() for line in after.splitlines() if line.strip()]
+    # "Unsupported global: GLOBAL __main__.Foo was not an allowed global by default. Please use ..."
+    detail = lines[0].split(". ")[0].removesuffix(" was not an allowed global by default") if lines else ""
+    if "WeightsUnpickler error:" in text and detail.startswith(("Unsupported global", "Unsupported class")):
+        return (
+            f"{path} was refused: it contains non-tensor objects ({detail}), and unpickling those could run code "
+            f"from the file. Weights are read as tensors only: give a state dict of tensors, such as "
+            f"{PYTORCH_FID_WEIGHTS.name} (torch.save(model.state_dict(), path))"
+        )
+    return (
+        f"{path} was refused: it is not a pickle of tensors only ({detail or 'UnpicklingError'}); the file may be "
+        f"truncated or of another format, or contain non-tensor objects, which are not read"
+    )
+
+
 def _complete_state_dict(state_dict: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Check every tensor the network needs is present with its shape; fill BN bookkeeping."""
     expected = Inception2015.skeleton().state_dict()
@@ -221,6 +242,8 @@ def load_weights(
     else:
         try:
             state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise WeightsFormatError(_unpickling_refused_message(path, error)) from None
         except Exception as error:  # torch raises many types for a damaged pickle
             raise WeightsFormatError(
                 f"{path} could not be read as a PyTorch state dict ({type(error).__name__}: {error}); "

@@ -235,3 +235,74 @@ def test_missing_and_unsupported_paths(tmp_path: Path) -> None:
     (tmp_path / "broken.zip").write_bytes(b"PK not really")
     with pytest.raises(InputError, match="is not a readable archive"):
         open_path(tmp_path / "broken.zip")
+
+
+def test_links_that_are_not_followed_are_counted(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder, elsewhere = tmp_path / "images", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(folder / name)
+    Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(elsewhere / "c.png")
+    (folder / "alias.png").symlink_to("a.png")  # a link to a file: followed, as before
+    (folder / "loop").symlink_to(".")  # a folder loop: never entered
+    (folder / "self.png").symlink_to("self.png")  # a link to itself
+    (folder / "gone.png").symlink_to("nowhere.png")  # broken
+    (folder / "other").symlink_to(elsewhere)  # a folder: not followed
+    with pytest.warns(UserWarning, match=r"folder .*images: 4 links skipped"):
+        dataset = open_path(folder)
+    assert [Path(dataset.name(i)).name for i in range(len(dataset))] == ["a.png", "alias.png", "b.png"]
+    assert torch.equal(dataset[0], dataset[1])
+    assert dataset.description == f"folder {folder} (3 images; 4 links skipped)"
+
+
+def test_tar_and_zip_link_members_are_counted(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = png_bytes(Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)))
+    with tarfile.open(tmp_path / "links.tar", "w") as archive:
+        info = tarfile.TarInfo("a.png")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+        for name, kind in (("sym.png", tarfile.SYMTYPE), ("hard.png", tarfile.LNKTYPE)):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = kind, "a.png"
+            archive.addfile(link)
+    with zipfile.ZipFile(tmp_path / "links.zip", "w") as archive:
+        archive.writestr("a.png", data)
+        link = zipfile.ZipInfo("sym.png")
+        link.external_attr = (0o120777 << 16)  # a Unix symbolic link, as `zip --symlinks` stores it
+        archive.writestr(link, "a.png")
+    for name, count in (("links.tar", 2), ("links.zip", 1)):
+        with pytest.warns(UserWarning, match=f"{count} links? skipped"):
+            dataset = open_path(tmp_path / name)
+        links = "1 link" if count == 1 else f"{count} links"
+        assert len(dataset) == 1 and dataset.description.endswith(f"(1 images; {links} skipped)")
+
+
+def test_control_characters_in_names_are_escaped_in_messages(tmp_path: Path) -> None:
+    (tmp_path / "bad\nname\x1b.png").write_bytes(b"not an image")
+    dataset = open_path(tmp_path)
+    with pytest.raises(ImageDecodeError) as caught:
+        dataset[0]
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and "\x1b" not in message
+    assert message.startswith(f"{tmp_path}/bad\\nname\\x1b.png could not be decoded")
+    assert dataset.name(0) == f"{tmp_path}/bad\\nname\\x1b.png"
+
+
+def test_skipped_messages_do_not_advise_skipping(tmp_path: Path, rng: np.random.Generator) -> None:
+    Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "garbage.png").write_bytes(b"garbage")
+    dataset = open_paths([tmp_path])
+    with pytest.raises(ImageDecodeError, match=r"or pass --skip-invalid$"):
+        dataset[0]  # without skipping, the advice is there
+    kept, failures = without_invalid(dataset)
+    assert len(kept) == 1 and len(failures) == 2
+    assert not any("skip-invalid" in failure for failure in failures), failures
+    assert failures[0].endswith("is empty (0 bytes); remove it")
+
+
+def test_a_channel_error_shows_the_whole_array_shape(tmp_path: Path) -> None:
+    np.save(tmp_path / "rgba.npy", np.zeros((7, 4, 32, 32), np.uint8))
+    with pytest.raises(InputError, match=r"rgba.npy has shape \(7, 4, 32, 32\): no axis of 3"):
+        open_path(tmp_path / "rgba.npy")

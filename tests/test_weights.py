@@ -100,3 +100,20 @@ def test_environment_variable_and_cache_are_used(
     cached = offline_cache / PYTORCH_FID_WEIGHTS.name
     cached.write_bytes(random_weights_file.read_bytes())
     assert load_weights(allow_unverified=True).path == cached
+
+
+class NotATensor:
+    """Pickled by reference to this module: torch's tensor-only reader refuses it."""
+
+
+def test_non_tensor_objects_are_refused_without_torchs_advice(tmp_path: Path) -> None:
+    path = tmp_path / "with-objects.pth"
+    state = Inception2015().state_dict()
+    state["extra"] = NotATensor()
+    torch.save(state, path)
+    with pytest.raises(WeightsFormatError) as caught:
+        load_weights(path, allow_unverified=True)
+    message = str(caught.value)
+    assert message.startswith(f"{path} was refused: it contains non-tensor objects")
+    assert "NotATensor" in message and "weights_only" not in message and "\x1b" not in message
+    assert len(message.splitlines()) == 1
