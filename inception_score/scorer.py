@@ -20,6 +20,7 @@ from .errors import InputError
 from .inputs import ImageBatch, InputRange, image_stream, parse_input_range, standardize_batch
 from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions, summarize
 from .network import INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
+from .precision import precision_scope
 from .preprocess import to_network_input
 from .weights import LoadedWeights, load_network
 
@@ -99,9 +100,6 @@ class InceptionScorer:
             raise InputError(f"precision must be 'exact' or 'fast', got {precision!r}")
         self.device = resolve_device(device)
         self.precision = precision
-        if self.device.type == "cuda":
-            # Fixed input shapes: let cuDNN pick the fastest algorithms once.
-            torch.backends.cudnn.benchmark = True
         network, self.weights = load_network(weights, allow_unverified=allow_unverified, progress=progress)
         # Folded batch norm and channels-last memory: the same function, measured faster on CPU and GPU.
         self.network: Inception2015 = fold_batch_norm(network).to(self.device, memory_format=torch.channels_last)
@@ -130,17 +128,15 @@ class InceptionScorer:
     @torch.inference_mode()
     def outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
         """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU."""
-        x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
-        if self.device.type != "cuda":
-            return self.network(x, Output(output)).cpu()
         fast = self.precision == "fast"
-        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = fast
-        try:
+        # One scope for the resize (matrix products) and the network: "exact" keeps TF32 off in both,
+        # and the caller's switches come back as they were (inception_score.precision).
+        with precision_scope(self.device, allow_tf32=fast):
+            x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
+            if self.device.type != "cuda":
+                return self.network(x, Output(output)).cpu()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast):
                 return self.network(x, Output(output)).float().cpu()
-        finally:  # leave the caller's global settings as they were
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
     def logits(self, batch: ImageBatch) -> torch.Tensor:
         """``(B, 1008)`` float32 logits without the bias, as the paper's code used them."""

@@ -19,6 +19,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="folder holding data/mnist and data/cifar10-partial (default: $INCEPTION_SCORE_SHARED)",
     )
+    parser.addoption("--device", default="cpu", help="where the tests that can use a GPU run: cpu (default) or cuda")
 
 
 @pytest.fixture(scope="session")

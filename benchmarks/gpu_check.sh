@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The GPU check of issue 16, whole, in one command: about 5-6 minutes on one H100 (at most 8).
+#
+#   1. tests/test_precision_scope.py with --device cuda; CUDA exact (and fast) against CPU exact on the
+#      same 512 genuine CIFAR-10 images: largest logit difference, score relative difference;
+#   2. images/s of ours exact, ours fast and torch-fidelity in one process on 10,000 uint8 32x32 images
+#      in memory (several batch sizes), and of `inception-score FOLDER --num-workers K --json` on 2,000
+#      PNG files;
+#   3. 30 s of training steps of each Table 3 variant (reference_gan) at batch 100 on random
+#      CIFAR-shaped data, and the hours `reference-gan ablation --preset paper` would take;
+#   4. $OUT/gpu-check.md (copy it to benchmarks/results/gpu-check.md), $OUT/gpu-check.json (every
+#      figure), $OUT/gpu-check.log.
+#
+# The GPU machine has no network and no fid-helper wheel, and a device call carries at most 64 MiB, so
+# prepare here first (the folder .gpu is ignored by git and named in the call's carry):
+#   echo /.gpu/ >> .git/info/exclude
+#   INCEPTION_SCORE_SHARED=/work/shared python benchmarks/gpu_check.py prepare .gpu   # 48 MB weights + 512 images
+#   python -m pip download --no-deps --only-binary=:all: -d .gpu/wheels torch-fidelity==0.4.0
+# then on the device:  bash benchmarks/gpu_check.sh            (carry [".gpu"], timeout_s 600)
+# Dry run here, tiny sizes, under a minute:  DEVICE=cpu SMALL=1 bash benchmarks/gpu_check.sh
+#
+# Environment: DEVICE (cuda), SMALL (0), OUT (a new temporary folder), PREP (.gpu, what `prepare`
+# wrote), WHEELS (first argument, else $PREP/wheels), WEIGHTS (a float32 weights file instead of the
+# development one), PYTHON (python3), and the sizes below.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+
+DEVICE=${DEVICE:-cuda}
+SMALL=${SMALL:-0}
+PREP=${PREP:-.gpu}
+WHEELS=${1:-${WHEELS:-$PREP/wheels}}
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-$(mktemp -d)}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+LOG=$OUT/gpu-check.log
+
+if [ "$SMALL" = 1 ]; then
+  : "${SPLITS:=1}" "${COMPARE_COUNT:=1}" "${MEMORY_COUNT:=1}" "${BATCH_SIZES:=1}" "${PNG_COUNT:=1}"
+  : "${WORKERS:=2}" "${FILE_BATCH:=1}" "${TRAIN_SECONDS:=0.5}" "${TRAIN_BATCH:=2}" "${INIT_EXAMPLES:=4}"
+  : "${VARIANTS:=minus-mbf}" "${PYTEST_SELECT:=restore_every_switch and untouched}"
+fi
+: "${SPLITS:=10}" "${COMPARE_COUNT:=512}" "${MEMORY_COUNT:=10000}" "${BATCH_SIZES:=128,256,512}"
+: "${PNG_COUNT:=2000}" "${WORKERS:=0,4,8,16}" "${FILE_BATCH:=256}" "${TRAIN_SECONDS:=30}" "${TRAIN_BATCH:=100}"
+: "${INIT_EXAMPLES:=}" "${VARIANTS:=}" "${PYTEST_SELECT:=}"
+
+say() { echo "== $* ($((SECONDS - start)) s)" | tee -a "$LOG" >&2; }
+step() {  # a failed step is logged and the check goes on: one call should bring back every figure it can
+  local name=$1; shift
+  say "$name"
+  "$@" >>"$LOG" 2>&1 || { say "$name FAILED (status $?): see $LOG"; failed=1; }
+}
+failed=0
+check() { "$PYTHON" benchmarks/gpu_check.py "$@"; }
+report() {  # after every step, so that a run cut short still brings back what it measured
+  check report "$WORK" "$OUT/gpu-check.md" --device "$DEVICE" --tests "${tests_line:-not run}" \
+    --wall "$((SECONDS - start))" >/dev/null 2>>"$LOG" || { say "report FAILED: see $LOG"; failed=1; }
+}
+partial_report() { [ "$SMALL" = 1 ] || report; }  # dry runs: only the last one
+
+say "gpu check: DEVICE=$DEVICE SMALL=$SMALL OUT=$OUT"
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+  step "install carried wheels" "$PYTHON" -m pip install -q --no-index --no-deps --find-links "$WHEELS" "$WHEELS"/*.whl
+fi
+here=$("$PYTHON" -c 'import inception_score, pathlib; print(pathlib.Path(inception_score.__file__).parent.parent)' 2>/dev/null)
+if [ "$here" != "$PWD" ]; then  # offline: no build isolation (it would download setuptools)
+  say "install this checkout"
+  "$PYTHON" -m pip install -q --no-deps --no-build-isolation -e . >>"$LOG" 2>&1 || say "pip install -e . failed: using PYTHONPATH"
+  here=$("$PYTHON" -c 'import inception_score, pathlib; print(pathlib.Path(inception_score.__file__).parent.parent)' 2>/dev/null)
+  [ "$here" = "$PWD" ] || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+command -v nvidia-smi >/dev/null && nvidia-smi >>"$LOG" 2>&1
+
+weights=$WORK/weights.pth
+if [ -n "${WEIGHTS:-}" ]; then
+  weights=$WEIGHTS; echo "the file $WEIGHTS" >"$WORK/weights.txt"
+else
+  step "weights" check weights "$weights" --packed "$PREP/dev-weights-fp16.pth"
+fi
+images=$(ls "$PREP"/cifar10-*.npz 2>/dev/null | head -n 1)
+[ -n "$images" ] || images=${INCEPTION_SCORE_SHARED:-shared}/data/cifar10-partial/cifar10_prefix_partial.npz
+
+say "tests"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/test_precision_scope.py --device "$DEVICE" \
+  ${PYTEST_SELECT:+-k "$PYTEST_SELECT"} >"$WORK/pytest.txt" 2>&1 || failed=1
+cat "$WORK/pytest.txt" >>"$LOG"
+tests_line=$(grep -E '(passed|failed|error|skipped|no tests ran)' "$WORK/pytest.txt" | tail -n 1)
+
+partial_report
+
+step "compare" check compare --weights "$weights" --images "$images" --count "$COMPARE_COUNT" --splits "$SPLITS" \
+  --device "$DEVICE" --out "$WORK/compare.json"
+partial_report
+step "throughput" check throughput --weights "$weights" --count "$MEMORY_COUNT" --batch-sizes "$BATCH_SIZES" \
+  --splits "$SPLITS" --device "$DEVICE" --out "$WORK/throughput.json"
+partial_report
+step "files" check files --weights "$weights" --count "$PNG_COUNT" --workers "$WORKERS" --batch-size "$FILE_BATCH" \
+  --splits "$SPLITS" --device "$DEVICE" --out "$WORK/files.json"
+partial_report
+step "training" check training --seconds "$TRAIN_SECONDS" --batch-size "$TRAIN_BATCH" --variants "$VARIANTS" \
+  ${INIT_EXAMPLES:+--init-examples "$INIT_EXAMPLES"} --device "$DEVICE" --out "$WORK/training.json"
+report
+cat "$OUT/gpu-check.md"  # the reply of a device call shows the end of the output
+say "done: $OUT/gpu-check.md (status $failed)"
+exit $failed

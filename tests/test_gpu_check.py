@@ -1,0 +1,42 @@
+"""benchmarks/gpu_check.sh, dry-run on the CPU with tiny sizes: every step runs and the report has
+every section with figures in it. The real run needs a GPU (see the script's header)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
+SECTIONS = ("## Machine", "## Tests", "## CUDA exact against CPU exact", "## Throughput from memory",
+            "## Throughput from PNG files", "## Reference GAN training", "## Provenance")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the GPU check is a bash script")
+def test_gpu_check_dry_runs_on_cpu_and_reports_every_section(
+    tmp_path: Path, shared_dir: Path, cifar10_partial_dir: Path, genuine_weights_file: Path
+) -> None:
+    pytest.importorskip("torch_fidelity", reason="the throughput step compares with torch-fidelity")
+    out = tmp_path / "out"
+    env = {**os.environ, "DEVICE": "cpu", "SMALL": "1", "PYTHON": sys.executable, "OUT": str(out),
+           "PREP": str(tmp_path / "nothing-prepared"), "WEIGHTS": str(genuine_weights_file),
+           "INCEPTION_SCORE_SHARED": str(shared_dir), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(["bash", str(SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    log = (out / "gpu-check.log").read_text() if (out / "gpu-check.log").is_file() else done.stderr
+    assert done.returncode == 0, log[-4000:]
+
+    markdown = (out / "gpu-check.md").read_text()
+    positions = [markdown.find(section) for section in SECTIONS]
+    assert -1 not in positions and positions == sorted(positions), markdown
+    assert "Not measured" not in markdown, log[-4000:]
+    assert "| ours exact img/s | ours fast img/s | torch-fidelity img/s |" in markdown
+    assert "| cpu exact (float32) | 0 |" in markdown  # CPU against CPU: the same computation, no difference
+    assert "projected hours" in markdown and "passed" in markdown.split("## Tests")[1].split("##")[0]
+    assert (out / "gpu-check.json").is_file()
+    assert len(list(out.iterdir())) <= 8  # a device call brings back at most 8 files from $OUT
