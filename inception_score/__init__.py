@@ -14,12 +14,25 @@ from .errors import (
     WeightsHashError,
     WeightsNotFoundError,
 )
-from .metric import inception_score_from_logits, summarize
-from .network import Inception2015, Output
-from .scorer import InceptionScore, InceptionScorer, ISResult, inception_score
-from .weights import load_network, load_weights
 
 __version__ = "0.1.0"
+
+# Everything else loads torch: imported on first use, so that `inception-score --help` starts at once.
+_LAZY = {
+    "inception_score_from_logits": "metric", "summarize": "metric", "Inception2015": "network", "Output": "network",
+    "InceptionScore": "scorer", "InceptionScorer": "scorer", "ISResult": "scorer", "inception_score": "scorer",
+    "load_network": "weights", "load_weights": "weights",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ISResult",

@@ -12,23 +12,33 @@ the traceback instead). Ctrl-C exits with status 130.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import sys
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import click
-import torch
-from torch.utils.data import Dataset
 
 from . import __version__
-from .errors import InceptionScoreError, InputError
-from .files import ITEM_RANGE, open_paths, without_invalid
-from .inputs import NAMED_RANGES, InputRange
-from .metric import check_split_count
-from .scorer import TORCH_FIDELITY_SEED, InceptionScorer, ISResult, inception_score, resolve_device
+from .errors import InceptionScoreError, InputError, one_line_message
+from .protocol import NAMED_RANGES, TORCH_FIDELITY_SEED, InputRange
+
+# torch and the network load only when scoring starts: --help and --version answer at once. The
+# functions below import what they use.
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import Dataset
+
+    from .distributed import Group
+    from .scorer import InceptionScorer, ISResult
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -57,6 +67,8 @@ class RunOptions:
     as_json: bool = False
     output: Path | None = None
     quiet: bool = False
+    save_logits: Path | None = None  # per-image logits written here (resumes an interrupted run)
+    from_logits: Path | None = None  # re-score a file written by save_logits, without the network
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,13 @@ class Report:
             "splits": result.splits,
             "input": self.description,
             "shuffle": {"enabled": options.shuffle, "seed": options.seed if options.shuffle else None},
+            "order": result.order,
+            "order_check": {"ratio": _finite(result.order_ratio), "threshold": _finite(result.order_threshold),
+                            "flagged": result.order_flagged},
+            "comparable": result.comparable,
+            "not_comparable": list(result.not_comparable),
+            "processes": result.processes,
+            "exchanged_bytes": result.exchanged_bytes,
             "limit": options.limit,
             "weights": {"path": result.weights_path, "sha256": result.weights_sha256,
                         "verified": result.weights_verified},
@@ -104,6 +123,11 @@ class Report:
         }
 
 
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or Infinity: an undefined measure is null."""
+    return value if math.isfinite(value) else None
+
+
 def _rate(images_per_second: float) -> str:
     """812 -> "812", 5.5812 -> "5.58": three significant digits, no exponent."""
     return f"{images_per_second:.0f}" if images_per_second >= 100 else f"{images_per_second:.3g}"
@@ -111,6 +135,8 @@ def _rate(images_per_second: float) -> str:
 
 def _device_name(device: torch.device) -> str:
     """``cuda`` -> ``cuda:0`` (the GPU actually used); others unchanged."""
+    import torch
+
     if device.type == "cuda" and device.index is None:
         return f"cuda:{torch.cuda.current_device()}"
     return str(device)
@@ -143,46 +169,164 @@ def _warn(message: str, options: RunOptions) -> None:
         click.echo(f"warning: {message}", err=True)
 
 
-def _inputs(options: RunOptions) -> tuple[Dataset, str, tuple[str, ...]]:
-    """The images to score, their description, and the files skipped as invalid."""
-    dataset = open_paths(options.paths, input_range=options.input_range)
+def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, str, tuple[str, ...]]:
+    """The images to score, their description, and the files skipped as invalid. In a process group
+    each rank checks only its own part of the files for ``--skip-invalid``; the verdicts are shared."""
+    import torch
+    from torch.utils.data import Subset
+
+    from .distributed import shard_bounds
+    from .files import SkippedInputWarning, decodable, keep_valid, open_paths
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedInputWarning)
+        dataset = open_paths(options.paths, input_range=options.input_range)
+    if group is None or group.is_main:
+        for warning in caught:
+            if issubclass(warning.category, SkippedInputWarning):
+                _warn(str(warning.message), options)
     description = dataset.description
     skipped: list[str] = []
     if options.skip_invalid:
-        dataset, skipped = without_invalid(dataset, options.num_workers, _progress(options))
-        for message in skipped[:_WARNINGS_SHOWN]:
-            click.echo(f"warning: skipped {message}", err=True)
-        if len(skipped) > _WARNINGS_SHOWN:
-            click.echo(f"warning: ... and {len(skipped) - _WARNINGS_SHOWN} more skipped (listed by --json)", err=True)
+        if group is None:
+            valid, skipped = decodable(dataset, options.num_workers, _progress(options))
+        else:
+            start, stop = shard_bounds(len(dataset), group.rank, group.world_size)
+            mine, failures = decodable(Subset(dataset, range(start, stop)), options.num_workers,
+                                       _progress(options) and group.is_main)
+            verdicts: list = [None] * group.world_size
+            torch.distributed.all_gather_object(verdicts, ([start + i for i in mine], failures))
+            valid = [index for part, _ in verdicts for index in part]
+            skipped = [message for _, part in verdicts for message in part]
+        dataset = keep_valid(dataset, valid, skipped)
+        if group is None or group.is_main:
+            for message in skipped[:_WARNINGS_SHOWN]:
+                click.echo(f"warning: skipped {message}", err=True)
+            if len(skipped) > _WARNINGS_SHOWN:
+                click.echo(f"warning: ... and {len(skipped) - _WARNINGS_SHOWN} more skipped (listed by --json)", err=True)
     return dataset, description, tuple(skipped)
 
 
-def run(options: RunOptions) -> Report:
-    """Check everything cheap first, then score, then write the outputs asked for."""
+def run(options: RunOptions, group: Group | None = None) -> Report:
+    """Check everything cheap first, then score, then write the outputs asked for. In a process group
+    (torchrun) every rank scores its part; only rank 0 writes files and shows progress."""
+    from .files import ITEM_RANGE
+    from .metric import check_split_count
+    from .scorer import InceptionScorer, inception_score, resolve_device
+
+    main_rank = group is None or group.is_main
+    if main_rank:
+        _check_writable(options.output, "--output")
+        _check_writable(options.per_class, "--per-class")
+        _check_writable(options.save_logits, "--save-logits")
+        if options.per_class is not None:
+            _check_matplotlib()
+    if options.from_logits is not None:
+        if group is not None:
+            raise InputError("--from-logits needs no network: run it in one process, not under torchrun")
+        report = _report_from_logits(options.from_logits, options, description=None, skipped=(), elapsed=0.0,
+                                     device="none (re-scored from logits)")
+        _write_outputs(report, options)
+        return report
+    if options.save_logits is not None and group is not None:
+        raise InputError("--save-logits writes one file from one process: run it without torchrun")
     device = resolve_device(options.device)
-    _check_writable(options.output, "--output")
-    _check_writable(options.per_class, "--per-class")
-    if options.per_class is not None:
-        _check_matplotlib()
-    dataset, description, skipped = _inputs(options)
+    dataset, description, skipped = _inputs(options, group)
     count = len(dataset) if options.limit is None else min(len(dataset), options.limit)
     check_split_count(count, options.splits)
 
-    progress = _progress(options)
+    progress = _progress(options) and main_rank
     scorer = InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
                              precision=options.precision, progress=progress)  # type: ignore[arg-type]
+    if options.save_logits is not None:
+        report = _score_saving_logits(dataset, count, description, skipped, scorer, options, progress)
+        _write_outputs(report, options)
+        return report
     result = inception_score(
         dataset, splits=options.splits, batch_size=options.batch_size, num_workers=options.num_workers,
         limit=options.limit, shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
         input_range=ITEM_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
-        return_marginal=options.per_class is not None,
+        return_marginal=options.per_class is not None, distributed=group is not None,
     )
     report = Report(result, description, _device_name(scorer.device), skipped, options)
-    if options.output is not None:
-        options.output.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    if options.per_class is not None:
-        _write_per_class(report, options)
+    if main_rank:
+        _write_outputs(report, options)
     return report
+
+
+def _warn_about(result: ISResult, options: RunOptions) -> None:
+    """What makes this score suspicious or incomparable, on stderr (the JSON has it too)."""
+    if result.order_flagged:
+        _warn(f"the input looks ordered (for example by class): the splits' class distributions differ "
+              f"{result.order_ratio:.1f} times as much as in a random order of the same images (threshold "
+              f"{result.order_threshold:.1f}). The paper's protocol assumes a random order: use --shuffle, or "
+              f"order the files randomly", options)
+    reasons = [r for r in result.not_comparable if "looks ordered" not in r and "verified" not in r]
+    if reasons:  # unverified weights are said on the result line itself
+        _warn("not comparable with published Inception Scores: " + "; ".join(reasons), options)
+
+
+def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped: tuple[str, ...],
+                         scorer: InceptionScorer, options: RunOptions, progress: bool) -> Report:
+    """Score through a logits file: the rows already there are kept (a resumed run), the rest are
+    computed and written batch by batch, and the score is read back from the complete file."""
+    from torch.utils.data import Subset
+
+    from .files import ITEM_RANGE
+    from .inputs import image_stream
+    from .logits_file import open_for_writing
+    from .scorer import progress_bar
+
+    assert options.save_logits is not None
+    weights = scorer.weights
+    writer = open_for_writing(options.save_logits, count, weights.sha256, str(weights.path), weights.verified,
+                              description)
+    if writer.done:
+        _warn(f"resuming {options.save_logits}: {writer.done} of {count} images were scored already", options)
+    start = time.perf_counter()
+    remaining = Subset(dataset, range(writer.done, count))
+    if len(remaining):
+        stream = image_stream(remaining, batch_size=options.batch_size, input_range=ITEM_RANGE,
+                              num_workers=options.num_workers, pin_memory=scorer.device.type == "cuda")
+        with progress_bar(progress, len(remaining)) as advance:
+            for batch in stream.batches:
+                writer.write(scorer.logits(batch))
+                advance(len(batch))
+    return _report_from_logits(options.save_logits, options, description, skipped, time.perf_counter() - start,
+                               _device_name(scorer.device), dtype=scorer.dtype)
+
+
+def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
+                        elapsed: float, device: str, dtype: str = "float32") -> Report:
+    from .logits_file import statistics_of
+    from .scorer import result_from_statistics
+
+    stats, info = statistics_of(path, options.splits, options.seed if options.shuffle else None)
+    result = result_from_statistics(
+        stats, weights_path=info.weights_path, weights_sha256=info.weights_sha256,
+        weights_verified=info.weights_verified, device=device, dtype=dtype, elapsed=elapsed,
+        return_marginal=options.per_class is not None,
+        order=f"shuffled (seed {options.seed})" if options.shuffle else "input order",
+    )
+    return Report(result, description or f"{info.input} (logits from {path})", device, skipped, options)
+
+
+def _write_outputs(report: Report, options: RunOptions) -> None:
+    """The warnings, ``--output``, then ``--per-class``; an interrupt between the two says what was written."""
+    _warn_about(report.result, options)
+    written: list[str] = []
+    try:
+        if options.output is not None:
+            options.output.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+            written.append(f"the score was written to {options.output}")
+        if options.per_class is not None:
+            _write_per_class(report, options)
+    except KeyboardInterrupt:
+        raise Interrupted("; ".join(written) or "no score was written") from None
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C after the score was computed: the message says which outputs exist."""
 
 
 def _write_per_class(report: Report, options: RunOptions) -> None:
@@ -203,21 +347,12 @@ def _write_per_class(report: Report, options: RunOptions) -> None:
         click.echo(f"wrote {options.per_class}", err=True)
 
 
-def _one_line(error: BaseException) -> str:
-    """The message of an error; for one re-raised from a DataLoader worker, its original last line."""
-    text = str(error)
-    if "Original Traceback" in text:
-        last = [line for line in text.strip().splitlines() if line.strip()][-1]
-        text = last.split(": ", 1)[1] if ": " in last else last
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _optional_path(value: str | None) -> Path | None:
     return None if value is None else Path(value)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True,
               help="contiguous splits (the paper: 10)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -242,34 +377,59 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON on stdout instead of the line")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="also write the JSON to this file")
 @click.option("--quiet", is_flag=True, help="no progress bar or notes")
+@click.option("--save-logits", type=click.Path(dir_okay=False), default=None,
+              help="write each image's logits to this .npy (+ .json); rerunning the same command resumes it")
+@click.option("--from-logits", type=click.Path(dir_okay=False), default=None,
+              help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
 def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_workers: int, weights: str | None,
          allow_unverified_weights: bool, limit: int | None, shuffle: bool, seed: int, input_range: str | None,
          skip_invalid: bool, precision: str, per_class: str | None, labels: str | None, as_json: bool,
-         output: str | None, quiet: bool, debug: bool) -> None:
+         output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, debug: bool) -> None:
     """Inception Score of the images in PATHS (folders, .npy/.npz, .zip/.tar/.tar.gz), as in Salimans et al. 2016.
 
     Several PATHS are scored as one set, in the order given.
     """
+    if bool(paths) == bool(from_logits):
+        raise click.UsageError("give PATHS of images, or --from-logits FILE (not both)")
     options = RunOptions(
         paths=tuple(Path(p) for p in paths), splits=splits, batch_size=batch_size, device=device,
         num_workers=num_workers, weights=_optional_path(weights), allow_unverified=allow_unverified_weights,
         limit=limit, shuffle=shuffle, seed=seed, input_range=None if input_range is None else NAMED_RANGES[input_range],
         skip_invalid=skip_invalid, precision=precision, per_class=_optional_path(per_class),
         labels=_optional_path(labels), as_json=as_json, output=_optional_path(output), quiet=quiet,
+        save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits),
     )
+    group = None
     try:
-        report = run(options)
-    except KeyboardInterrupt:
-        click.echo("interrupted: no score was computed", err=True)
+        from .distributed import init_from_environment, launched_by_torchrun, local_device
+        from .scorer import resolve_device
+
+        if launched_by_torchrun():
+            options = dataclasses.replace(options, device=local_device(options.device))
+            group = init_from_environment(resolve_device(options.device))
+        report = run(options, group)
+    except KeyboardInterrupt as interrupt:
+        outcome = str(interrupt) if isinstance(interrupt, Interrupted) else "no score was computed"
+        click.echo(f"interrupted: {outcome}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # one line for the user; the traceback with --debug
         if debug:
             raise
-        if not isinstance(error, InceptionScoreError) and "Original Traceback" not in str(error):
-            click.echo(f"Error: unexpected {type(error).__name__}: {error} (run again with --debug)", err=True)
-            sys.exit(1)
-        click.echo(f"Error: {_one_line(error)}", err=True)
+        # In a group, rank 0 speaks for all (the failing rank's message reaches it); a lost peer is
+        # reported by every survivor, since rank 0 may be the one that is gone.
+        if group is None or group.is_main or "stopped answering" in str(error):
+            if not isinstance(error, InceptionScoreError) and "Original Traceback" not in str(error):
+                click.echo(f"Error: unexpected {type(error).__name__}: {error} (run again with --debug)", err=True)
+                sys.exit(1)
+            click.echo(f"Error: {one_line_message(error)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
+    finally:
+        if group is not None:
+            import torch.distributed
+
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+    if group is None or group.is_main:
+        click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())

@@ -29,3 +29,13 @@ class InputError(InceptionScoreError, ValueError):
 
 class ImageDecodeError(InputError):
     """An image file could not be read or decoded."""
+
+
+def one_line_message(error: BaseException) -> str:
+    """The message of an error on one line; for one re-raised from a DataLoader worker (whose text holds
+    the worker's traceback), the original error's own message."""
+    text = str(error)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text.splitlines()[0] if text else type(error).__name__

@@ -608,13 +608,9 @@ def _keep_list(items: list) -> list:
     return items
 
 
-def without_invalid(
-    dataset: ImageSources, num_workers: int = 0, progress: bool = False
-) -> tuple[Dataset, list[str]]:
-    """Decode every image once; return the dataset without those that fail, and their messages.
-
-    The number of images, and so the splits, is then final before scoring starts.
-    """
+def decodable(dataset: Dataset, num_workers: int = 0, progress: bool = False) -> tuple[list[int], list[str]]:
+    """Decode every image of ``dataset`` once: the indices of those that decode, and the messages of
+    those that do not."""
     loader = DataLoader(_DecodeFailure(dataset), batch_size=64, num_workers=num_workers, collate_fn=_keep_list)
     failures: list[str] = []
     valid: list[int] = []
@@ -623,7 +619,7 @@ def without_invalid(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(dataset), unit="img", desc="Checking images", dynamic_ncols=True)
+        bar = tqdm(total=len(dataset), unit="img", desc="Checking images", dynamic_ncols=True)  # type: ignore[arg-type]
     try:
         for batch in loader:
             for failure in batch:
@@ -637,10 +633,26 @@ def without_invalid(
     finally:
         if bar is not None:
             bar.close()
+    return valid, failures
+
+
+def keep_valid(dataset: ImageSources, valid: list[int], failures: list[str]) -> Dataset:
+    """``dataset`` without the images that failed (all of it when none did)."""
     if not failures:
-        return dataset, failures
+        return dataset
     if not valid:
         raise InputError(f"all {len(failures)} images failed to decode; the first: {failures[0]}")
     subset = Subset(dataset, valid)
     subset.description = f"{dataset.description}, {len(failures)} invalid skipped"  # type: ignore[attr-defined]
-    return subset, failures
+    return subset
+
+
+def without_invalid(
+    dataset: ImageSources, num_workers: int = 0, progress: bool = False
+) -> tuple[Dataset, list[str]]:
+    """Decode every image once; return the dataset without those that fail, and their messages.
+
+    The number of images, and so the splits, is then final before scoring starts.
+    """
+    valid, failures = decodable(dataset, num_workers, progress)
+    return keep_valid(dataset, valid, failures), failures

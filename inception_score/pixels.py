@@ -16,9 +16,8 @@ import torch
 
 from .errors import InputError
 
-InputRange = tuple[float, float]
+from .protocol import NAMED_RANGES, InputRange  # noqa: F401 (re-exported)
 
-NAMED_RANGES: dict[str, InputRange] = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
 FULL_RANGE: InputRange = (0.0, 255.0)
 CHANNEL_COUNTS = (1, 3)  # grayscale, repeated to RGB; or RGB
 # A single image whose values all lie in [0, 1] of 0..255 may be a dark picture; a batch of several

@@ -8,24 +8,46 @@ number on the same images.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import math
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from torch.utils.data import Dataset, IterableDataset, Subset
+
+from .distributed import (
+    Group,
+    agree,
+    all_gather_counts,
+    all_gather_seen,
+    all_reduce_statistics,
+    current_group,
+    lockstep_steps,
+    max_over_ranks,
+    run_in_lockstep,
+    shard_bounds,
+    statistics_bytes,
+    subtract_statistics,
+)
 from .errors import InputError
-from .inputs import ImageBatch, InputRange, image_stream, parse_input_range, standardize_batch
+from .inputs import ImageBatch, InputRange, _is_path_like, _is_single_image, image_stream, parse_input_range, standardize_batch
 from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions, summarize
+from .order import order_diagnostic
+from .protocol import PUBLISHED_IMAGES, PUBLISHED_SPLITS, TORCH_FIDELITY_SEED
 from .network import INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
 from .precision import precision_scope
 from .preprocess import to_network_input
 from .weights import LoadedWeights, load_network
 
 Precision = Literal["exact", "fast"]
-TORCH_FIDELITY_SEED = 2020  # torch-fidelity's default rng_seed for its shuffle
 
 
 @dataclass(frozen=True)
@@ -44,6 +66,22 @@ class ISResult:
     dtype: str
     elapsed_s: float
     marginal: np.ndarray | None = field(default=None, repr=False, compare=False)
+    order: str = "input order"  # the order the contiguous splits were taken in
+    processes: int = 1  # processes of a torch.distributed group that scored the images together
+    exchanged_bytes: int = 0  # bytes each process sent to combine the statistics (0 in one process)
+    # How far the splits' class marginals differ against a random order of the same images (ratio
+    # about 1); flagged: far beyond chance, as for input sorted by class (inception_score.order).
+    order_ratio: float = float("nan")
+    order_threshold: float = float("inf")
+    order_flagged: bool = False
+    # Why this number cannot be set beside published Inception Scores (empty: it can).
+    not_comparable: tuple[str, ...] = ()
+
+    @property
+    def comparable(self) -> bool:
+        """Computed as the paper's protocol prescribes: verified weights, 50,000 images, 10 contiguous
+        splits in a random-looking order, exact precision."""
+        return not self.not_comparable
 
     @property
     def images_per_second(self) -> float:
@@ -55,11 +93,18 @@ class ISResult:
         data["split_scores"] = list(self.split_scores)
         data["marginal"] = None if self.marginal is None else self.marginal.tolist()
         data["images_per_second"] = self.images_per_second
+        data["comparable"] = self.comparable
+        data["not_comparable"] = list(self.not_comparable)
+        for key in ("order_ratio", "order_threshold"):  # JSON has no NaN or Infinity
+            data[key] = data[key] if math.isfinite(data[key]) else None
         return data
 
     def __str__(self) -> str:
         verified = "2015-12-05 weights verified" if self.weights_verified else "UNVERIFIED weights"
-        return f"{self.mean:.4f} ± {self.std:.4f} ({self.num_images} images, {self.splits} splits, {verified})"
+        text = f"{self.mean:.4f} ± {self.std:.4f} ({self.num_images} images, {self.splits} splits, {verified})"
+        if self.order_flagged:
+            text += f" [input looks ordered: split marginals differ {self.order_ratio:.1f}x a random order's]"
+        return text
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -144,27 +189,30 @@ class InceptionScorer:
 
 
 class _SplitAccumulator:
-    """Routes logits, in input order, to their split's statistics.
+    """Routes logits to their split's statistics by each image's position in the global order.
 
-    With the image count known up front, statistics are kept per split as the images arrive
+    This process's images are positions ``[offset, offset + num_images)`` of ``total`` (one process:
+    all of them). With the count known up front, statistics are kept per split as the images arrive
     (O(splits x 1008) memory). Without it, the float32 logits are kept until the count is known,
     which is exact too but costs 4 KB per image.
     """
 
-    def __init__(self, splits: int, num_images: int | None, shuffle_seed: int | None) -> None:
-        if num_images is not None:
-            check_split_count(num_images, splits)
+    def __init__(self, splits: int, num_images: int | None, shuffle_seed: int | None,
+                 offset: int = 0, total: int | None = None) -> None:
+        total = num_images if total is None else total
+        if total is not None:
+            check_split_count(total, splits)
         elif splits < 1:
             check_split_count(0, splits)
         self.splits = splits
-        self.num_images = num_images
+        self.total = total
         self.shuffle_seed = shuffle_seed
         self.seen = 0
         self.stats = SplitStatistics.zeros(splits, NUM_CLASSES)
         self.buffer: list[torch.Tensor] = []
         self.positions: np.ndarray | None = None
-        if num_images is not None:
-            self.positions = self._positions(num_images)
+        if num_images is not None and total is not None:
+            self.positions = self._positions(total)[offset : offset + num_images]
 
     def _positions(self, count: int) -> np.ndarray:
         if self.shuffle_seed is None:
@@ -181,19 +229,22 @@ class _SplitAccumulator:
                     f"more images arrived than the {len(self.positions)} announced; "
                     f"pass the right num_images or leave it out"
                 )
-            ids = split_of_positions(self.positions[self.seen : self.seen + count], len(self.positions), self.splits)
+            ids = split_of_positions(self.positions[self.seen : self.seen + count], self.total, self.splits)
             self.stats.add(logits, ids)
         self.seen += count
 
-    def finish(self) -> SplitStatistics:
+    def finish(self, offset: int = 0, total: int | None = None) -> SplitStatistics:
+        """The statistics of the images added. Buffered logits are placed now, at ``offset`` of ``total``
+        (one process: 0 of the count seen)."""
         if self.positions is None:
-            check_split_count(self.seen, self.splits)
-            positions = self._positions(self.seen)
+            total = self.seen if total is None else total
+            check_split_count(total, self.splits)
+            positions = self._positions(total)[offset : offset + self.seen]
             stats = SplitStatistics.zeros(self.splits, NUM_CLASSES)
             start = 0
             for logits in self.buffer:
                 stop = start + logits.shape[0]
-                stats.add(logits, split_of_positions(positions[start:stop], self.seen, self.splits))
+                stats.add(logits, split_of_positions(positions[start:stop], total, self.splits))
                 start = stop
             return stats
         if self.seen != len(self.positions):
@@ -202,24 +253,67 @@ class _SplitAccumulator:
 
 
 def _result(
-    stats: SplitStatistics, scorer: InceptionScorer, elapsed: float, return_marginal: bool
+    stats: SplitStatistics, scorer: InceptionScorer, elapsed: float, return_marginal: bool,
+    order: str = "input order", group: Group | None = None, shuffled: bool = False,
 ) -> ISResult:
+    exchanged = 0
+    if group is not None:
+        stats = all_reduce_statistics(group, stats)
+        elapsed = max_over_ranks(group, elapsed)
+        exchanged = statistics_bytes(stats.splits, stats.sum_p.shape[1])
+    weights: LoadedWeights = scorer.weights
+    return result_from_statistics(
+        stats, weights_path=str(weights.path), weights_sha256=weights.sha256, weights_verified=weights.verified,
+        device=str(scorer.device), dtype=scorer.dtype, elapsed=elapsed, return_marginal=return_marginal, order=order,
+        processes=1 if group is None else group.world_size, exchanged_bytes=exchanged, shuffled=shuffled,
+        precision=getattr(scorer, "precision", "exact"),
+    )
+
+
+def result_from_statistics(
+    stats: SplitStatistics, *, weights_path: str, weights_sha256: str, weights_verified: bool, device: str,
+    dtype: str, elapsed: float, return_marginal: bool = False, order: str = "input order", processes: int = 1,
+    exchanged_bytes: int = 0, shuffled: bool = False, precision: str = "exact",
+) -> ISResult:
+    """The :class:`ISResult` of complete split statistics (all images, all processes), with the order
+    diagnostic and the reasons, if any, why it is not comparable with published scores."""
     scores = stats.scores()
     mean, std = summarize(scores)
-    weights: LoadedWeights = scorer.weights
+    diagnostic = order_diagnostic(stats)
+    num_images = int(stats.count.sum())
+    reasons = []
+    if not weights_verified:
+        reasons.append("the weights are not the verified 2015-12-05 Inception network")
+    if num_images != PUBLISHED_IMAGES:
+        reasons.append(f"{num_images} images (published scores use {PUBLISHED_IMAGES:,})")
+    if stats.splits != PUBLISHED_SPLITS:
+        reasons.append(f"{stats.splits} splits (published scores use {PUBLISHED_SPLITS})")
+    if shuffled:
+        reasons.append("shuffled before splitting (the paper's splits are contiguous in input order)")
+    if diagnostic.flagged:
+        reasons.append("the input looks ordered (for example by class): its splits are not random samples")
+    if precision != "exact":
+        reasons.append(f"precision {precision!r} (published scores are float32)")
     return ISResult(
         mean=mean,
         std=std,
         split_scores=tuple(float(s) for s in scores),
         num_images=int(stats.count.sum()),
         splits=stats.splits,
-        weights_path=str(weights.path),
-        weights_sha256=weights.sha256,
-        weights_verified=weights.verified,
-        device=str(scorer.device),
-        dtype=scorer.dtype,
+        weights_path=weights_path,
+        weights_sha256=weights_sha256,
+        weights_verified=weights_verified,
+        device=device,
+        dtype=dtype,
         elapsed_s=elapsed,
         marginal=stats.marginal() if return_marginal else None,
+        order=order,
+        processes=processes,
+        exchanged_bytes=exchanged_bytes,
+        order_ratio=diagnostic.ratio,
+        order_threshold=diagnostic.threshold,
+        order_flagged=diagnostic.flagged,
+        not_comparable=tuple(reasons),
     )
 
 
@@ -241,6 +335,7 @@ def inception_score(
     precision: Precision = "exact",
     return_marginal: bool = False,
     scorer: InceptionScorer | None = None,
+    distributed: bool | None = None,
 ) -> ISResult:
     """The Inception Score of ``images``, as the paper's code computes it.
 
@@ -250,9 +345,20 @@ def inception_score(
     Splits are contiguous in input order unless ``shuffle`` (torch-fidelity's permutation with
     ``seed``). ``num_images`` announces the length of an unsized iterable, so that memory stays flat.
     Pass a ready ``scorer`` to reuse a loaded network across calls.
+
+    Inside an initialised ``torch.distributed`` process group (unless ``distributed=False``), a sized
+    input (tensor, array, sequence, ``Dataset``, path) is shared out: each process reads and scores its
+    contiguous part, the statistics are summed once, and every process returns the result one process
+    would give on the same images in the same order (:mod:`inception_score.distributed`).
     """
     if splits < 1:
         check_split_count(0, splits)  # raises the "splits must be at least 1" error
+    group = current_group(distributed)
+    shuffle_seed = seed if shuffle else None
+    order = f"shuffled (seed {seed})" if shuffle else "input order"
+    if group is not None:
+        return _distributed_score(group, images, splits, batch_size, device, weights, allow_unverified, input_range,
+                                  shuffle_seed, order, num_workers, limit, progress, precision, return_marginal, scorer)
     scorer = scorer or InceptionScorer(
         weights, device=device, allow_unverified=allow_unverified, precision=precision, progress=progress
     )
@@ -265,23 +371,101 @@ def inception_score(
         num_images=num_images,
         pin_memory=scorer.device.type == "cuda",
     )
-    accumulator = _SplitAccumulator(splits, stream.num_images, seed if shuffle else None)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=stream.num_images, unit="img", desc="Inception Score", dynamic_ncols=True)
+    accumulator = _SplitAccumulator(splits, stream.num_images, shuffle_seed)
     start = time.perf_counter()
-    try:
+    with progress_bar(progress, stream.num_images) as bar:
         for batch in stream.batches:
             accumulator.add(scorer.logits(batch))
-            if bar is not None:
-                bar.update(len(batch))
-    finally:
-        if bar is not None:
-            bar.close()
+            bar(len(batch))
     stats = accumulator.finish()
-    return _result(stats, scorer, time.perf_counter() - start, return_marginal)
+    return _result(stats, scorer, time.perf_counter() - start, return_marginal, order, shuffled=shuffle)
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, total: int | None) -> Iterator[Callable[[int], Any]]:
+    """A tqdm bar on stderr (or nothing), advanced by calling what this yields with a count."""
+    if not enabled:
+        yield lambda count: None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="img", desc="Inception Score", dynamic_ncols=True)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
+           group: Group) -> tuple[Any, InputRange | None, int, int, int]:
+    """This rank's part of a sized input: ``(part, its input range, global count, offset, local count)``.
+    Only the part is read: files are listed, not decoded, before the split."""
+    input_range = parse_input_range(input_range)
+    if _is_path_like(images):
+        from .files import open_paths
+
+        paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
+        source: Any = open_paths([Path(p) for p in paths], input_range=input_range)
+        # The file readers already map declared float ranges to [0, 255].
+        input_range = (0.0, 255.0) if input_range is not None else None
+    elif isinstance(images, (torch.Tensor, np.ndarray)):
+        source = images
+    elif isinstance(images, Sequence) and len(images) > 0 and _is_single_image(images[0]):
+        source = images
+    elif isinstance(images, Dataset) and not isinstance(images, IterableDataset) and hasattr(images, "__len__"):
+        source = images
+    else:
+        raise InputError(
+            f"in a torch.distributed group, inception_score() shares out sized inputs only (a tensor, array, "
+            f"sequence of images, Dataset or path), not a {type(images).__name__}: use the InceptionScore metric "
+            f"object with a DistributedSampler, or pass distributed=False to score it in this process alone"
+        )
+    total = len(source) if limit is None else min(len(source), limit)
+    check_split_count(total, 1)
+    start, stop = shard_bounds(total, group.rank, group.world_size)
+    if isinstance(source, Dataset):
+        part = Subset(source, range(start, stop))
+    else:
+        part = source[start:stop]
+    return part, input_range, total, start, stop - start
+
+
+def _distributed_score(group: Group, images: Any, splits: int, batch_size: int, device: str | torch.device,
+                       weights: str | os.PathLike | None, allow_unverified: bool, input_range: str | InputRange | None,
+                       shuffle_seed: int | None, order: str, num_workers: int, limit: int | None, progress: bool,
+                       precision: Precision, return_marginal: bool, scorer: InceptionScorer | None) -> ISResult:
+    """:func:`inception_score` on this rank's shard, in lock step with the other ranks."""
+    error: BaseException | None = None
+    try:
+        scorer = scorer or InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
+                                           precision=precision, progress=progress and group.is_main)
+        part, part_range, total, offset, count = _shard(images, input_range, limit, group)
+        check_split_count(total, splits)
+        batches: Iterable[ImageBatch] = []
+        if count:
+            batches = image_stream(part, batch_size=batch_size, input_range=part_range, num_workers=num_workers,
+                                   pin_memory=scorer.device.type == "cuda").batches
+        accumulator = _SplitAccumulator(splits, count, shuffle_seed, offset, total)
+    except Exception as caught:  # noqa: BLE001 - the other ranks must hear of it
+        error = caught
+    agree(group, error)
+    assert scorer is not None
+    start = time.perf_counter()
+    with progress_bar(progress and group.is_main, count) as bar:
+        def work(batch: ImageBatch) -> None:
+            accumulator.add(scorer.logits(batch))
+            bar(len(batch))
+
+        run_in_lockstep(group, batches, lockstep_steps(total, group.world_size, batch_size), work)
+    stats, error = None, None
+    try:
+        stats = accumulator.finish()
+    except Exception as caught:  # noqa: BLE001
+        error = caught
+    agree(group, error)
+    assert stats is not None
+    return _result(stats, scorer, time.perf_counter() - start, return_marginal,
+                   f"{order}, shared out over {group.world_size} processes", group, shuffled=shuffle_seed is not None)
 
 
 class InceptionScore:
@@ -291,6 +475,18 @@ class InceptionScore:
     ``input_range`` given here); ``compute`` returns an :class:`ISResult` equal to
     :func:`inception_score` on the same images in the same order. With ``num_images`` given, memory
     stays O(splits x 1008); without it the logits are kept until ``compute``.
+
+    In a ``torch.distributed`` group (unless ``distributed=False``) every process calls ``update`` with
+    its own images and ``compute`` on all of them; the statistics are summed once, in float64, and every
+    process gets the same result. The global position of each image, which decides its split:
+
+    - ``update(images, indices=...)``: the images' indices in the data set of ``num_images`` images (a
+      ``DistributedSampler`` loop). Statistics are kept per split as the images arrive; an index seen by
+      several processes (the sampler's padding, which repeats the first indices at the end of the
+      last processes' shares) is counted once, by the lowest rank that saw it.
+    - without indices: rank-major order, every image of rank 0 in ``update`` order, then rank 1's, and
+      so on (``ISResult.order`` says so). The logits are kept until ``compute`` (4 KB per image), since
+      a rank's offset is known only when every rank's count is.
     """
 
     def __init__(
@@ -307,12 +503,15 @@ class InceptionScore:
         precision: Precision = "exact",
         batch_size: int = 64,
         scorer: InceptionScorer | None = None,
+        distributed: bool | None = None,
     ) -> None:
         self.splits = splits
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
         self.shuffle_seed = seed if shuffle else None
+        self.order = f"shuffled (seed {seed})" if shuffle else "input order"
         self.batch_size = batch_size
+        self.distributed = distributed
         self.scorer = scorer or InceptionScorer(
             weights, device=device, allow_unverified=allow_unverified, precision=precision
         )
@@ -320,18 +519,135 @@ class InceptionScore:
 
     def reset(self) -> None:
         """Forget every image seen so far (the network stays loaded)."""
-        self._accumulator = _SplitAccumulator(self.splits, self.num_images, self.shuffle_seed)
+        self._plain: _SplitAccumulator | None = None  # built at the first update: the group may come later
+        self._indexed: _IndexedAccumulator | None = None
         self._elapsed = 0.0
 
-    def update(self, images: Any) -> None:
-        """Add a batch ``(B, 3, H, W)`` or ``(B, H, W, 3)``; large batches run in ``batch_size`` chunks."""
+    @property
+    def _accumulator(self) -> _SplitAccumulator:
+        if self._plain is None:
+            # One process: images arrive in input order; several: the order is fixed at compute().
+            alone = current_group(self.distributed) is None
+            self._plain = _SplitAccumulator(self.splits, self.num_images if alone else None, self.shuffle_seed)
+        return self._plain
+
+    def update(self, images: Any, indices: Any = None) -> None:
+        """Add a batch ``(B, 3, H, W)`` or ``(B, H, W, 3)``; large batches run in ``batch_size`` chunks.
+        ``indices`` ``(B,)``: each image's index in the data set of ``num_images`` images."""
         start = time.perf_counter()
         pixels = standardize_batch(images, self.input_range, "the batch given to update()")
-        for chunk in pixels.split(self.batch_size):
-            self._accumulator.add(self.scorer.logits(chunk))
+        if indices is not None:
+            index_array = _check_indices(indices, pixels.shape[0], self.num_images)
+            if self._plain is not None and self._plain.seen:
+                raise InputError("update() was called both with and without indices since the last reset(); use one")
+            if self._indexed is None:
+                assert self.num_images is not None
+                group = current_group(self.distributed)
+                self._indexed = _IndexedAccumulator(self.splits, self.num_images, self.shuffle_seed,
+                                                    keep_last=group.world_size if group else 0)
+        elif self._indexed is not None:
+            raise InputError("update() was called both with and without indices since the last reset(); use one")
+        for position, chunk in enumerate(pixels.split(self.batch_size)):
+            logits = self.scorer.logits(chunk)
+            if indices is None:
+                self._accumulator.add(logits)
+            else:
+                assert self._indexed is not None
+                self._indexed.add(logits, index_array[position * self.batch_size : position * self.batch_size + len(chunk)])
         self._elapsed += time.perf_counter() - start
 
     def compute(self, return_marginal: bool = False) -> ISResult:
-        """The score of every image given since the last ``reset``."""
-        return _result(self._accumulator.finish(), self.scorer, self._elapsed, return_marginal)
+        """The score of every image given since the last ``reset`` (on every process of a group)."""
+        group = current_group(self.distributed)
+        if group is None:
+            if self._indexed is not None:
+                return _result(self._indexed.finish(None), self.scorer, self._elapsed, return_marginal,
+                               f"{self.order} of the data set's indices", shuffled=self.shuffle_seed is not None)
+            return _result(self._accumulator.finish(), self.scorer, self._elapsed, return_marginal, self.order,
+                           shuffled=self.shuffle_seed is not None)
+        stats, error = None, None
+        try:
+            if self._indexed is not None:
+                stats = self._indexed.finish(group)
+                order = f"{self.order} of the data set's indices"
+            else:
+                counts = all_gather_counts(group, self._accumulator.seen)
+                stats = self._accumulator.finish(offset=sum(counts[: group.rank]), total=sum(counts))
+                order = f"{self.order}, rank-major over {group.world_size} processes (rank 0's images first)"
+        except InputError as caught:
+            error = caught
+        agree(group, error)
+        assert stats is not None
+        return _result(stats, self.scorer, self._elapsed, return_marginal, order, group,
+                       shuffled=self.shuffle_seed is not None)
 
+
+def _check_indices(indices: Any, count: int, num_images: int | None) -> np.ndarray:
+    if num_images is None:
+        raise InputError("update(images, indices=...) needs num_images: the size of the data set the indices point into")
+    array = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+    if array.shape != (count,) or array.dtype.kind not in "iu":
+        raise InputError(f"indices must be {count} integers, one per image; got shape {array.shape}, dtype {array.dtype}")
+    if count and (array.min() < 0 or array.max() >= num_images):
+        raise InputError(f"indices must lie in [0, {num_images}); got [{array.min()}, {array.max()}]")
+    return array.astype(np.int64)
+
+
+class _IndexedAccumulator:
+    """Statistics of images that come with their index in a data set of ``num_images``.
+
+    An index seen twice by this process is counted once. Across processes the duplicates of a
+    ``DistributedSampler`` (its padding: the first indices again, as the last item of the last ranks)
+    are found at :meth:`finish` from each rank's seen-bitmap (N / 8 bytes each) and dropped by every rank
+    but the lowest that saw them; for that, each rank keeps the logits of its last ``keep_last`` images.
+    """
+
+    def __init__(self, splits: int, num_images: int, shuffle_seed: int | None, keep_last: int) -> None:
+        check_split_count(num_images, splits)
+        self.splits = splits
+        self.num_images = num_images
+        self.positions = shuffled_positions(num_images, shuffle_seed) if shuffle_seed is not None else np.arange(num_images)
+        self.seen = np.zeros(num_images, dtype=bool)
+        self.stats = SplitStatistics.zeros(splits, NUM_CLASSES)
+        self.recent: collections.deque[tuple[int, torch.Tensor]] = collections.deque(maxlen=max(keep_last, 1))
+
+    def _split_ids(self, indices: np.ndarray) -> np.ndarray:
+        return split_of_positions(self.positions[indices], self.num_images, self.splits)
+
+    def add(self, logits: torch.Tensor, indices: np.ndarray) -> None:
+        new = ~self.seen[indices]
+        _, first = np.unique(indices, return_index=True)
+        keep = np.zeros(len(indices), dtype=bool)
+        keep[first] = True
+        keep &= new
+        if keep.any():
+            chosen = torch.from_numpy(np.flatnonzero(keep))
+            self.stats.add(logits[chosen], self._split_ids(indices[keep]))
+            self.seen[indices[keep]] = True
+            for index, row in zip(indices[keep], logits[chosen].detach().cpu()):
+                self.recent.append((int(index), row))
+
+    def finish(self, group: Group | None) -> SplitStatistics:
+        stats = self.stats
+        if group is not None:
+            everyone = all_gather_seen(group, self.seen)
+            seen_below = np.logical_or.reduce(everyone[: group.rank], axis=0) if group.rank else np.zeros_like(self.seen)
+            drop = self.seen & seen_below
+            if drop.any():
+                rows = {index: row for index, row in self.recent}
+                missing = [int(i) for i in np.flatnonzero(drop) if int(i) not in rows]
+                if missing:
+                    raise InputError(
+                        f"indices {missing[:5]} reached several processes, beyond the padding of a DistributedSampler; "
+                        "give each process its own indices")
+                dropped = np.flatnonzero(drop)
+                duplicate = SplitStatistics.zeros(self.splits, NUM_CLASSES)
+                duplicate.add(torch.stack([rows[int(i)] for i in dropped]), self._split_ids(dropped))
+                stats = subtract_statistics(stats, duplicate)
+            covered = int(np.logical_or.reduce(everyone, axis=0).sum())
+        else:
+            covered = int(self.seen.sum())
+        if covered != self.num_images:
+            raise InputError(f"the indices given cover {covered} of the {self.num_images} images announced; "
+                             "score the whole data set or announce its real size")
+        return stats

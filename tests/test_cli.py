@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import inception_score.cli as cli
+import inception_score.scorer as scorer_module
 import inception_score.weights as weights_module
 from inception_score import __version__
 from inception_score.cli import main
@@ -38,7 +39,7 @@ def _shared_scorer(weights, **options) -> InceptionScorer:
 def reuse_loaded_networks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Building the network from a file takes seconds on 2 cores: runs in this process with the same
     weights share one loaded network (the real one). Subprocess runs load their own."""
-    monkeypatch.setattr(cli, "InceptionScorer", _shared_scorer)
+    monkeypatch.setattr(scorer_module, "InceptionScorer", _shared_scorer)
 
 
 SIZES = ((48, 40), (36, 52))  # (H, W): the first five images have the first size, the last five the second

@@ -1,0 +1,10 @@
+"""The protocol's constants, importable without torch (the command line's options need them before
+anything heavy is loaded)."""
+
+from __future__ import annotations
+
+InputRange = tuple[float, float]
+# Value ranges a float input may declare (--input-range); uint8 pixels need none.
+NAMED_RANGES: dict[str, InputRange] = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
+TORCH_FIDELITY_SEED = 2020  # torch-fidelity's default rng_seed for its shuffle
+PUBLISHED_IMAGES, PUBLISHED_SPLITS = 50_000, 10  # the protocol behind published scores (REFERENCE.md 1)

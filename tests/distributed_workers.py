@@ -1,0 +1,152 @@
+"""What each process of a spawned Gloo group runs in tests/test_distributed.py (importable by the
+spawned children, unlike a test module's functions). Each worker writes its outcome as JSON to
+``<out>/rank-<r>.json``."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset
+
+from inception_score.errors import ImageDecodeError
+from inception_score.weights import LoadedWeights
+
+NUM_CLASSES = 1008
+
+
+class PixelProjection:
+    """A stand-in for the Inception network with what ``inception_score(..., scorer=)`` reads. Each
+    image's logits depend on that image alone (float64 inside), so batches and shards cannot change
+    them: the distributed results must equal one process's to rounding of the float64 sums."""
+
+    def __init__(self) -> None:
+        self.device = torch.device("cpu")
+        self.dtype = "float32"
+        self.weights = LoadedWeights(state_dict={}, path=Path("projection"), sha256="0" * 64, verified=False)
+        self.matrix = torch.randn(3 * 4 * 4, NUM_CLASSES, generator=torch.Generator().manual_seed(3),
+                                  dtype=torch.float64) * 0.05
+
+    def logits(self, batch) -> torch.Tensor:
+        if isinstance(batch, list):
+            batch = torch.stack(batch)
+        pooled = torch.nn.functional.adaptive_avg_pool2d(batch.double(), 4).flatten(1)
+        return (pooled @ self.matrix).float()
+
+
+def images(count: int, seed: int = 0) -> np.ndarray:
+    """``(count, 16, 16, 3)`` uint8, each image a different mix of a few colour patterns."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(count, 16, 16, 3), dtype=np.uint8)
+
+
+class RecordingImages(Dataset):
+    """Images by index, recording which indices this process read; ``bad`` raises like a corrupt file."""
+
+    def __init__(self, pixels: np.ndarray, bad: int | None = None) -> None:
+        self.pixels = pixels
+        self.bad = bad
+        self.read: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.read.append(int(index))
+        if index == self.bad:
+            raise ImageDecodeError(f"image-{index}.png is truncated (corrupt file read by this process only)")
+        return torch.from_numpy(self.pixels[index]).permute(2, 0, 1)
+
+
+def result_fields(result) -> dict:
+    return {"mean": result.mean, "std": result.std, "split_scores": list(result.split_scores),
+            "num_images": result.num_images, "order": result.order, "processes": result.processes,
+            "exchanged_bytes": result.exchanged_bytes}
+
+
+def worker(rank: int, world: int, rendezvous: str, out: str, scenario: str, params: dict) -> None:
+    """Join the group, run ``scenario``, write its outcome (or its error) for this rank."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    outcome: dict = {"rank": rank}
+    begin = time.perf_counter()
+    try:
+        outcome.update(SCENARIOS[scenario](rank, world, params))
+    except Exception as error:  # noqa: BLE001 - the test reads it
+        outcome["error"] = f"{type(error).__name__}: {error}"
+        outcome["traceback"] = traceback.format_exc()
+    outcome["seconds"] = time.perf_counter() - begin
+    Path(out, f"rank-{rank}.json").write_text(json.dumps(outcome))
+    dist.destroy_process_group()
+
+
+def api(rank: int, world: int, params: dict) -> dict:
+    from inception_score import inception_score
+
+    data = RecordingImages(images(params["count"]), params.get("bad"))
+    result = inception_score(data, splits=params["splits"], batch_size=params["batch_size"],
+                             shuffle=params.get("shuffle", False), scorer=PixelProjection())
+    return {**result_fields(result), "read": sorted(data.read)}
+
+
+def api_array(rank: int, world: int, params: dict) -> dict:
+    from inception_score import inception_score
+
+    result = inception_score(images(params["count"]), splits=params["splits"], batch_size=params["batch_size"],
+                             shuffle=params.get("shuffle", False), scorer=PixelProjection())
+    return result_fields(result)
+
+
+def metric_sampler(rank: int, world: int, params: dict) -> dict:
+    """A DistributedSampler loop (its padding included) feeding the metric object with indices."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from inception_score import InceptionScore
+
+    pixels = images(params["count"])
+    sampler = DistributedSampler(range(len(pixels)), num_replicas=world, rank=rank,
+                                 shuffle=params.get("sampler_shuffle", False), seed=5)
+    metric = InceptionScore(splits=params["splits"], num_images=len(pixels), shuffle=params.get("shuffle", False),
+                            scorer=PixelProjection(), batch_size=3)
+    seen = []
+    for batch in DataLoader(list(sampler), batch_size=params["batch_size"]):
+        indices = batch.numpy()
+        seen += indices.tolist()
+        metric.update(pixels[indices], indices=indices)
+    return {**result_fields(metric.compute()), "sampled": seen}
+
+
+def metric_rank_major(rank: int, world: int, params: dict) -> dict:
+    """No indices: each rank feeds its own images; the order is rank-major."""
+    from inception_score import InceptionScore
+
+    pixels = images(params["counts"][rank], seed=100 + rank)
+    metric = InceptionScore(splits=params["splits"], scorer=PixelProjection(), shuffle=params.get("shuffle", False))
+    for start in range(0, len(pixels), 4):
+        metric.update(pixels[start : start + 4])
+    return result_fields(metric.compute())
+
+
+def torchmetrics_adapter(rank: int, world: int, params: dict) -> dict:
+    """The torchmetrics adapter in a DistributedSampler loop: torchmetrics syncs its sum states."""
+    from torch.utils.data import DistributedSampler
+
+    from inception_score.torchmetrics_adapter import InceptionScoreMetric
+
+    pixels = images(params["count"])
+    sampler = list(DistributedSampler(range(len(pixels)), num_replicas=world, rank=rank, shuffle=False))
+    metric = InceptionScoreMetric(splits=params["splits"], num_images=len(pixels), scorer=PixelProjection())
+    for start in range(0, len(sampler), 4):
+        indices = np.array(sampler[start : start + 4])
+        metric.update(torch.from_numpy(pixels[indices]))
+    mean, std = metric.compute()
+    return {"mean": float(mean), "std": float(std), "state_bytes": metric.state_bytes()}
+
+
+SCENARIOS = {"api": api, "api_array": api_array, "metric_sampler": metric_sampler,
+             "metric_rank_major": metric_rank_major, "torchmetrics_adapter": torchmetrics_adapter}

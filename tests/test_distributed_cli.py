@@ -1,0 +1,121 @@
+"""``torchrun ... -m inception_score``: several processes score one folder. Rank 0 alone prints; the
+score equals one process's; a corrupt file read by another rank ends every rank with status 2 and its
+name. Real network (genuine convolutions + a seeded random fc: not Inception Scores), one image per
+batch and one thread per process, so that every image's logits are computed the same way everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def write_folder(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"img-{index:02d}.png")
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as handle:
+        handle.bind(("127.0.0.1", 0))
+        return handle.getsockname()[1]
+
+
+def command(folder: Path, weights: Path, *extra: str) -> list[str]:
+    return ["-m", "inception_score", str(folder), "--weights", str(weights), "--allow-unverified-weights",
+            "--splits", "2", "--batch-size", "1", "--device", "cpu", "--quiet", *extra]
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def launch_ranks(world: int, args: list[str]) -> list[subprocess.CompletedProcess]:
+    """Start ``world`` processes with the variables torchrun sets (env:// rendezvous on localhost)."""
+    port = free_port()
+    processes = []
+    for rank in range(world):
+        env = {**environment(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+               "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        processes.append(subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+    done = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=240)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return done
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_folder(tmp_path_factory.mktemp("images") / "images", 7)
+
+
+@pytest.fixture(scope="module")
+def one_process(folder: Path, genuine_weights_file: Path) -> dict:
+    done = subprocess.run([sys.executable, *command(folder, genuine_weights_file, "--json")], env=environment(),
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_two_ranks_print_one_json_equal_to_one_process(folder: Path, genuine_weights_file: Path,
+                                                       one_process: dict, tmp_path: Path) -> None:
+    output = tmp_path / "score.json"
+    ranks = launch_ranks(2, command(folder, genuine_weights_file, "--json", "--output", str(output)))
+    assert [r.returncode for r in ranks] == [0, 0], [r.stderr for r in ranks]
+    assert ranks[1].stdout == ""  # rank 1 prints nothing
+    document = json.loads(ranks[0].stdout)  # exactly one JSON document
+    assert document["mean"] == pytest.approx(one_process["mean"], rel=1e-12)
+    np.testing.assert_allclose(document["split_scores"], one_process["split_scores"], rtol=1e-12)
+    assert document["processes"] == 2 and document["exchanged_bytes"] > 0
+    assert json.loads(output.read_text())["mean"] == document["mean"]  # written once, by rank 0
+
+
+def test_torchrun_prints_exactly_one_line(folder: Path, genuine_weights_file: Path, one_process: dict) -> None:
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "3",
+                           *command(folder, genuine_weights_file)], env=environment(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Inception Score: "), done.stdout
+    assert f"{one_process['mean']:.2f} ± {one_process['std']:.2f}" in lines[0]
+
+
+def test_a_corrupt_file_read_by_one_rank_ends_every_rank_with_status_2(genuine_weights_file: Path,
+                                                                       tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "images", 6)
+    (folder / "img-05.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # the last: rank 1's part
+    begin = time.perf_counter()
+    ranks = launch_ranks(2, command(folder, genuine_weights_file))
+    assert time.perf_counter() - begin < 60
+    assert [r.returncode for r in ranks] == [2, 2], [r.stderr for r in ranks]
+    lines = ranks[0].stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: process 1 of 2 failed: ") and "img-05.png" in lines[0]
+    assert "Traceback" not in ranks[0].stderr + ranks[1].stderr
+
+
+def test_skip_invalid_checks_each_ranks_own_files_and_agrees(genuine_weights_file: Path, tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "images", 7)
+    (folder / "img-06.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # in rank 1's half
+    args = command(folder, genuine_weights_file, "--json", "--skip-invalid")
+    alone = subprocess.run([sys.executable, *args], env=environment(), capture_output=True, text=True, timeout=240)
+    assert alone.returncode == 0, alone.stderr
+    ranks = launch_ranks(2, args)
+    assert [r.returncode for r in ranks] == [0, 0], [r.stderr for r in ranks]
+    document, expected = json.loads(ranks[0].stdout), json.loads(alone.stdout)
+    assert document["skipped_invalid"]["count"] == 1 and "img-06.png" in document["skipped_invalid"]["files"][0]
+    assert document["num_images"] == 6
+    np.testing.assert_allclose(document["split_scores"], expected["split_scores"], rtol=1e-12)
+    assert ranks[0].stderr.count("img-06.png") == 1 and "img-06.png" not in ranks[1].stderr  # said once
