@@ -115,7 +115,10 @@ class Report:
                         "verified": result.weights_verified},
             "device": self.device,
             "dtype": result.dtype,
-            "precision": options.precision,
+            "precision": result.precision,
+            "precision_requested": options.precision,
+            "precision_note": result.precision_note,
+            "precision_deviation": result.precision_deviation,
             "elapsed_s": result.elapsed_s,
             "images_per_second": result.images_per_second,
             "version": __version__,
@@ -256,6 +259,8 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
 
 def _warn_about(result: ISResult, options: RunOptions) -> None:
     """What makes this score suspicious or incomparable, on stderr (the JSON has it too)."""
+    if result.precision_note:
+        _warn(result.precision_note, options)
     if result.order_flagged:
         _warn(f"the input looks ordered (for example by class): the splits' class distributions differ "
               f"{result.order_ratio:.1f} times as much as in a random order of the same images (threshold "
@@ -263,7 +268,7 @@ def _warn_about(result: ISResult, options: RunOptions) -> None:
               f"order the files randomly", options)
     reasons = [r for r in result.not_comparable if "looks ordered" not in r and "verified" not in r]
     if reasons:  # unverified weights are said on the result line itself
-        _warn("not comparable with published Inception Scores: " + "; ".join(reasons), options)
+        _warn("not comparable with published scores: " + "; ".join(reasons), options)
 
 
 def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped: tuple[str, ...],
@@ -369,7 +374,7 @@ def _optional_path(value: str | None) -> Path | None:
               help="value range of float arrays")
 @click.option("--skip-invalid", is_flag=True, help="skip images that fail to decode (listed in the JSON)")
 @click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
-              help="fast: TF32/bfloat16 on CUDA")
+              help="fast: TF32/bfloat16 on CUDA, bfloat16 on a CPU with native bfloat16 (else exact, said so)")
 @click.option("--per-class", type=click.Path(dir_okay=False), default=None,
               help="write a PNG of p(y), the class distribution")
 @click.option("--labels", type=click.Path(), default=None, envvar="INCEPTION_SCORE_LABELS", show_envvar=True,

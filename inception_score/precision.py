@@ -132,3 +132,16 @@ def precision_scope(device: torch.device, allow_tf32: bool) -> Iterator[None]:
         yield
     finally:
         restore()
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bfloat16 products natively (AVX512_BF16 or AMX-BF16): only there is
+    bfloat16 faster than float32 (measured elsewhere: 3x slower on an AVX2-only CPU, which emulates it)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:  # not Linux: ask torch's oneDNN
+        import torch
+
+        return bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())

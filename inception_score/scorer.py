@@ -43,11 +43,14 @@ from .metric import SplitStatistics, check_split_count, shuffled_positions, spli
 from .order import order_diagnostic
 from .protocol import PUBLISHED_IMAGES, PUBLISHED_SPLITS, TORCH_FIDELITY_SEED
 from .network import INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
-from .precision import precision_scope
+from .precision import native_bf16_cpu, precision_scope
 from .preprocess import to_network_input
 from .weights import LoadedWeights, load_network
 
 Precision = Literal["exact", "fast"]
+# The largest relative deviation of the IS in fast mode on a CPU with native bfloat16 from exact,
+# measured by benchmarks/precision_cpu.py (see benchmarks/results/precision-cpu.md).
+FAST_CPU_IS_DEVIATION: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class ISResult:
     order_flagged: bool = False
     # Why this number cannot be set beside published Inception Scores (empty: it can).
     not_comparable: tuple[str, ...] = ()
+    precision: str = "exact"  # what was used: "fast" (bfloat16 / TF32) or "exact" (float32)
+    precision_note: str = ""  # e.g. why "fast" fell back to exact
+    precision_deviation: float | None = None  # measured relative IS deviation of this fast mode from exact
 
     @property
     def comparable(self) -> bool:
@@ -129,7 +135,9 @@ class InceptionScorer:
     """The 2015 network on one device: pixels in, unbiased logits (the paper's) out.
 
     ``precision="exact"`` computes in float32 (TF32 off on CUDA) and agrees with torch-fidelity;
-    ``"fast"`` allows TF32 matrix products and bfloat16 on CUDA (no effect on CPU).
+    ``"fast"`` allows TF32 matrix products and bfloat16 on CUDA, and bfloat16 on a CPU that computes it
+    natively (AVX512_BF16 or AMX). On any other CPU "fast" falls back to exact, since emulated
+    bfloat16 is slower than float32; ``effective_precision`` and ``precision_note`` say so.
     """
 
     def __init__(
@@ -145,13 +153,23 @@ class InceptionScorer:
             raise InputError(f"precision must be 'exact' or 'fast', got {precision!r}")
         self.device = resolve_device(device)
         self.precision = precision
+        self.bf16_on_cpu = precision == "fast" and self.device.type == "cpu" and native_bf16_cpu()
+        self.precision_note = ""
+        if precision == "fast" and self.device.type == "cpu" and not self.bf16_on_cpu:
+            self.precision_note = ("fast asked for, but this CPU has no native bfloat16 (AVX512_BF16 or AMX): "
+                                   "scored exactly, in float32")
         network, self.weights = load_network(weights, allow_unverified=allow_unverified, progress=progress)
         # Folded batch norm and channels-last memory: the same function, measured faster on CPU and GPU.
         self.network: Inception2015 = fold_batch_norm(network).to(self.device, memory_format=torch.channels_last)
 
     @property
+    def effective_precision(self) -> str:
+        """``"fast"`` when reduced precision is really used, else ``"exact"``."""
+        return "fast" if self.precision == "fast" and (self.device.type == "cuda" or self.bf16_on_cpu) else "exact"
+
+    @property
     def dtype(self) -> str:
-        return "bfloat16" if self.precision == "fast" and self.device.type == "cuda" else "float32"
+        return "bfloat16" if self.effective_precision == "fast" else "float32"
 
     def network_input(self, batch: ImageBatch) -> torch.Tensor:
         """Pixels -> ``(B, 3, 299, 299)`` normalised float32 on the device.
@@ -179,7 +197,8 @@ class InceptionScorer:
         with precision_scope(self.device, allow_tf32=fast):
             x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
             if self.device.type != "cuda":
-                return self.network(x, Output(output)).cpu()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
+                    return self.network(x, Output(output)).float().cpu()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast):
                 return self.network(x, Output(output)).float().cpu()
 
@@ -266,14 +285,14 @@ def _result(
         stats, weights_path=str(weights.path), weights_sha256=weights.sha256, weights_verified=weights.verified,
         device=str(scorer.device), dtype=scorer.dtype, elapsed=elapsed, return_marginal=return_marginal, order=order,
         processes=1 if group is None else group.world_size, exchanged_bytes=exchanged, shuffled=shuffled,
-        precision=getattr(scorer, "precision", "exact"),
+        precision=getattr(scorer, "effective_precision", "exact"), precision_note=getattr(scorer, "precision_note", ""),
     )
 
 
 def result_from_statistics(
     stats: SplitStatistics, *, weights_path: str, weights_sha256: str, weights_verified: bool, device: str,
     dtype: str, elapsed: float, return_marginal: bool = False, order: str = "input order", processes: int = 1,
-    exchanged_bytes: int = 0, shuffled: bool = False, precision: str = "exact",
+    exchanged_bytes: int = 0, shuffled: bool = False, precision: str = "exact", precision_note: str = "",
 ) -> ISResult:
     """The :class:`ISResult` of complete split statistics (all images, all processes), with the order
     diagnostic and the reasons, if any, why it is not comparable with published scores."""
@@ -314,6 +333,9 @@ def result_from_statistics(
         order_threshold=diagnostic.threshold,
         order_flagged=diagnostic.flagged,
         not_comparable=tuple(reasons),
+        precision=precision,
+        precision_note=precision_note,
+        precision_deviation=FAST_CPU_IS_DEVIATION if precision == "fast" and device.startswith("cpu") else None,
     )
 
 

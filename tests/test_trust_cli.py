@@ -67,4 +67,4 @@ def test_the_json_says_why_a_score_is_not_comparable(by_class: Path) -> None:
     for part in ("not the verified 2015-12-05", "120 images (published scores use 50,000)",
                  "5 splits (published scores use 10)", "shuffled before splitting"):
         assert part in reasons
-    assert "not comparable with published Inception Scores" in stderr
+    assert "not comparable with published scores" in stderr

@@ -1,0 +1,44 @@
+"""precision="fast" on a CPU: bfloat16 only where the CPU computes it natively, exact float32
+elsewhere, and the result says which (the capability is mocked both ways, so this runs on any CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import inception_score.scorer as scorer_module
+from inception_score import InceptionScorer, inception_score
+
+
+@pytest.fixture(scope="module")
+def pixels() -> torch.Tensor:
+    return torch.randint(0, 256, (4, 3, 32, 32), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+
+
+def test_without_native_bf16_fast_is_exact_and_says_so(genuine_weights_file: Path, pixels: torch.Tensor,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scorer_module, "native_bf16_cpu", lambda: False)
+    fast = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision="fast", progress=False)
+    exact = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
+    assert fast.effective_precision == "exact" and fast.dtype == "float32"
+    assert torch.equal(fast.logits(pixels), exact.logits(pixels))  # the same computation
+    result = inception_score(pixels, splits=2, scorer=fast)
+    assert result.precision == "exact" and "no native bfloat16" in result.precision_note
+    assert not any("precision" in reason for reason in result.not_comparable)
+
+
+def test_with_native_bf16_fast_runs_in_bfloat16(genuine_weights_file: Path, pixels: torch.Tensor,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scorer_module, "native_bf16_cpu", lambda: True)
+    fast = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision="fast", progress=False)
+    exact = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
+    assert fast.effective_precision == "fast" and fast.dtype == "bfloat16"
+    fast_logits, exact_logits = fast.logits(pixels), exact.logits(pixels)
+    assert fast_logits.dtype == torch.float32
+    difference = float((fast_logits - exact_logits).abs().max())
+    assert 0 < difference < 0.05 * float(exact_logits.abs().max())  # bfloat16: close, not equal
+    result = inception_score(pixels, splits=2, scorer=fast)
+    assert result.precision == "fast" and result.dtype == "bfloat16"
+    assert any("precision 'fast'" in reason for reason in result.not_comparable)
