@@ -68,3 +68,20 @@ def test_the_json_says_why_a_score_is_not_comparable(by_class: Path) -> None:
                  "5 splits (published scores use 10)", "shuffled before splitting"):
         assert part in reasons
     assert "not comparable with published scores" in stderr
+
+
+def test_ctrl_c_after_the_json_was_written_says_so(by_class: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_write_per_class", interrupted)
+    output = tmp_path / "score.json"
+    outcome = CliRunner().invoke(cli.main, [str(by_class), "--shuffle", "--device", "cpu", "--output", str(output),
+                                            "--per-class", str(tmp_path / "classes.png")])
+    assert outcome.exit_code == 130
+    assert f"interrupted: the score was written to {output}" in outcome.stderr
+    assert "no score was computed" not in outcome.stderr
+    assert json.loads(output.read_text())["num_images"] == 120
