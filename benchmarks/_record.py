@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reference_gan.experiments import provenance
-from reference_gan.experiments import provenance_markdown as _markdown
+from reference_gan.records import provenance
+from reference_gan.records import provenance_markdown as _markdown
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,15 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict:
             value = raw
         overrides[key] = value
     return overrides
+
+
+def say(line: str) -> None:
+    """Progress lines on stderr (a module-level function: processes started per device receive it)."""
+    click.echo(line, err=True)
+
+
+def _device_list(devices: str | None) -> list[str] | None:
+    return [d.strip() for d in devices.split(",") if d.strip()] if devices else None
 
 
 @contextlib.contextmanager
@@ -121,23 +131,36 @@ def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int
 @click.option("--data-dir", type=click.Path(), default=None, help="CIFAR-10 (python batches) or the partial CIFAR-10 for smoke")
 @click.option("--weights", default=None, help="Inception weights file (default: the package's usual search and download)")
 @click.option("--only", multiple=True, help="train only this variant (repeatable); the table includes every variant already sampled")
-@click.option("--runs", "runs_dir", type=click.Path(), default=None, help="where the variants train (default runs/ablation-<preset>)")
+@click.option("--setup", type=click.Choice(["public", "2016-06-08"]), default="public", show_default=True,
+              help="the original minibatch script the variants are built on: public (as last changed, 2016-06-14: 1200 "
+                   "epochs, leaky ReLU 0.2) or 2016-06-08 (as first published: 500 epochs, leaky ReLU 0.1, weight "
+                   "norm initialised per layer); files and runs get the suffix -2016-06-08")
+@click.option("--runs", "runs_dir", type=click.Path(), default=None,
+              help="where the variants train (default runs/ablation-<preset>[-<setup>])")
 @click.option("--results", "results_dir", type=click.Path(), default=None, help="where the table goes (default benchmarks/results)")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N (default: the preset's)")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch")
-def ablation_command(preset_name, data_dir, weights, only, runs_dir, results_dir, device, threads) -> None:
-    """Table 3: train the six variants, sample, score them and real images, write the table (.md, .csv, .png).
+@click.option("--devices", default=None,
+              help="comma-separated, e.g. cuda:0,cuda:1 or cpu,cpu: one process per device, variants spread over "
+                   "them (under torchrun: one device per rank)")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (in each process)")
+def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, results_dir, device, devices, threads) -> None:
+    """Table 3: train the paper's six variants and ours (-VBN scale), sample, score them and real images, write the
+    table (.md, .csv, .png) with the choices the paper leaves open.
     Rerunning resumes: variants with samples are skipped, an interrupted one continues from its checkpoint."""
     import torch
 
-    from .experiments import RESULTS_DIR, run_ablation
+    from .ablation import ablation_name, run_ablation
+    from .records import RESULTS_DIR
 
     if threads is not None:
         torch.set_num_threads(threads)
     with user_errors():  # missing weights: one line, before any training
-        path = run_ablation(preset_name, data_dir, weights, Path(runs_dir or f"runs/ablation-{preset_name}"),
+        path = run_ablation(preset_name, data_dir, weights,
+                            Path(runs_dir or f"runs/ablation-{ablation_name(preset_name, setup)}"),
                             Path(results_dir) if results_dir else RESULTS_DIR, only=list(only) or None, device=device,
-                            log=lambda line: click.echo(line, err=True))
+                            log=say, devices=_device_list(devices), threads=threads, setup=setup)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone shows the table
+        return
     click.echo(path.read_text())
 
 
@@ -155,14 +178,18 @@ def ablation_command(preset_name, data_dir, weights, only, runs_dir, results_dir
 @click.option("--results", "results_dir", type=click.Path(), default=None, help="where the table goes (default benchmarks/results)")
 @click.option("--collect-only", is_flag=True, help="do not train: rewrite the table from the runs that exist")
 @click.option("--device", default=None)
-@click.option("--threads", type=int, default=None, help="CPU threads for torch")
+@click.option("--devices", default=None,
+              help="comma-separated, e.g. cuda:0,cuda:1 or cpu,cpu: one process per device, runs spread over them "
+                   "(under torchrun: one device per rank)")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (in each process)")
 @click.option("--set", "settings", multiple=True, help="any TrainConfig field, key=value (repeatable)")
 def semi_supervised_command(dataset, data_dir, label_counts, seeds, setup, runs_dir, results_dir, collect_only, device,
-                            threads, settings) -> None:
+                            devices, threads, settings) -> None:
     """Tables 1 and 2 and SVHN: train one run per (labels, seed), resumable, then write the table and the curves."""
     import torch
 
-    from .experiments import PAPER_SEMI_SUPERVISED, RESULTS_DIR, run_semi_supervised, write_semi_supervised_table
+    from .records import RESULTS_DIR
+    from .semi_supervised import PAPER_SEMI_SUPERVISED, run_semi_supervised, write_semi_supervised_table
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -173,6 +200,8 @@ def semi_supervised_command(dataset, data_dir, label_counts, seeds, setup, runs_
     with user_errors():
         if not collect_only:
             run_semi_supervised(dataset, counts, [int(s) for s in seeds.split(",")], data_dir, Path(runs_dir),
-                                setup, log=lambda line: click.echo(line, err=True), **overrides)
+                                setup, log=say, devices=_device_list(devices), threads=threads, **overrides)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone writes the table
+            return
         path = write_semi_supervised_table(dataset, Path(runs_dir), Path(results_dir) if results_dir else RESULTS_DIR)
     click.echo(path.read_text())

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 _INIT = {"active": False}
+# How data-dependent initialisation measures the spread it divides by: one standard deviation per output
+# unit (the public code's WeightNormLayer, 2016-06-14) or one for the whole layer, over every unit,
+# example and position at once (the code as first published, bb3d27b's L2NormLayer:
+# ``stdv = T.sqrt(T.mean(T.square(input)))`` after centring each unit).
+InitStatistics = Literal["per_unit", "per_layer"]
+# Which statistics virtual batch norm combines with the reference batch's for the batch being normalised:
+# each example's own (the paper, Section 3.5, and the ImageNet code after its fixes of 2016-06-21 and
+# 2017-05-19) or the whole batch's (that code as released on 2016-06-09, at the time of the paper).
+VBNStatistics = Literal["per_example", "batch"]
 
 
 @contextlib.contextmanager
@@ -34,10 +44,13 @@ class _WeightNormed(nn.Module):
     """``W = g * V / ||V||`` (norm over all but the output axis), plus a bias; data-dependent init."""
 
     def __init__(self, weight_shape: tuple[int, ...], out_axis: int, init_scale: float = 1.0, train_scale: bool = False,
-                 std: float = 0.05, data_init: bool = True) -> None:
+                 std: float = 0.05, data_init: bool = True, init_statistics: InitStatistics = "per_unit") -> None:
         super().__init__()
+        if init_statistics not in ("per_unit", "per_layer"):
+            raise ValueError(f"init_statistics must be 'per_unit' or 'per_layer', not {init_statistics!r}")
         self.out_axis = out_axis
         self.init_scale = init_scale
+        self.init_statistics = init_statistics
         self.v = nn.Parameter(torch.randn(weight_shape) * std)
         out = weight_shape[out_axis]
         # As the original: hidden layers keep the scale set by the data-dependent initialisation
@@ -67,7 +80,13 @@ class _WeightNormed(nn.Module):
                 self.g.fill_(1.0)
                 t = self._linear_map(x, self.weight())
                 dims = [d for d in range(t.ndim) if d != 1]
-                mean, std = t.mean(dim=dims), t.std(dim=dims, unbiased=False)
+                mean = t.mean(dim=dims)
+                if self.init_statistics == "per_unit":
+                    std = t.std(dim=dims, unbiased=False)
+                else:  # one spread for all units: the root mean square of every unit's centred outputs
+                    shape = [1] * t.ndim
+                    shape[1] = -1
+                    std = (t - mean.view(shape)).pow(2).mean().sqrt().expand_as(mean)
                 self.g.copy_(self.init_scale / (std + 1e-8))
                 self.bias.copy_(-mean * self.g)
                 self.initialized.fill_(True)
@@ -82,9 +101,9 @@ class _WeightNormed(nn.Module):
 
 class WNLinear(_WeightNormed):
     def __init__(self, in_features: int, out_features: int, init_scale: float = 1.0, train_scale: bool = False,
-                 std: float = 0.05, data_init: bool = True) -> None:
+                 std: float = 0.05, data_init: bool = True, init_statistics: InitStatistics = "per_unit") -> None:
         super().__init__((out_features, in_features), out_axis=0, init_scale=init_scale, train_scale=train_scale,
-                         std=std, data_init=data_init)
+                         std=std, data_init=data_init, init_statistics=init_statistics)
 
     def _linear_map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.linear(x, weight)
@@ -92,8 +111,9 @@ class WNLinear(_WeightNormed):
 
 class WNConv2d(_WeightNormed):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 init_scale: float = 1.0) -> None:
-        super().__init__((out_channels, in_channels, kernel_size, kernel_size), out_axis=0, init_scale=init_scale)
+                 init_scale: float = 1.0, init_statistics: InitStatistics = "per_unit") -> None:
+        super().__init__((out_channels, in_channels, kernel_size, kernel_size), out_axis=0, init_scale=init_scale,
+                         init_statistics=init_statistics)
         self.stride, self.padding = stride, padding
 
     def _linear_map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -101,10 +121,14 @@ class WNConv2d(_WeightNormed):
 
 
 class WNConvTranspose2d(_WeightNormed):
-    """A 5x5 stride-2 transposed convolution doubling the size (the original's Deconv2DLayer)."""
+    """A 5x5 stride-2 transposed convolution doubling the size (the original's Deconv2DLayer).
+    ``data_init=False``: scale 1, bias 0 until trained (the generator of the minibatch script as first
+    published, whose data-dependent initialisation ran through D only)."""
 
-    def __init__(self, in_channels: int, out_channels: int, init_scale: float = 1.0, train_scale: bool = True) -> None:
-        super().__init__((in_channels, out_channels, 5, 5), out_axis=1, init_scale=init_scale, train_scale=train_scale)
+    def __init__(self, in_channels: int, out_channels: int, init_scale: float = 1.0, train_scale: bool = True,
+                 data_init: bool = True, init_statistics: InitStatistics = "per_unit") -> None:
+        super().__init__((in_channels, out_channels, 5, 5), out_axis=1, init_scale=init_scale, train_scale=train_scale,
+                         data_init=data_init, init_statistics=init_statistics)
 
     def _linear_map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose2d(x, weight, stride=2, padding=2, output_padding=1)
@@ -176,12 +200,22 @@ class VirtualBatchNorm(nn.Module):
     where ``x_mean``, ``x_sq_mean`` are the example's own (spatial) means. The reference batch itself is
     normalised with its own statistics. Call :meth:`forward` with ``reference=True`` on the reference
     batch first (this stores its statistics, keeping their gradient), then on the batch to normalise.
+
+    ``statistics="batch"``: ``x_mean``, ``x_sq_mean`` are the whole batch's means instead (over the batch
+    and space), as the released ImageNet code until its fixes (2016-06-21, 2017-05-19); an example's output
+    then depends on the rest of its batch. ``scale=False``: no learned scale ``gamma`` (fixed at 1), as the
+    batch norm of the original generators (``g=None``).
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, scale: bool = True,
+                 statistics: VBNStatistics = "per_example") -> None:
         super().__init__()
+        if statistics not in ("per_example", "batch"):
+            raise ValueError(f"statistics must be 'per_example' or 'batch', not {statistics!r}")
         self.eps = eps
-        self.gamma = nn.Parameter(torch.ones(num_features))
+        self.statistics = statistics
+        # Without a scale gamma stays a (frozen) parameter, as BatchNormNoScale's weight: the same state dict.
+        self.gamma = nn.Parameter(torch.ones(num_features), requires_grad=scale)
         self.beta = nn.Parameter(torch.zeros(num_features))
         self._reference: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
@@ -201,10 +235,13 @@ class VirtualBatchNorm(nn.Module):
         if self._reference is None:
             raise RuntimeError("VirtualBatchNorm needs a forward pass on the reference batch first")
         ref_mean, ref_mean_sq, size = self._reference
-        space = list(range(2, x.ndim))
-        own_mean = x.mean(dim=space, keepdim=True) if space else x
-        own_mean_sq = x.pow(2).mean(dim=space, keepdim=True) if space else x.pow(2)
         shape = [1, -1] + [1] * (x.ndim - 2)
+        if self.statistics == "batch":
+            own_mean, own_mean_sq = x.mean(dim=dims).view(shape), x.pow(2).mean(dim=dims).view(shape)
+        else:
+            space = list(range(2, x.ndim))
+            own_mean = x.mean(dim=space, keepdim=True) if space else x
+            own_mean_sq = x.pow(2).mean(dim=space, keepdim=True) if space else x.pow(2)
         new = 1.0 / (size + 1)
         mean = new * own_mean + (1 - new) * ref_mean.view(shape)
         mean_sq = new * own_mean_sq + (1 - new) * ref_mean_sq.view(shape)

@@ -4,15 +4,21 @@ switched on or off.
 * CIFAR-10 / SVHN discriminator: input noise (Gaussian, sigma 0.2, as the original minibatch-discrimination
   script; or dropout 0.2, as its feature-matching scripts), nine weight-normalised convolutions
   (W, W, W/2, dropout, 2W, 2W, 2W/2, dropout, 2W valid, 2W 1x1, 2W 1x1; W = 96, or 64 in the original
-  SVHN script) with leaky ReLU 0.2, global mean pool (the feature-matching layer), optional minibatch
-  discrimination, dense to K logits.
+  SVHN script) with leaky ReLU (slope 0.2; 0.1 in the scripts as first published), global mean pool
+  (the feature-matching layer), optional minibatch discrimination, dense to K logits.
 * CIFAR-10 / SVHN generator: uniform z (100) -> dense 4x4x512 -> 5x5 deconvolutions to 256@8x8 and
   128@16x16 (normalised, ReLU) -> weight-normalised deconvolution to 3@32x32, tanh.
 * MNIST discriminator: MLP 784-1000-500-250-250-250-K, weight-normalised, ReLU, Gaussian noise 0.3 on
   the input and 0.5 after each hidden layer; the last hidden layer is the feature-matching layer.
 * MNIST generator: uniform z (100) -> 500 -> 500 (softplus, normalised) -> 784, weight-normalised, sigmoid.
 
-"Normalised" is batch norm without a learned scale (as the original), or virtual batch norm.
+"Normalised" is batch norm without a learned scale (as the original), or virtual batch norm (with or
+without a learned scale).
+
+The convolutional models follow the public scripts (2016-06-14) by default; ``ModelConfig`` also builds
+them as first published (bb3d27b, 2016-06-08): leaky ReLU 0.1, every weight-normalised layer initialised
+with one spread per layer, output layers at scale 1, and (minibatch script) no data-dependent
+initialisation of G.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from torch import nn
 from .layers import (
     BatchNormNoScale,
     GaussianNoise,
+    InitStatistics,
     MinibatchDiscrimination,
+    VBNStatistics,
     VirtualBatchNorm,
     WNConv2d,
     WNConvTranspose2d,
@@ -57,6 +65,14 @@ class ModelConfig:
     # the width W of its first block (the second block has 2W).
     input_corruption: InputCorruption = "noise"
     width: int = 96
+    # Convolutional models only (the MNIST scripts use ReLU and scale-1 outputs in every version):
+    leaky_relu_slope: float = 0.2  # D's hidden layers
+    output_init_scale: float = 0.1  # the standard deviation D's logits and G's output start at
+    init_statistics: InitStatistics = "per_unit"  # how data-dependent initialisation measures spread
+    generator_data_init: bool = True  # False: G's weight-normalised output layer starts at scale 1, bias 0
+    # Virtual batch norm only:
+    vbn_scale: bool = True  # a learned scale per unit
+    vbn_statistics: VBNStatistics = "per_example"
 
 
 class Discriminator(nn.Module):
@@ -78,7 +94,8 @@ class Discriminator(nn.Module):
             final_scale, final_std = 1.0, 0.1
         else:
             def conv(a: int, b: int, k: int = 3, stride: int = 1, padding: int = 1) -> list[nn.Module]:
-                return [WNConv2d(a, b, k, stride=stride, padding=padding), nn.LeakyReLU(0.2)]
+                return [WNConv2d(a, b, k, stride=stride, padding=padding, init_statistics=config.init_statistics),
+                        nn.LeakyReLU(config.leaky_relu_slope)]
 
             if config.input_corruption not in ("noise", "dropout"):
                 raise ValueError(f"input_corruption must be 'noise' or 'dropout', not {config.input_corruption!r}")
@@ -92,12 +109,14 @@ class Discriminator(nn.Module):
             )
             self.head_noise = nn.Identity()
             feature_dim = b
-            final_scale, final_std = 0.1, 0.05
+            final_scale, final_std = config.output_init_scale, 0.05
         self.minibatch: nn.Module | None = None
         if config.minibatch_discrimination:
             self.minibatch = MinibatchDiscrimination(feature_dim, config.minibatch_kernels, config.minibatch_kernel_dim)
             feature_dim = self.minibatch.out_features
-        self.head = WNLinear(feature_dim, config.num_outputs, init_scale=final_scale, train_scale=True, std=final_std)
+        statistics = config.init_statistics if config.architecture != "mnist" else "per_unit"
+        self.head = WNLinear(feature_dim, config.num_outputs, init_scale=final_scale, train_scale=True, std=final_std,
+                             init_statistics=statistics)
 
     @property
     def batch_independent(self) -> bool:
@@ -119,7 +138,11 @@ class Generator(nn.Module):
     def __init__(self, config: ModelConfig, reference_z: torch.Tensor | None = None) -> None:
         super().__init__()
         self.config = config
-        norm = VirtualBatchNorm if config.generator_norm == "virtual" else BatchNormNoScale
+        def norm(features: int) -> nn.Module:
+            if config.generator_norm == "virtual":
+                return VirtualBatchNorm(features, scale=config.vbn_scale, statistics=config.vbn_statistics)
+            return BatchNormNoScale(features)
+
         if config.architecture == "mnist":
             self.linear1 = nn.Linear(Z_DIM, 500, bias=False)
             self.norm1 = norm(500)
@@ -134,7 +157,8 @@ class Generator(nn.Module):
             self.norm2 = norm(256)
             self.deconv2 = nn.ConvTranspose2d(256, 128, 5, stride=2, padding=2, output_padding=1, bias=False)
             self.norm3 = norm(128)
-            self.out = WNConvTranspose2d(128, 3, init_scale=0.1)
+            self.out = WNConvTranspose2d(128, 3, init_scale=config.output_init_scale,
+                                         data_init=config.generator_data_init, init_statistics=config.init_statistics)
         for module in self.modules():
             if type(module) in (nn.Linear, nn.ConvTranspose2d):
                 if config.architecture == "mnist":

@@ -6,17 +6,26 @@ Layers (minibatch discrimination, virtual batch norm, weight norm) live in :mod:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor,
+                          distance: Literal["squared", "absolute"] = "squared") -> torch.Tensor:
     """Feature matching (Section 3.1): ``|| E f(x) - E f(G(z)) ||^2`` over an intermediate layer of D,
-    averaged over the features as the original code (``mean((m_real - m_fake)^2)``).
+    averaged over the features as the original code: ``mean((m_real - m_fake)^2)`` (the MNIST script,
+    and the paper); ``distance="absolute"``: ``mean(|m_real - m_fake|)``, what the original CIFAR-10 and
+    SVHN scripts minimise. ``(N, F)`` features in, a scalar out.
     The real statistics are a target: no gradient flows into D through them."""
-    return (real_features.detach().mean(dim=0) - fake_features.mean(dim=0)).pow(2).mean()
+    difference = real_features.detach().mean(dim=0) - fake_features.mean(dim=0)
+    if distance == "squared":
+        return difference.pow(2).mean()
+    if distance == "absolute":
+        return difference.abs().mean()
+    raise ValueError(f"feature matching distance must be 'squared' or 'absolute', not {distance!r}")
 
 
 def smoothed_targets(count: int, real: bool, smoothing: float = 0.9, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,12 +111,19 @@ class ExponentialMovingAverage:
     zero, ``a_t`` is shrunk by ``1 - (1 - rate)^t`` (0.06 after one MNIST epoch): in a weight-normalised
     layer that leaves the directions alone and shrinks the biases, which is what the original's test
     error measures early in training (its MNIST run, checked here: 29% after epoch 1).
+
+    ``start="initial"`` starts the average at the module's current parameters instead of zero, as the
+    CIFAR-10 feature-matching script as first published (bb3d27b: the average is copied from D's
+    parameters right after their data-dependent initialisation, then moves at rate 1e-3).
     """
 
-    def __init__(self, module: nn.Module, rate: float = 1e-4) -> None:
+    def __init__(self, module: nn.Module, rate: float = 1e-4, start: Literal["zero", "initial"] = "zero") -> None:
+        if start not in ("zero", "initial"):
+            raise ValueError(f"the moving average starts at 'zero' or 'initial', not {start!r}")
         self.rate = rate
         self.steps = 0
-        self.average = {name: torch.zeros_like(p.detach()) for name, p in module.named_parameters() if p.requires_grad}
+        self.average = {name: torch.zeros_like(p.detach()) if start == "zero" else p.detach().clone()
+                        for name, p in module.named_parameters() if p.requires_grad}
 
     def update(self, module: nn.Module) -> None:
         self.steps += 1

@@ -36,19 +36,57 @@ from .techniques import (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run depends on. ``labels``: "none", "all", or a count per class (e.g. "10")."""
+    """Everything a run depends on. ``labels``: "none", "all", or a count per class (e.g. "10").
+
+    "Original" below is openai/improved-gan: "public" its scripts as last changed (0fa06b5 and 30d4beb,
+    2016-06-14, mnist_svhn_cifar10/), "first published" its first commit (bb3d27b, 2016-06-08). Where
+    no released code exists (Table 3's techniques), the comment says what we chose; ``ablation.py``
+    (TABLE3_CHOICES) and the README say why.
+    """
 
     dataset: str = "mnist"
     data_dir: str | None = None
+    # Labels per class. The scripts' --count: MNIST 10, CIFAR-10 400 (hard-coded 400 when first
+    # published), SVHN 100. Table 3 does not state its count: we use the CIFAR script's 400.
     labels: str = "10"
     feature_matching: bool = True
+    # ||E f(x) - E f(G(z))||: "squared" (the paper; the MNIST script: mean(square(m1 - m2))) or
+    # "absolute" (the CIFAR-10 and SVHN scripts, public and first published: mean(abs(m1 - m2))).
+    feature_matching_distance: Literal["squared", "absolute"] = "squared"
     minibatch_discrimination: bool = False
-    historical_averaging: float = 0.0  # weight of the penalty; 0 = off
-    label_smoothing: float = 1.0  # target for real data; 0.9 = one-sided label smoothing
+    # Historical averaging (Section 3.3): the weight of ||theta - mean of past theta||^2, summed over all
+    # of a player's parameters, in each player's cost; 0 = off. The paper gives no weight and no released
+    # code has the technique: 1.0 (the -L+HA row) is ours.
+    historical_averaging: float = 0.0
+    # One-sided label smoothing (Section 3.4): the target of the unlabelled real term of D's loss; 1.0 =
+    # off. Table 3 uses 0.9 (the paper's value; released ImageNet code: 0.75, d_label_smooth=.25; the
+    # CIFAR-10 scripts: none).
+    label_smoothing: float = 1.0
     generator_norm: Literal["batch", "virtual"] = "batch"
+    # Virtual batch norm (Section 3.5; no released CIFAR-10 code has it). vbn_scale: a learned scale per
+    # unit (the ImageNet code's gamma; the original generators' batch norm has none, g=None).
+    # vbn_statistics: the batch being normalised joins the reference batch's statistics with each
+    # example's own ("per_example": the paper; the ImageNet code from 2016-06-21 for the mean and
+    # 2017-05-19 for the mean square) or the whole batch's ("batch": that code as released, 2016-06-09).
+    vbn_scale: bool = True
+    vbn_statistics: Literal["per_example", "batch"] = "per_example"
+    # Without labels ("-L"), D outputs one logit, a plain GAN (ours; no released code); False keeps the K
+    # logits, D(x) = Z(x) / (Z(x) + 1), trained without the supervised term.
+    unlabelled_single_logit: bool = True
     generator_loss: Literal["minimax", "non_saturating"] = "minimax"  # when not feature matching
     d_input: Literal["noise", "dropout"] = "noise"  # convolutional D: Gaussian noise or dropout (0.2) on its input
     d_width: int = 96  # convolutional D: channels of its first block (the second has twice as many)
+    # Convolutional models (the MNIST scripts use ReLU and scale-1 outputs in every version):
+    leaky_relu_slope: float = 0.2  # D's nonlinearity: nn.lrelu(a=0.2) public; a=0.1 first published
+    # The standard deviation that data-dependent initialisation gives D's logits and G's output: public
+    # init_stdv=0.1; 1 first published (no init_stdv yet).
+    output_init_scale: float = 0.1
+    # Data-dependent initialisation of weight norm divides by each unit's spread ("per_unit", public
+    # WeightNormLayer) or by one spread for the whole layer ("per_layer", first-published L2NormLayer).
+    init_statistics: Literal["per_unit", "per_layer"] = "per_unit"
+    # Whether G's weight-normalised output layer gets data-dependent initialisation (public: yes; the
+    # minibatch script as first published ran it through D only, leaving G's scale 1 and bias 0).
+    generator_data_init: bool = True
     epochs: int = 300
     steps_per_epoch: int | None = None  # default: one pass over the unlabelled training set
     max_steps: int | None = None  # stop early (tests, smoke runs)
@@ -56,9 +94,13 @@ class TrainConfig:
     lr: float = 0.003
     lr_constant_epochs: int | None = None  # then linear decay to 0 at the last epoch; None: constant
     beta1: float = 0.5
+    # G steps per D step: 3 in the minibatch-discrimination script, 1 in every other; -MBF takes 1 (ours).
     g_steps: int = 1
     unlabeled_weight: float = 1.0
+    # The moving average of D's weights the test classifier may use: rate 1e-4 from zero (public);
+    # the CIFAR-10 feature-matching script as first published: rate 1e-3 from D's initialised weights.
     ema_rate: float = 1e-4
+    ema_start: Literal["zero", "initial"] = "zero"
     init_examples: int = 500
     seed: int = 1
     data_seed: int = 1
@@ -82,17 +124,47 @@ class TrainConfig:
         return self.labels != "none"
 
 
-# "Labels" = 400 per class, as the original minibatch-discrimination script (its --count default).
-TABLE3 = dict(dataset="cifar10", lr=3e-4, epochs=1200, lr_constant_epochs=800, feature_matching=False,
-              minibatch_discrimination=True, g_steps=3, labels="400", label_smoothing=0.9, generator_norm="virtual")
+# The original CIFAR-10 minibatch-discrimination script, the base of Table 3 (whose own scripts were not
+# released): public (train_cifar_minibatch_discrimination.py, 2016-06-14) and as first published
+# (train_cifar_minibatch.py, bb3d27b, 2016-06-08: 500 epochs, lr * min(2.5 - epoch/200, 1), lrelu 0.1,
+# weight norm initialised per layer to scale 1, G not initialised from data; tested with D's current
+# weights, not an average).
+CIFAR10_MINIBATCH = dict(dataset="cifar10", labels="400", feature_matching=False, minibatch_discrimination=True,
+                         generator_loss="minimax", g_steps=3, lr=3e-4, epochs=1200, lr_constant_epochs=800,
+                         d_input="noise")
+CIFAR10_MINIBATCH_2016_06_08 = {**CIFAR10_MINIBATCH, "epochs": 500, "lr_constant_epochs": 300,
+                                "leaky_relu_slope": 0.1, "output_init_scale": 1.0, "init_statistics": "per_layer",
+                                "generator_data_init": False}
+# Table 3's "our methods": the script plus one-sided label smoothing and VBN in G (our choices above).
+TABLE3_SETUPS: dict[str, dict[str, Any]] = {
+    "public": {**CIFAR10_MINIBATCH, "label_smoothing": 0.9, "generator_norm": "virtual"},
+    "2016-06-08": {**CIFAR10_MINIBATCH_2016_06_08, "label_smoothing": 0.9, "generator_norm": "virtual"},
+}
+# Each row of Table 3: what it changes in "our methods".
+TABLE3_VARIANTS: dict[str, dict[str, Any]] = {
+    "our-methods": {},
+    "minus-vbn-plus-bn": {"generator_norm": "batch"},
+    "minus-l-plus-ha": {"labels": "none", "historical_averaging": 1.0},
+    "minus-ls": {"label_smoothing": 1.0},
+    "minus-l": {"labels": "none"},
+    "minus-mbf": {"minibatch_discrimination": False, "g_steps": 1},
+    # Not in the paper: -VBN+BN swaps VBN (learned scale) for BN (no scale), two changes; this row makes
+    # one of them, so the two rows together separate the scale from the statistics.
+    "minus-vbn-scale": {"vbn_scale": False},
+}
+
+
+def table3_preset(variant: str, setup: str = "public") -> str:
+    """The preset name of a Table 3 row under a set-up: ``minus-ls``, ``minus-ls-2016-06-08``."""
+    if setup not in TABLE3_SETUPS:
+        raise ValueError(f"unknown set-up {setup!r}; choose one of {', '.join(TABLE3_SETUPS)}")
+    return variant if setup == "public" else f"{variant}-{setup}"
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Table 3 rows (CIFAR-10): "our methods" and the ablations, each removing or replacing one thing.
-    "our-methods": TABLE3,
-    "minus-vbn-plus-bn": {**TABLE3, "generator_norm": "batch"},
-    "minus-l-plus-ha": {**TABLE3, "labels": "none", "historical_averaging": 1.0},
-    "minus-ls": {**TABLE3, "label_smoothing": 1.0},
-    "minus-l": {**TABLE3, "labels": "none"},
-    "minus-mbf": {**TABLE3, "minibatch_discrimination": False, "g_steps": 1},
+    **{table3_preset(variant, setup): {**base, **changes}
+       for setup, base in TABLE3_SETUPS.items() for variant, changes in TABLE3_VARIANTS.items()},
     # Semi-supervised set-ups (Tables 1 and 2, SVHN): feature matching, K+1 discriminator.
     "mnist-fm": dict(dataset="mnist", labels="10", feature_matching=True, lr=0.003, epochs=300, g_steps=1),
     # The MNIST script as first published (openai/improved-gan bb3d27b, 2016-06-08, two days before the
@@ -101,24 +173,40 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-fm-2016-06-08": dict(dataset="mnist", labels="10", feature_matching=True, lr=0.001, epochs=300,
                                 lr_constant_epochs=200, g_steps=1),
     # As the original feature-matching scripts: dropout 0.2 on D's input (the minibatch-discrimination
-    # script behind Table 3 uses Gaussian noise); the SVHN script's D is narrower (64/128 channels) and
-    # trains 900 epochs, the last 300 decaying.
-    "cifar10-fm": dict(dataset="cifar10", labels="400", feature_matching=True, lr=3e-4, epochs=1200,
-                       lr_constant_epochs=800, d_input="dropout"),
-    "svhn-fm": dict(dataset="svhn", labels="100", feature_matching=True, lr=3e-4, epochs=900, lr_constant_epochs=600,
-                    d_input="dropout", d_width=64),
+    # script behind Table 3 uses Gaussian noise), G matching the mean absolute difference of the pooled
+    # features; the SVHN script's D is narrower (64/128 channels) and trains 900 epochs, the last 300 decaying.
+    "cifar10-fm": dict(dataset="cifar10", labels="400", feature_matching=True, feature_matching_distance="absolute",
+                       lr=3e-4, epochs=1200, lr_constant_epochs=800, d_input="dropout"),
+    # train_cifar_feature_matching.py as first published (bb3d27b): 1001 epochs at a constant lr 3e-4,
+    # lrelu 0.1, weight norm initialised per layer to scale 1 (G too), tested with a moving average of
+    # rate 1e-3 started from D's initialised weights. As published it stops at its first epoch (it shuffles
+    # trainx_unl2, which it never defines); we take the second permutation of the training set that its
+    # MNIST sibling and its later version define.
+    "cifar10-fm-2016-06-08": dict(dataset="cifar10", labels="400", feature_matching=True,
+                                  feature_matching_distance="absolute", lr=3e-4, epochs=1001, lr_constant_epochs=None,
+                                  d_input="dropout", leaky_relu_slope=0.1, output_init_scale=1.0,
+                                  init_statistics="per_layer", ema_rate=1e-3, ema_start="initial"),
+    "svhn-fm": dict(dataset="svhn", labels="100", feature_matching=True, feature_matching_distance="absolute", lr=3e-4,
+                    epochs=900, lr_constant_epochs=600, d_input="dropout", d_width=64),
 }
 
 
 def model_config(config: TrainConfig, num_classes: int = 10) -> ModelConfig:
-    """The models a run trains: K logits with labels, one (a plain GAN) without."""
+    """The models a run trains: K logits with labels; without, one (a plain GAN) or, with
+    ``unlabelled_single_logit=False``, still K."""
     return ModelConfig(
         architecture=config.architecture,  # type: ignore[arg-type]
-        num_outputs=num_classes if config.uses_labels else 1,
+        num_outputs=num_classes if config.uses_labels or not config.unlabelled_single_logit else 1,
         minibatch_discrimination=config.minibatch_discrimination,
         generator_norm=config.generator_norm,
         input_corruption=config.d_input,
         width=config.d_width,
+        leaky_relu_slope=config.leaky_relu_slope,
+        output_init_scale=config.output_init_scale,
+        init_statistics=config.init_statistics,
+        generator_data_init=config.generator_data_init,
+        vbn_scale=config.vbn_scale,
+        vbn_statistics=config.vbn_statistics,
     )
 
 
@@ -130,7 +218,8 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Constant, or constant for ``lr_constant_epochs`` then linearly to 0 (CIFAR: min(3 - e/400, 1))."""
+    """Constant, or constant for ``lr_constant_epochs`` then linearly to 0: ``lr * min((E - e) / (E - C), 1)``
+    (CIFAR-10: min(3 - e/400, 1) for E = 1200, C = 800; first published: min(2.5 - e/200, 1), E = 500, C = 300)."""
     if config.lr_constant_epochs is None:
         return config.lr
     decay = config.epochs - config.lr_constant_epochs
@@ -224,7 +313,7 @@ class Trainer:
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.opt_d = Adam(self.d_params, lr=config.lr, betas=betas)
         self.opt_g = Adam([p for p in self.G.parameters() if p.requires_grad], lr=config.lr, betas=betas)
-        self.ema = ExponentialMovingAverage(self.D, config.ema_rate)
+        self.ema = ExponentialMovingAverage(self.D, config.ema_rate, start=config.ema_start)
         self.ha_d = HistoricalAverage(self.D.parameters()) if config.historical_averaging > 0 else None
         self.ha_g = HistoricalAverage(self.G.parameters()) if config.historical_averaging > 0 else None
         self.state = State()
@@ -298,7 +387,8 @@ class Trainer:
                 if config.feature_matching:
                     with torch.no_grad():
                         real_features = self.D(self.train_x[self._take(unl2_order, t)].to(dev))[1]
-                    loss_g = feature_matching_loss(real_features.float(), fake_features.float())
+                    loss_g = feature_matching_loss(real_features.float(), fake_features.float(),
+                                                   config.feature_matching_distance)
                 else:
                     loss_g = generator_loss(fake_logits.float(), config.generator_loss)
                 if self.ha_g is not None:

@@ -233,3 +233,102 @@ def test_adam_as_the_original_with_epsilon_inside_the_square_root() -> None:
         v = 0.999 * v + 0.001 * g * g
         theta = theta - 0.1 * (m / (1 - 0.5**t)) / np.sqrt(v / (1 - 0.999**t) + 1e-8)
     assert np.allclose(p.detach().numpy(), theta, rtol=1e-12, atol=1e-12)
+
+
+def test_per_layer_data_dependent_init_as_the_first_published_l2normlayer() -> None:
+    # bb3d27b nn.py, L2NormLayer(init=True): m = mean per unit; input -= m; stdv = sqrt(mean(square(input)))
+    # over every axis at once; b = -m/stdv; g = g/stdv (g starts at 1).
+    torch.manual_seed(12)
+    conv = WNConv2d(3, 4, 3, padding=1, init_statistics="per_layer")
+    images = torch.randn(10, 3, 6, 6) * torch.tensor([0.5, 1.0, 3.0])[None, :, None, None] + 1.0
+    with torch.no_grad():
+        v = conv.v.numpy().astype(np.float64)
+        kernel = v / np.sqrt((v**2).sum(axis=(1, 2, 3)))[:, None, None, None]
+        t = torch.nn.functional.conv2d(images.double(), torch.from_numpy(kernel), padding=1).numpy()
+    m = t.mean(axis=(0, 2, 3))
+    stdv = math.sqrt(((t - m[None, :, None, None]) ** 2).mean())
+    with data_dependent_init():
+        conv(images)
+    assert np.allclose(conv.g.detach().numpy(), 1.0 / stdv, rtol=1e-5)
+    assert np.allclose(conv.bias.detach().numpy(), -m / stdv, rtol=1e-4, atol=1e-6)
+    out = conv(images).detach()
+    assert float(out.pow(2).mean()) == pytest.approx(1.0, rel=1e-4)  # the layer as a whole has unit spread
+    assert out.std(dim=(0, 2, 3)).std() > 0.05  # its units do not, unlike the per-unit initialisation
+
+
+def test_weight_norm_without_data_init_keeps_scale_one_and_bias_zero() -> None:
+    from reference_gan.layers import WNConvTranspose2d
+
+    layer = WNConvTranspose2d(4, 3, init_scale=1.0, data_init=False)
+    with data_dependent_init():
+        layer(torch.randn(5, 4, 4, 4))
+    assert torch.equal(layer.g.detach(), torch.ones(3)) and torch.equal(layer.bias.detach(), torch.zeros(3))
+
+
+def test_virtual_batch_norm_with_batch_statistics_as_the_imagenet_code_of_2016_06_09() -> None:
+    # imagenet/model.py (f9b62d3), VBN.__call__: new_mean = reduce_mean(x, [0, 1, 2]) and the same for
+    # the mean square (NHWC: over the batch and space); mean = 1/(R+1) new + R/(R+1) reference;
+    # out = (x - mean) / sqrt(eps + mean_sq - mean^2) * gamma + beta.
+    torch.manual_seed(13)
+    vbn = VirtualBatchNorm(2, eps=1e-5, statistics="batch")
+    with torch.no_grad():
+        vbn.gamma.copy_(torch.tensor([1.2, 0.7]))
+        vbn.beta.copy_(torch.tensor([0.3, -0.1]))
+    ref, x = torch.randn(6, 2, 3, 3), torch.randn(3, 2, 3, 3) * 2 + 0.5
+    vbn(ref, reference=True)
+    out = vbn(x).detach().numpy()
+    r, xs = ref.numpy().astype(np.float64), x.numpy().astype(np.float64)
+    for c in range(2):
+        mean = (xs[:, c].mean() + 6 * r[:, c].mean()) / 7
+        mean_sq = ((xs[:, c] ** 2).mean() + 6 * (r[:, c] ** 2).mean()) / 7
+        expected = (xs[:, c] - mean) / math.sqrt(1e-5 + mean_sq - mean**2) * [1.2, 0.7][c] + [0.3, -0.1][c]
+        assert np.allclose(out[:, c], expected, atol=1e-5)
+    assert not torch.allclose(vbn(x)[0], vbn(x[:1])[0])  # unlike per-example statistics, the batch matters
+
+
+def test_virtual_batch_norm_without_scale_learns_only_a_shift() -> None:
+    torch.manual_seed(14)
+    vbn = VirtualBatchNorm(3, scale=False)
+    ref, x = torch.randn(8, 3), torch.randn(4, 3)
+    vbn(ref, reference=True)
+    out = vbn(x)
+    out.sum().backward()
+    assert [name for name, p in vbn.named_parameters() if p.requires_grad] == ["beta"]
+    assert vbn.gamma.grad is None
+    with_scale = VirtualBatchNorm(3)
+    with_scale(ref, reference=True)
+    assert torch.allclose(out, with_scale(x))  # the same normalisation; only the training differs
+
+
+def test_feature_matching_absolute_as_the_cifar10_script() -> None:
+    # train_cifar_feature_matching.py: loss_gen = T.mean(abs(m1 - m2)), m = the batch means of the features
+    real, fake = torch.randn(7, 4), torch.randn(5, 4, requires_grad=True)
+    m1, m2 = real.numpy().mean(axis=0), fake.detach().numpy().mean(axis=0)
+    loss = feature_matching_loss(real, fake, "absolute")
+    assert loss.item() == pytest.approx(float(np.abs(m1 - m2).mean()), rel=1e-6)
+    loss.backward()
+    assert torch.allclose(fake.grad, torch.from_numpy(np.sign(m2 - m1) / 4 / 5).float().expand(5, 4), atol=1e-7)
+
+
+def test_exponential_moving_average_started_at_the_initial_weights() -> None:
+    # bb3d27b train_cifar_feature_matching.py: avg <- p after the data-dependent initialisation, then
+    # avg <- avg + 0.001 (p - avg) every D step.
+    torch.manual_seed(15)
+    module = torch.nn.Linear(2, 2)
+    start = module.weight.detach().clone()
+    ema = ExponentialMovingAverage(module, rate=0.001, start="initial")
+    expected = start.clone()
+    for _ in range(3):
+        with torch.no_grad():
+            module.weight.add_(torch.randn(2, 2))
+        ema.update(module)
+        expected = expected + 0.001 * (module.weight.detach() - expected)
+    assert torch.allclose(ema.averaged(module)["weight"], expected, atol=1e-7)
+
+
+def test_without_labels_d_keeps_k_logits_when_asked() -> None:
+    from reference_gan.train import model_config, preset
+
+    assert model_config(preset("minus-l")).num_outputs == 1
+    assert model_config(preset("minus-l", unlabelled_single_logit=False)).num_outputs == 10
+    assert model_config(preset("our-methods", unlabelled_single_logit=True)).num_outputs == 10  # labels: K always

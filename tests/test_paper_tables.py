@@ -25,7 +25,7 @@ from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from inception_score.weights import LoadedWeights
 from reference_gan.checkpoints import load_checkpoint
 from reference_gan.cli import main
-from reference_gan.experiments import ABLATION_PRESETS, AblationPreset
+from reference_gan.ablation import ABLATION_PRESETS, AblationPreset
 from reference_gan.train import TrainConfig, Trainer, learning_rate, preset
 
 
@@ -66,7 +66,7 @@ def table_rows(markdown: str) -> list[str]:
 def test_ablation_runs_one_variant_at_a_time_and_keeps_what_is_done(tmp_path: Path, projection_scorer) -> None:
     first = ablation(tmp_path, "--only", "minus-mbf")
     assert table_rows(first) == ["Real data", "-MBF"]
-    assert "Not yet run: Our methods, -VBN+BN, -L+HA, -LS, -L." in first
+    assert "Not yet run: Our methods, -VBN+BN, -L+HA, -LS, -L, -VBN scale (ours)." in first
     assert sorted(p.name for p in (tmp_path / "runs").iterdir() if (p / "samples.npz").is_file()) == ["minus-mbf"]
     done = tmp_path / "runs" / "minus-mbf" / "samples.npz"
     before = done.read_bytes(), done.stat().st_mtime_ns
@@ -207,10 +207,10 @@ def test_semi_supervised_mnist_defaults_to_the_first_published_setup_and_keeps_p
 
 
 def test_semi_supervised_refuses_a_setup_the_data_set_does_not_have(tmp_path: Path) -> None:
-    outcome = CliRunner().invoke(main, ["semi-supervised", "--dataset", "cifar10", "--setup", "2016-06-08",
+    outcome = CliRunner().invoke(main, ["semi-supervised", "--dataset", "svhn", "--setup", "2016-06-08",
                                         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
     assert outcome.exit_code == 2
-    assert "Error: cifar10 has no set-up '2016-06-08'; choose one of public" in outcome.output
+    assert "Error: svhn has no set-up '2016-06-08'; choose one of public" in outcome.output
     assert not (tmp_path / "runs").exists()
 
 
