@@ -29,9 +29,19 @@ def test_without_native_bf16_fast_is_exact_and_says_so(genuine_weights_file: Pat
     assert not any("precision" in reason for reason in result.not_comparable)
 
 
-def test_with_native_bf16_fast_runs_in_bfloat16(genuine_weights_file: Path, pixels: torch.Tensor,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_native_bf16_that_measures_slower_falls_back_to_exact(genuine_weights_file: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scorer_module, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(scorer_module, "bfloat16_timing", lambda network: (1.0, 1.25))
+    fast = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision="fast", progress=False)
+    assert fast.effective_precision == "exact" and fast.dtype == "float32"
+    assert "bfloat16 measured slower than float32" in fast.precision_note
+
+
+def test_with_native_and_faster_bf16_fast_runs_in_bfloat16(genuine_weights_file: Path, pixels: torch.Tensor,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scorer_module, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(scorer_module, "bfloat16_timing", lambda network: (1.0, 0.5))
     fast = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision="fast", progress=False)
     exact = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
     assert fast.effective_precision == "fast" and fast.dtype == "bfloat16"
