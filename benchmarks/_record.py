@@ -14,3 +14,11 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 def provenance_markdown(device: str = "cpu") -> str:
     """The provenance of this run as markdown list lines."""
     return _markdown(provenance(device))
+
+
+def write_result(name: str, lines: list[str]) -> str:
+    """Write ``lines`` as ``benchmarks/results/<name>`` and return the text (to print as well)."""
+    text = "\n".join(lines) + "\n"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / name).write_text(text)
+    return text

@@ -24,7 +24,7 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
+from _record import provenance_markdown, write_result  # noqa: E402
 
 
 def cifar_images(path: Path, count: int) -> np.ndarray:
@@ -87,10 +87,7 @@ def main(cifar: str, count: int, processes: int, threads: int, weights: str | No
         f"Relative difference of the two means: {relative:.2e}. Scoring time is the slowest process's; wall time "
         "includes start-up and loading the network in every process.",
     ]
-    text = "\n".join(lines) + "\n"
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "distributed-cpu.md").write_text(text)
-    click.echo(text)
+    click.echo(write_result("distributed-cpu.md", lines))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
+from _record import provenance_markdown, write_result  # noqa: E402
 
 
 def timed_logits(scorer, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, float]:
@@ -80,10 +80,7 @@ def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
         f"largest logit difference: {float((fast_logits - exact_logits).abs().max()):.3g} "
         f"(logits span {float(exact_logits.min()):.1f} .. {float(exact_logits.max()):.1f}).",
     ]
-    text = "\n".join(lines) + "\n"
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "precision-cpu.md").write_text(text)
-    click.echo(text)
+    click.echo(write_result("precision-cpu.md", lines))
 
 
 if __name__ == "__main__":

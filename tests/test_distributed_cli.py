@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from inception_score.distributed import statistics_bytes
+
 
 def write_folder(folder: Path, count: int) -> Path:
     folder.mkdir()
@@ -70,16 +72,17 @@ def one_process(folder: Path, genuine_weights_file: Path) -> dict:
     return json.loads(done.stdout)
 
 
-def test_two_ranks_print_one_json_equal_to_one_process(folder: Path, genuine_weights_file: Path,
-                                                       one_process: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_print_one_json_equal_to_one_process(world: int, folder: Path, genuine_weights_file: Path,
+                                                   one_process: dict, tmp_path: Path) -> None:
     output = tmp_path / "score.json"
-    ranks = launch_ranks(2, command(folder, genuine_weights_file, "--json", "--output", str(output)))
-    assert [r.returncode for r in ranks] == [0, 0], [r.stderr for r in ranks]
-    assert ranks[1].stdout == ""  # rank 1 prints nothing
+    ranks = launch_ranks(world, command(folder, genuine_weights_file, "--json", "--output", str(output)))
+    assert [r.returncode for r in ranks] == [0] * world, [r.stderr for r in ranks]
+    assert all(r.stdout == "" for r in ranks[1:])  # only rank 0 prints
     document = json.loads(ranks[0].stdout)  # exactly one JSON document
     assert document["mean"] == pytest.approx(one_process["mean"], rel=1e-12)
     np.testing.assert_allclose(document["split_scores"], one_process["split_scores"], rtol=1e-12)
-    assert document["processes"] == 2 and document["exchanged_bytes"] > 0
+    assert document["processes"] == world and document["exchanged_bytes"] == statistics_bytes(2, 1008)
     assert json.loads(output.read_text())["mean"] == document["mean"]  # written once, by rank 0
 
 
