@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import re
 import shutil
 import tempfile
 import urllib.error
