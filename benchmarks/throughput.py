@@ -80,25 +80,57 @@ def run_ours(images: np.ndarray, weights: str, device: str, batch_size: int, pre
     _sync(scorer.device)
     elapsed = time.perf_counter() - start
 
-    # The network alone on ready 299x299 input, and the GEMM peak, in this same process.
+    # The network alone on ready 299x299 input, run as the scorer runs it, and the GEMM peak, in this
+    # same process.
     x = torch.zeros(batch_size, 3, 299, 299, device=scorer.device).contiguous(memory_format=torch.channels_last)
     repeats = max(1, 64 // batch_size)
     with torch.inference_mode():
-        scorer.network(x)
+        run_network(scorer, x)
         _sync(scorer.device)
         t0 = time.perf_counter()
         for _ in range(repeats):
-            scorer.network(x)
+            run_network(scorer, x)
         _sync(scorer.device)
     model_rate = batch_size * repeats / (time.perf_counter() - t0)
     return {
         "stages_ms_per_image": stage_times(scorer, tensor, batch_size),
+        "network_ops": network_op_shares(scorer, x),
         "images_per_second": len(images) / elapsed,
         "mean": result.mean,
         "std": result.std,
         "model_images_per_second": model_rate,
         "matmul_peak_gflops": matmul_peak_gflops(scorer.device),
         "threads": torch.get_num_threads(),
+    }
+
+
+def run_network(scorer, x: torch.Tensor) -> list[torch.Tensor]:
+    """The network on ready input, in the pieces the scorer uses (CPU_CHUNK images on CPU)."""
+    from inception_score.scorer import CPU_CHUNK
+
+    step = CPU_CHUNK if scorer.device.type == "cpu" else len(x)
+    return [scorer.network(piece) for piece in x.split(step)]
+
+
+def network_op_shares(scorer, x: torch.Tensor) -> dict:
+    """Where the network's own time goes, from torch's profiler over one pass: convolutions (with
+    their fused ReLU), pooling, concatenation, the rest; and the convolutions' own GFLOP/s."""
+    from torch.profiler import ProfilerActivity, profile
+
+    groups = {"convolution": ("conv",), "pooling": ("pool",), "concatenation": ("aten::cat",)}
+    totals = {name: 0.0 for name in (*groups, "other")}
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if scorer.device.type == "cuda" else [])
+    with torch.inference_mode(), profile(activities=activities) as prof:
+        run_network(scorer, x)
+        _sync(scorer.device)
+    for event in prof.key_averages():
+        seconds = (event.self_device_time_total if scorer.device.type == "cuda" else event.self_cpu_time_total) / 1e6
+        name = next((g for g, keys in groups.items() if any(k in event.key for k in keys)), "other")
+        totals[name] += seconds
+    whole = sum(totals.values())
+    return {
+        "shares": {name: seconds / whole for name, seconds in totals.items()},
+        "convolution_gflops": len(x) * network_gflop_per_image() / totals["convolution"] if totals["convolution"] else 0.0,
     }
 
 
@@ -131,7 +163,7 @@ def stage_times(scorer, tensor: torch.Tensor, batch_size: int) -> dict[str, floa
         _sync(scorer.device)
         times["resize"] = time.perf_counter() - begin
         begin = time.perf_counter()
-        logits = [scorer.network(x).cpu() for x in resized]
+        logits = [torch.cat(run_network(scorer, x)).cpu() for x in resized]
         _sync(scorer.device)
         times["network"] = time.perf_counter() - begin
     stats = SplitStatistics.zeros(10, logits[0].shape[1])
@@ -264,6 +296,12 @@ def main(device, weights, count_32, count_256, batch_size, precision, worker, im
         f"({ours['threads']} threads). End to end (API on uint8 images, resize and metric included): "
         f"{ours['images_per_second'] * gflop:.1f} GFLOP/s, {ours['images_per_second'] * gflop / ours['matmul_peak_gflops']:.0%} "
         "of that peak.",
+        "",
+        "Inside the network (torch profiler, one pass over a batch, self time): "
+        + ", ".join(f"{name} {share:.0%}" for name, share in ours["network_ops"]["shares"].items())
+        + f". The convolutions alone run at {ours['network_ops']['convolution_gflops']:.1f} GFLOP/s, "
+        f"{ours['network_ops']['convolution_gflops'] / ours['matmul_peak_gflops']:.0%} of the peak: the ceiling for "
+        "the whole network with pooling and concatenation free.",
         "",
         "Where the time goes (ours; each stage timed alone over the same images; shares of resize + network + "
         "metric, the in-memory path; decoding is what a folder of PNG files adds):",
