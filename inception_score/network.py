@@ -55,6 +55,16 @@ def _avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
 
 
+class AvgPoolBranch(BasicConv2d):
+    """A pool branch: the 3x3 average pool (padding excluded), then a 1x1 :class:`BasicConv2d`."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(_avg_pool_3x3(x))
+
+
 class InceptionA(nn.Module):
     """Mixed_5b, 5c, 5d (TF scopes mixed, mixed_1, mixed_2)."""
 
@@ -66,7 +76,7 @@ class InceptionA(nn.Module):
         self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, 1)
         self.branch3x3dbl_2 = BasicConv2d(64, 96, 3, padding=1)
         self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, padding=1)
-        self.branch_pool = BasicConv2d(in_channels, pool_features, 1)
+        self.branch_pool = AvgPoolBranch(in_channels, pool_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat(
@@ -74,7 +84,7 @@ class InceptionA(nn.Module):
                 self.branch1x1(x),
                 self.branch5x5_2(self.branch5x5_1(x)),
                 self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                self.branch_pool(_avg_pool_3x3(x)),
+                self.branch_pool(x),
             ],
             dim=1,
         )
@@ -116,13 +126,13 @@ class InceptionC(nn.Module):
         self.branch7x7dbl_3 = BasicConv2d(c7, c7, (1, 7), padding=(0, 3))
         self.branch7x7dbl_4 = BasicConv2d(c7, c7, (7, 1), padding=(3, 0))
         self.branch7x7dbl_5 = BasicConv2d(c7, 192, (1, 7), padding=(0, 3))
-        self.branch_pool = BasicConv2d(in_channels, 192, 1)
+        self.branch_pool = AvgPoolBranch(in_channels, 192)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d = self.branch7x7dbl_1(x)
         d = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(self.branch7x7dbl_2(d))))
-        return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(_avg_pool_3x3(x))], dim=1)
+        return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(x)], dim=1)
 
 
 class InceptionD(nn.Module):
@@ -161,15 +171,15 @@ class InceptionE(nn.Module):
         self.branch3x3dbl_2 = BasicConv2d(448, 384, 3, padding=1)
         self.branch3x3dbl_3a = BasicConv2d(384, 384, (1, 3), padding=(0, 1))
         self.branch3x3dbl_3b = BasicConv2d(384, 384, (3, 1), padding=(1, 0))
-        self.branch_pool = BasicConv2d(in_channels, 192, 1)
+        self.branch_pool = BasicConv2d(in_channels, 192, 1) if max_pool else AvgPoolBranch(in_channels, 192)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b3 = self.branch3x3_1(x)
         d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         if self.max_pool:
-            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+            pooled = self.branch_pool(F.max_pool2d(x, kernel_size=3, stride=1, padding=1))
         else:
-            pooled = _avg_pool_3x3(x)
+            pooled = self.branch_pool(x)
         return torch.cat(
             [
                 self.branch1x1(x),
@@ -177,7 +187,7 @@ class InceptionE(nn.Module):
                 self.branch3x3_2b(b3),
                 self.branch3x3dbl_3a(d),
                 self.branch3x3dbl_3b(d),
-                self.branch_pool(pooled),
+                pooled,
             ],
             dim=1,
         )
@@ -298,13 +308,31 @@ class ConvReLU(nn.Module):
         return F.relu(conv(x))
 
 
+class ConvAvgPoolReLU(nn.Module):
+    """An :class:`AvgPoolBranch` with its batch norm folded in, computed in the cheaper order.
+
+    The average pool and the 1x1 convolution are both linear, and each pooling window's weights sum
+    to one, so ``relu(conv(pool(x)) + b) == relu(pool(conv(x)) + b)`` up to float32 rounding. Pooling
+    after the convolution pools its 32-192 output channels rather than the 192-1280 input channels.
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = _avg_pool_3x3(F.conv2d(x, self.conv.weight))
+        return F.relu(pooled + self.conv.bias[:, None, None])
+
+
 def fold_batch_norm(network: Inception2015) -> Inception2015:
     """An inference copy of ``network`` with each batch norm folded into its convolution.
 
     ``relu(bn(conv(x)))`` becomes ``relu(conv'(x))`` with ``W' = W * s`` and ``b' = beta - mean * s``,
     ``s = gamma / sqrt(var + eps)``: the same function up to float32 rounding (about 1e-6 relative),
     one pass over memory less per layer. Each layer becomes a :class:`ConvReLU`, which on CPU also
-    fuses the ReLU into the convolution. The copy is in evaluation mode without gradients.
+    fuses the ReLU into the convolution, and each average-pool branch a :class:`ConvAvgPoolReLU`.
+    The copy is in evaluation mode without gradients.
     """
     folded = Inception2015.from_state_dict({k: v.detach().clone() for k, v in network.state_dict().items()})
     for parent in list(folded.modules()):
@@ -320,5 +348,5 @@ def fold_batch_norm(network: Inception2015) -> Inception2015:
             with torch.no_grad():
                 fused.weight = nn.Parameter(conv.weight * scale[:, None, None, None])
                 fused.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
-            setattr(parent, name, ConvReLU(fused))
+            setattr(parent, name, (ConvAvgPoolReLU if isinstance(module, AvgPoolBranch) else ConvReLU)(fused))
     return folded.eval().requires_grad_(False)
