@@ -236,12 +236,23 @@ class Inception2015(nn.Module):
         network.load_state_dict(state_dict, assign=True)
         return network
 
-    def pool3(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, 299, 299)`` normalised input -> ``(N, 2048)`` pool_3 features."""
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, 299, 299)`` normalised input -> ``(N, 192, 35, 35)``, the input of Mixed_5b."""
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        return F.max_pool2d(x, kernel_size=3, stride=2)
+
+    def pool3(self, x: torch.Tensor, stem_chunk: int | None = None) -> torch.Tensor:
+        """``(N, 3, 299, 299)`` normalised input -> ``(N, 2048)`` pool_3 features.
+
+        ``stem_chunk`` runs the stem that many images at a time (the same function; see
+        :data:`inception_score.scorer.CPU_STEM_CHUNK`).
+        """
+        if stem_chunk is None or stem_chunk >= len(x):
+            x = self.stem(x)
+        else:
+            x = torch.cat([self.stem(piece) for piece in x.split(stem_chunk)])
         x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))
         x = self.Mixed_6a(x)
         x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
@@ -249,9 +260,11 @@ class Inception2015(nn.Module):
         # pool_3: the 8x8 map averaged to one value per channel.
         return x.mean(dim=(2, 3))
 
-    def forward(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED, stem_chunk: int | None = None
+    ) -> torch.Tensor:
         output = Output(output)
-        features = self.pool3(x)
+        features = self.pool3(x, stem_chunk)
         if output is Output.POOL3:
             return features
         if output is Output.LOGITS:

@@ -51,6 +51,9 @@ Precision = Literal["exact", "fast"]
 # Images per network call on CPU: 8 keeps a layer's activations in cache. Measured on a 2-core
 # Xeon (AVX-512), network alone: 258 GFLOP/s at 8 images, 243 at 16, 231 at 32, 220 at 64, 206 at 128.
 CPU_CHUNK = 8
+# The stem's large maps (147x147 and 73x73) prefer fewer: its two largest convolutions measured
+# 3.2 and 4.3 ms per image at 2 images against 4.0 and 5.2 at 8, on the same Xeon.
+CPU_STEM_CHUNK = 2
 # The largest relative deviation of the IS in fast mode on a CPU with native bfloat16 from exact,
 # measured by benchmarks/precision_cpu.py (see benchmarks/results/precision-cpu.md).
 FAST_CPU_IS_DEVIATION: float | None = 8.4e-3
@@ -218,7 +221,7 @@ class InceptionScorer:
             for start in range(0, len(batch), CPU_CHUNK):
                 x = self.network_input(batch[start : start + CPU_CHUNK]).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
-                    parts.append(self.network(x, output).float())
+                    parts.append(self.network(x, output, stem_chunk=CPU_STEM_CHUNK).float())
             if not parts:
                 return torch.empty(0, FEATURE_DIM if output is Output.POOL3 else NUM_CLASSES)
             return torch.cat(parts)
