@@ -80,7 +80,7 @@ def to_network_input(images: torch.Tensor, dtype: torch.dtype = torch.float32) -
     the normalisation costs one in-place subtraction. For small images (CIFAR's 32x32 among them)
     the width pass multiplies each pixel row, channels interleaved, by ``kron(R_w, I_3)``, whose
     extra terms are exact zeros, and the height pass leaves the result channels-last, the layout
-    the network wants: 4x faster at 32x32 on a 2-core Xeon.
+    the network wants: 3-4x faster at 32x32 on a 2-core Xeon.
     """
     x = images.to(dtype)
     count, channels, height, width = x.shape
