@@ -1,0 +1,110 @@
+"""The CPU exact path's speed-ups compute the same numbers as the plain formulas.
+
+Each test compares against an independent plain computation: ``F.relu(F.conv2d(...))`` for the
+fused convolution, pool-then-convolve for the reordered pool branches, the per-plane TF1 resize
+and ``(x - 128) / 128`` for the channels-last resize, and the whole batch for the pieces.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inception_score import network as network_module
+from inception_score.network import ConvAvgPoolReLU, ConvReLU, Inception2015, Output, fold_batch_norm
+from inception_score.preprocess import normalize, tf1_resize_bilinear, to_network_input
+
+
+def _conv(in_channels: int, out_channels: int, kernel, stride=1, padding=0, seed: int = 0) -> nn.Conv2d:
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding)
+    with torch.no_grad():
+        conv.bias.normal_()
+    return conv.eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "kernel", "stride", "padding"),
+    [(3, 8, 3, 2, 0), (16, 24, 1, 1, 0), (8, 8, (1, 7), 1, (0, 3)), (8, 12, 3, 1, 1)],
+)
+def test_fused_convolution_relu_is_bit_identical_to_the_two_calls(in_channels, out_channels, kernel, stride,
+                                                                   padding) -> None:
+    conv = _conv(in_channels, out_channels, kernel, stride, padding)
+    x = torch.randn(3, in_channels, 17, 19).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        fused = ConvReLU(conv)(x)
+        plain = F.relu(conv(x))
+    assert network_module._onednn_conv_relu_available(), "this torch should have oneDNN's fused op on CPU"
+    assert torch.equal(fused, plain)
+    assert (fused == 0).any() and (fused > 0).any()  # the ReLU did cut something
+
+
+def test_without_the_fused_op_the_plain_calls_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    conv = _conv(4, 6, 3)
+    x = torch.randn(2, 4, 9, 9).contiguous(memory_format=torch.channels_last)
+    called = []
+    monkeypatch.setattr(network_module, "_ONEDNN_CONV_RELU", False)
+    monkeypatch.setattr(network_module.F, "relu", lambda t: called.append(1) or torch.clamp_min(t, 0))
+    with torch.inference_mode():
+        out = ConvReLU(conv)(x)
+    assert called == [1]
+    assert torch.equal(out, torch.clamp_min(conv(x), 0))
+
+
+def test_fused_op_is_not_used_under_bfloat16_autocast() -> None:
+    conv = _conv(4, 6, 3)
+    x = torch.randn(2, 4, 9, 9).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ConvReLU(conv)(x)
+    assert out.dtype == torch.bfloat16
+
+
+def test_pool_branch_convolves_first_with_the_same_result() -> None:
+    conv = _conv(40, 8, 1, seed=3)
+    x = torch.rand(2, 40, 9, 9).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        reordered = ConvAvgPoolReLU(conv)(x)
+        # pool first, padding excluded, as the 2015 graph does
+        plain = F.relu(conv(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)))
+    torch.testing.assert_close(reordered, plain, rtol=0, atol=1e-5)
+    assert (plain == 0).any()
+
+
+def test_folded_network_uses_the_fast_modules() -> None:
+    folded = fold_batch_norm(Inception2015())
+    kinds = [type(m) for m in folded.modules()]
+    assert kinds.count(ConvAvgPoolReLU) == 8  # 5b-5d, 6b-6e, 7b; 7c keeps its max pool before the conv
+    assert kinds.count(ConvReLU) == 94 - 8
+    assert type(folded.Mixed_7c.branch_pool) is ConvReLU
+
+
+@pytest.mark.parametrize("size", [28, 32, 64, 129, 256, 299])
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_resize_is_bit_identical_to_the_plain_formula(size: int, layout: str) -> None:
+    generator = torch.Generator().manual_seed(size)
+    pixels = torch.randint(0, 256, (3, size, size + 3, 3), dtype=torch.uint8, generator=generator).permute(0, 3, 1, 2)
+    if size == 299:  # square 299x299 input is only normalised
+        pixels = pixels[..., :299]
+    if layout == "nchw":
+        pixels = pixels.contiguous()
+    expected = normalize(pixels.float()) if size == 299 else normalize(tf1_resize_bilinear(pixels.float()))
+    got = to_network_input(pixels)
+    assert got.shape == expected.shape
+    assert torch.equal(got, expected)
+
+
+def test_resize_of_float_and_one_channel_input() -> None:
+    images = torch.rand(2, 1, 20, 24) * 255
+    assert torch.equal(to_network_input(images), normalize(tf1_resize_bilinear(images)))
+
+
+def test_stem_in_pieces_is_the_same_function() -> None:
+    torch.manual_seed(0)
+    network = fold_batch_norm(Inception2015()).to(memory_format=torch.channels_last)
+    x = torch.randn(5, 3, 299, 299).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        whole = network(x, Output.POOL3)
+        pieces = network(x, Output.POOL3, stem_chunk=2)
+    torch.testing.assert_close(pieces, whole, rtol=1e-5, atol=1e-6)
