@@ -110,12 +110,12 @@ def run_ours(images: np.ndarray, weights: str, device: str, batch_size: int, pre
 
 
 def run_network(scorer, x: torch.Tensor) -> list[torch.Tensor]:
-    """The network on ready input, in the pieces the scorer uses (CPU_CHUNK images on CPU)."""
-    from inception_score.scorer import CPU_CHUNK, CPU_STEM_CHUNK
+    """The network on ready input, as the scorer runs it (CPU_CHUNK images at a time on CPU)."""
+    from inception_score.scorer import CPU_CHUNK
 
     if scorer.device.type != "cpu":
-        return [scorer.network(x)]
-    return [scorer.network(piece, stem_chunk=CPU_STEM_CHUNK) for piece in x.split(CPU_CHUNK)]
+        return [scorer.network_pass(x)]
+    return [scorer.network_pass(piece) for piece in x.split(CPU_CHUNK)]
 
 
 def network_op_shares(scorer, x: torch.Tensor) -> dict:

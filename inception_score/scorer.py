@@ -205,26 +205,35 @@ class InceptionScorer:
     @torch.inference_mode()
     def outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
         """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU."""
-        fast = self.precision == "fast"
         output = Output(output)
         # One scope for the resize (matrix products) and the network: "exact" keeps TF32 off in both,
         # and the caller's switches come back as they were (inception_score.precision).
-        with precision_scope(self.device, allow_tf32=fast):
+        with precision_scope(self.device, allow_tf32=self.precision == "fast"):
             if self.device.type == "cuda":
                 x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast):
-                    return self.network(x, output).float().cpu()
+                return self.network_pass(x, output).cpu()
             # On CPU, resize and network run a few images at a time, so that each layer's
             # activations stay in cache (CPU_CHUNK). As with any batching, where an image falls in a
             # chunk changes its logits only at float32 rounding (measured: 3e-6 of a logit).
             parts = []
             for start in range(0, len(batch), CPU_CHUNK):
                 x = self.network_input(batch[start : start + CPU_CHUNK]).contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
-                    parts.append(self.network(x, output, stem_chunk=CPU_STEM_CHUNK).float())
+                parts.append(self.network_pass(x, output))
             if not parts:
                 return torch.empty(0, FEATURE_DIM if output is Output.POOL3 else NUM_CLASSES)
             return torch.cat(parts)
+
+    @torch.inference_mode()
+    def network_pass(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
+        """The network on ready input (:meth:`network_input`'s, channels-last) as :meth:`outputs` runs
+        it, on the scorer's device: bfloat16 autocast where "fast" enables it, and on CPU the stem
+        CPU_STEM_CHUNK images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
+        time on CPU."""
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.precision == "fast"):
+                return self.network(x, Output(output)).float()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
+            return self.network(x, Output(output), stem_chunk=CPU_STEM_CHUNK).float()
 
     def logits(self, batch: ImageBatch) -> torch.Tensor:
         """``(B, 1008)`` float32 logits without the bias, as the paper's code used them."""

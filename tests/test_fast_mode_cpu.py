@@ -52,3 +52,15 @@ def test_with_native_and_faster_bf16_fast_runs_in_bfloat16(genuine_weights_file:
     result = inception_score(pixels, splits=2, scorer=fast)
     assert result.precision == "fast" and result.dtype == "bfloat16"
     assert any("precision 'fast'" in reason for reason in result.not_comparable)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_network_pass_is_the_scorers_own_computation(genuine_weights_file: Path, pixels: torch.Tensor,
+                                                     monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
+    # benchmarks/throughput.py times the network through network_pass; it must be what logits() runs.
+    monkeypatch.setattr(scorer_module, "native_bf16_cpu", lambda: bf16)
+    monkeypatch.setattr(scorer_module, "bfloat16_timing", lambda network: (1.0, 0.5))
+    scorer = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision="fast", progress=False)
+    assert scorer.bf16_on_cpu is bf16
+    ready = scorer.network_input(pixels).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(scorer.network_pass(ready), scorer.logits(pixels))
