@@ -297,14 +297,17 @@ def save_learning_curves(dataset: str, runs: list[SemiSupervisedRun], path: Path
 
     convert, unit = _error_unit(dataset, test_images)
     fig, axis = plt.subplots(figsize=(6.4, 4.0))
+    positive = False
     for r in runs:
         epochs = [h["epoch"] for h in r.history]
         weights = semi_supervised_setup(dataset, r.setup).tested_with
-        axis.plot(epochs, [convert(e) for e in r.errors],
-                  label=f"{r.setup}: {r.total_labels} labels, seed {r.seed} ({weights} weights)")
+        values = [convert(e) for e in r.errors]
+        positive = positive or any(v > 0 for v in values)
+        axis.plot(epochs, values, label=f"{r.setup}: {r.total_labels} labels, seed {r.seed} ({weights} weights)")
     axis.set_xlabel("epoch")
     axis.set_ylabel(unit)
-    axis.set_yscale("log")
+    if positive:  # a log axis needs a positive value; a run can make no errors, or have no test set
+        axis.set_yscale("log")
     axis.set_title(f"{dataset}: test error of D")
     axis.legend(fontsize=8)
     fig.tight_layout()
