@@ -21,7 +21,7 @@
 #
 # Environment: DEVICE (cuda), SMALL (0), OUT (a new temporary folder), PREP (.gpu, what `prepare`
 # wrote), WHEELS (first argument, else $PREP/wheels), WEIGHTS (a float32 weights file instead of the
-# development one), PYTHON (python3), and the sizes below.
+# development one), PYTHON (python3), BUDGET (570: seconds the whole check may take), and the sizes below.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -42,9 +42,9 @@ if [ "$SMALL" = 1 ]; then
   : "${WORKERS:=2}" "${FILE_BATCH:=1}" "${TRAIN_SECONDS:=0.5}" "${TRAIN_BATCH:=2}" "${INIT_EXAMPLES:=4}"
   : "${VARIANTS:=minus-mbf}" "${PYTEST_SELECT:=restore_every_switch and untouched}"
 fi
-: "${SPLITS:=10}" "${COMPARE_COUNT:=512}" "${MEMORY_COUNT:=10000}" "${BATCH_SIZES:=128,256,512}"
+: "${SPLITS:=10}" "${COMPARE_COUNT:=512}" "${MEMORY_COUNT:=10000}" "${BATCH_SIZES:=128,256,512,1024}"
 : "${PNG_COUNT:=2000}" "${WORKERS:=0,4,8,16}" "${FILE_BATCH:=256}" "${TRAIN_SECONDS:=30}" "${TRAIN_BATCH:=100}"
-: "${INIT_EXAMPLES:=}" "${VARIANTS:=}" "${PYTEST_SELECT:=}"
+: "${INIT_EXAMPLES:=}" "${VARIANTS:=}" "${PYTEST_SELECT:=}" "${BUDGET:=570}"
 
 say() { echo "== $* ($((SECONDS - start)) s)" | tee -a "$LOG" >&2; }
 step() {  # a failed step is logged and the check goes on: one call should bring back every figure it can
@@ -61,15 +61,15 @@ report() {  # after every step, so that a run cut short still brings back what i
 partial_report() { [ "$SMALL" = 1 ] || report; }  # dry runs: only the last one
 
 say "gpu check: DEVICE=$DEVICE SMALL=$SMALL OUT=$OUT"
-if compgen -G "$WHEELS/*.whl" >/dev/null; then
-  step "install carried wheels" "$PYTHON" -m pip install -q --no-index --no-deps --find-links "$WHEELS" "$WHEELS"/*.whl
+if compgen -G "$WHEELS/*.whl" >/dev/null; then  # into a folder of their own: the device's python may be read-only
+  step "install carried wheels" "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "$WORK/site" \
+    "$WHEELS"/*.whl
+  export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 here=$("$PYTHON" -c 'import inception_score, pathlib; print(pathlib.Path(inception_score.__file__).parent.parent)' 2>/dev/null)
-if [ "$here" != "$PWD" ]; then  # offline: no build isolation (it would download setuptools)
-  say "install this checkout"
-  "$PYTHON" -m pip install -q --no-deps --no-build-isolation -e . >>"$LOG" 2>&1 || say "pip install -e . failed: using PYTHONPATH"
-  here=$("$PYTHON" -c 'import inception_score, pathlib; print(pathlib.Path(inception_score.__file__).parent.parent)' 2>/dev/null)
-  [ "$here" = "$PWD" ] || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+if [ "$here" != "$PWD" ]; then  # this checkout, from source: offline, nothing to build
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+  say "this checkout through PYTHONPATH"
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi >>"$LOG" 2>&1
 
@@ -99,7 +99,11 @@ partial_report
 step "files" check files --weights "$weights" --count "$PNG_COUNT" --workers "$WORKERS" --batch-size "$FILE_BATCH" \
   --splits "$SPLITS" --device "$DEVICE" --out "$WORK/files.json"
 partial_report
-step "training" check training --seconds "$TRAIN_SECONDS" --batch-size "$TRAIN_BATCH" --variants "$VARIANTS" \
+# The training step gets what is left of BUDGET seconds (a device call's limit, less a margin), and it
+# records each variant as it finishes: a step cut short still reports the variants done.
+left=$((BUDGET - (SECONDS - start) - 15))
+[ "$left" -gt 10 ] || left=10
+step "training" timeout "$left" "$PYTHON" benchmarks/gpu_check.py training --seconds "$TRAIN_SECONDS" --batch-size "$TRAIN_BATCH" --variants "$VARIANTS" \
   ${INIT_EXAMPLES:+--init-examples "$INIT_EXAMPLES"} --device "$DEVICE" --out "$WORK/training.json"
 report
 cat "$OUT/gpu-check.md"  # the reply of a device call shows the end of the output

@@ -163,6 +163,9 @@ class InceptionScorer:
         # Folded batch norm and channels-last memory: the same function, measured faster on CPU and GPU.
         self.network: Inception2015 = fold_batch_norm(network).to(self.device, memory_format=torch.channels_last)
         self.bf16_on_cpu = False
+        # What "fast" computes in on CUDA, besides TF32: autocast to this dtype, or None for TF32 alone.
+        # bfloat16 by default; the GPU check (benchmarks/gpu_check.py) times and checks each choice.
+        self.cuda_fast_dtype: torch.dtype | None = torch.bfloat16
         self.precision_note = ""
         if precision == "fast" and self.device.type == "cpu":
             if not native_bf16_cpu():
@@ -183,7 +186,12 @@ class InceptionScorer:
 
     @property
     def dtype(self) -> str:
-        return "bfloat16" if self.effective_precision == "fast" else "float32"
+        """What the network computes in: ``float32``, ``bfloat16``, ``float16`` or ``tf32``."""
+        if self.effective_precision == "exact":
+            return "float32"
+        if self.device.type == "cpu":
+            return "bfloat16"
+        return "tf32" if self.cuda_fast_dtype is None else str(self.cuda_fast_dtype).removeprefix("torch.")
 
     def network_input(self, batch: ImageBatch) -> torch.Tensor:
         """Pixels -> ``(B, 3, 299, 299)`` normalised float32 on the device.
@@ -230,7 +238,8 @@ class InceptionScorer:
         CPU_STEM_CHUNK images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
         time on CPU."""
         if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.precision == "fast"):
+            autocast = self.precision == "fast" and self.cuda_fast_dtype is not None
+            with torch.autocast("cuda", dtype=self.cuda_fast_dtype or torch.bfloat16, enabled=autocast):
                 return self.network(x, Output(output)).float()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
             return self.network(x, Output(output), stem_chunk=CPU_STEM_CHUNK).float()

@@ -64,3 +64,36 @@ def test_network_pass_is_the_scorers_own_computation(genuine_weights_file: Path,
     assert scorer.bf16_on_cpu is bf16
     ready = scorer.network_input(pixels).contiguous(memory_format=torch.channels_last)
     assert torch.equal(scorer.network_pass(ready), scorer.logits(pixels))
+
+
+@pytest.mark.parametrize(("precision", "fast_dtype", "autocast_to", "name"), [
+    ("exact", torch.bfloat16, None, "float32"),
+    ("fast", torch.bfloat16, torch.bfloat16, "bfloat16"),
+    ("fast", torch.float16, torch.float16, "float16"),
+    ("fast", None, None, "tf32"),
+])
+def test_cuda_fast_dtype_is_what_the_cuda_pass_autocasts_to(genuine_weights_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            precision: str, fast_dtype: torch.dtype | None,
+                                                            autocast_to: torch.dtype | None, name: str) -> None:
+    # The CUDA branch of network_pass, run without a GPU: the device is set by hand, autocast recorded.
+    scorer = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision=precision,
+                             progress=False)
+    scorer.device = torch.device("cuda")
+    scorer.cuda_fast_dtype = fast_dtype
+    seen = []
+
+    class RecordingAutocast:
+        def __init__(self, device_type: str, dtype: torch.dtype, enabled: bool) -> None:
+            seen.append((device_type, dtype if enabled else None))
+
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, *exc: object) -> bool:
+            return False
+
+    monkeypatch.setattr(torch, "autocast", RecordingAutocast)
+    scorer.network = lambda x, output: x
+    scorer.network_pass(torch.zeros(1, 3))
+    assert seen == [("cuda", autocast_to)]
+    assert scorer.dtype == name
