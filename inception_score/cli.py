@@ -374,7 +374,7 @@ def _optional_path(value: str | None) -> Path | None:
               help="value range of float arrays")
 @click.option("--skip-invalid", is_flag=True, help="skip images that fail to decode (listed in the JSON)")
 @click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
-              help="fast: TF32/bfloat16 on CUDA, bfloat16 on a CPU with native bfloat16 (else exact, said so)")
+              help="fast: TF32 and float16 on CUDA, bfloat16 on a CPU with native bfloat16 (else exact, said so)")
 @click.option("--per-class", type=click.Path(dir_okay=False), default=None,
               help="write a PNG of p(y), the class distribution")
 @click.option("--labels", type=click.Path(), default=None, envvar="INCEPTION_SCORE_LABELS", show_envvar=True,

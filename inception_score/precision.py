@@ -101,8 +101,8 @@ def _set_tf32_allow_tf32(allow_tf32: bool) -> Restore:
     return restore
 
 
-def set_cuda_flags(allow_tf32: bool, api: Tf32Api | None = None) -> Restore:
-    """Set TF32 for CUDA matrix products and cuDNN convolutions, and ``cudnn.benchmark`` on.
+def set_cuda_flags(allow_tf32: bool, api: Tf32Api | None = None, benchmark: bool = False) -> Restore:
+    """Set TF32 for CUDA matrix products and cuDNN convolutions, and ``cudnn.benchmark`` to ``benchmark``.
 
     Returns the function that puts back every switch as the caller had it. ``api`` picks the
     interface (default: :func:`tf32_api`, the one this torch offers); only the flags change, so this
@@ -111,23 +111,26 @@ def set_cuda_flags(allow_tf32: bool, api: Tf32Api | None = None) -> Restore:
     restore_tf32 = (_set_tf32_fp32_precision if (api or tf32_api()) == "fp32_precision" else _set_tf32_allow_tf32)(
         allow_tf32
     )
-    benchmark = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True  # fixed input shapes: cuDNN times its algorithms once per shape
+    callers_benchmark = torch.backends.cudnn.benchmark
+    # Off by default: cuDNN's search costs 13 s per new input shape in float32 (2.7 s in fast mode) and
+    # gains 6-7% afterwards (measured on an H200, benchmarks/results/gpu-cudnn-benchmark.md); a
+    # one-shot score of 2,000 images ran at 80 img/s with it.
+    torch.backends.cudnn.benchmark = benchmark
 
     def restore() -> None:
-        torch.backends.cudnn.benchmark = benchmark
+        torch.backends.cudnn.benchmark = callers_benchmark
         restore_tf32()
 
     return restore
 
 
 @contextmanager
-def precision_scope(device: torch.device, allow_tf32: bool) -> Iterator[None]:
+def precision_scope(device: torch.device, allow_tf32: bool, benchmark: bool = False) -> Iterator[None]:
     """On CUDA, :func:`set_cuda_flags` for the body, then the caller's switches back; elsewhere nothing."""
     if device.type != "cuda":
         yield
         return
-    restore = set_cuda_flags(allow_tf32)
+    restore = set_cuda_flags(allow_tf32, benchmark=benchmark)
     try:
         yield
     finally:

@@ -57,6 +57,10 @@ CPU_STEM_CHUNK = 2
 # The largest relative deviation of the IS in fast mode on a CPU with native bfloat16 from exact,
 # measured by benchmarks/precision_cpu.py (see benchmarks/results/precision-cpu.md).
 FAST_CPU_IS_DEVIATION: float | None = 8.4e-3
+# The same on CUDA with float16 autocast plus TF32 (the default fast mode there), measured on an H200 by
+# benchmarks/gpu_check.sh: 4.1e-4 on 10,000 synthetic images, 1.8e-4 on 512 genuine CIFAR-10 images
+# (bfloat16 gave 3.5e-3 and 4.5e-3, and was slower; benchmarks/results/gpu-check.md).
+FAST_CUDA_IS_DEVIATION: float | None = 4.1e-4
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class ISResult:
     order_flagged: bool = False
     # Why this number cannot be set beside published Inception Scores (empty: it can).
     not_comparable: tuple[str, ...] = ()
-    precision: str = "exact"  # what was used: "fast" (bfloat16 / TF32) or "exact" (float32)
+    precision: str = "exact"  # what was used: "fast" (float16 / bfloat16 / TF32) or "exact" (float32)
     precision_note: str = ""  # e.g. why "fast" fell back to exact
     precision_deviation: float | None = None  # measured relative IS deviation of this fast mode from exact
 
@@ -141,7 +145,8 @@ class InceptionScorer:
     """The 2015 network on one device: pixels in, unbiased logits (the paper's) out.
 
     ``precision="exact"`` computes in float32 (TF32 off on CUDA) and agrees with torch-fidelity;
-    ``"fast"`` allows TF32 matrix products and bfloat16 on CUDA, and bfloat16 on a CPU that computes it
+    ``"fast"`` allows TF32 and float16 autocast on CUDA (``cuda_fast_dtype``; a batch that overflows
+    float16 is recomputed without it), and bfloat16 on a CPU that computes it
     natively (AVX512_BF16 or AMX). On any other CPU "fast" falls back to exact, since emulated
     bfloat16 is slower than float32; ``effective_precision`` and ``precision_note`` say so.
     """
@@ -164,8 +169,13 @@ class InceptionScorer:
         self.network: Inception2015 = fold_batch_norm(network).to(self.device, memory_format=torch.channels_last)
         self.bf16_on_cpu = False
         # What "fast" computes in on CUDA, besides TF32: autocast to this dtype, or None for TF32 alone.
-        # bfloat16 by default; the GPU check (benchmarks/gpu_check.py) times and checks each choice.
-        self.cuda_fast_dtype: torch.dtype | None = torch.bfloat16
+        # float16: on an H200 it was the fastest of the three and the closest to exact after TF32 alone
+        # (benchmarks/results/gpu-check.md, which times and checks each choice).
+        self.cuda_fast_dtype: torch.dtype | None = torch.float16
+        self.float16_overflows = 0  # batches recomputed without autocast since float16 overflowed
+        # cuDNN's algorithm search per input shape (cudnn.benchmark) while scoring on CUDA: off, since
+        # its cost per new shape outweighs its gain for a score (inception_score.precision.set_cuda_flags).
+        self.cudnn_benchmark = False
         self.precision_note = ""
         if precision == "fast" and self.device.type == "cpu":
             if not native_bf16_cpu():
@@ -216,7 +226,7 @@ class InceptionScorer:
         output = Output(output)
         # One scope for the resize (matrix products) and the network: "exact" keeps TF32 off in both,
         # and the caller's switches come back as they were (inception_score.precision).
-        with precision_scope(self.device, allow_tf32=self.precision == "fast"):
+        with precision_scope(self.device, allow_tf32=self.precision == "fast", benchmark=self.cudnn_benchmark):
             if self.device.type == "cuda":
                 x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
                 return self.network_pass(x, output).cpu()
@@ -240,7 +250,14 @@ class InceptionScorer:
         if self.device.type == "cuda":
             autocast = self.precision == "fast" and self.cuda_fast_dtype is not None
             with torch.autocast("cuda", dtype=self.cuda_fast_dtype or torch.bfloat16, enabled=autocast):
-                return self.network(x, Output(output)).float()
+                out = self.network(x, Output(output)).float()
+            if autocast and self.cuda_fast_dtype == torch.float16 and not bool(torch.isfinite(out).all()):
+                # float16 stops at 65504: never return its inf or NaN. This batch again, in TF32 alone.
+                out = self.network(x, Output(output)).float()
+                self.float16_overflows += 1
+                self.precision_note = (f"{self.float16_overflows} batch(es) overflowed float16 in fast mode and "
+                                       "were recomputed without it (TF32)")
+            return out
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
             return self.network(x, Output(output), stem_chunk=CPU_STEM_CHUNK).float()
 
@@ -393,7 +410,8 @@ def result_from_statistics(
         not_comparable=tuple(reasons),
         precision=precision,
         precision_note=precision_note,
-        precision_deviation=FAST_CPU_IS_DEVIATION if precision == "fast" and device.startswith("cpu") else None,
+        precision_deviation=(None if precision != "fast" else
+                             FAST_CPU_IS_DEVIATION if device.startswith("cpu") else FAST_CUDA_IS_DEVIATION),
     )
 
 

@@ -97,3 +97,40 @@ def test_cuda_fast_dtype_is_what_the_cuda_pass_autocasts_to(genuine_weights_file
     scorer.network_pass(torch.zeros(1, 3))
     assert seen == [("cuda", autocast_to)]
     assert scorer.dtype == name
+
+
+def test_a_batch_that_overflows_float16_is_recomputed_without_it(genuine_weights_file: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # CUDA's fast mode (float16 by default) never returns inf or NaN: the batch runs again without
+    # autocast, and the result says so. The CUDA branch, run without a GPU as above.
+    scorer = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision="fast",
+                             progress=False)
+    scorer.device = torch.device("cuda")
+    assert scorer.cuda_fast_dtype == torch.float16 and scorer.dtype == "float16"
+    autocast_on: list[bool] = []
+
+    class RecordingAutocast:
+        def __init__(self, device_type: str, dtype: torch.dtype, enabled: bool) -> None:
+            self.enabled = enabled
+
+        def __enter__(self) -> None:
+            autocast_on.append(self.enabled)
+
+        def __exit__(self, *exc: object) -> bool:
+            autocast_on.append(False)
+            return False
+
+    monkeypatch.setattr(torch, "autocast", RecordingAutocast)
+    calls: list[bool] = []
+
+    def network(x: torch.Tensor, output: object) -> torch.Tensor:
+        calls.append(autocast_on[-1])  # was autocast on for this call?
+        return torch.full((len(x), 2), float("inf") if autocast_on[-1] else 1.0)
+
+    scorer.network = network
+    out = scorer.network_pass(torch.zeros(3, 3))
+    assert calls == [True, False] and torch.equal(out, torch.ones(3, 2))
+    assert scorer.float16_overflows == 1 and "overflowed float16" in scorer.precision_note
+    scorer.network = lambda x, output: torch.ones(len(x), 2)  # finite: one pass, nothing more said
+    scorer.network_pass(torch.zeros(3, 3))
+    assert scorer.float16_overflows == 1

@@ -35,7 +35,7 @@ def test_gpu_check_dry_runs_on_cpu_and_reports_every_section(
     positions = [markdown.find(section) for section in SECTIONS]
     assert -1 not in positions and positions == sorted(positions), markdown
     assert "Not measured" not in markdown, log[-4000:]
-    assert "| ours exact img/s | ours fast img/s | ours fast-fp16 img/s | ours fast-tf32 img/s | torch-fidelity img/s |" in markdown
+    assert "| ours exact img/s | ours fast img/s | ours fast-bf16 img/s | ours fast-tf32 img/s | torch-fidelity img/s |" in markdown
     assert "| fast-tf32 |" in markdown  # the fast choices, each with its deviation from exact
     assert "| cpu exact (float32) | 0 |" in markdown  # CPU against CPU: the same computation, no difference
     assert "projected hours" in markdown and "passed" in markdown.split("## Tests")[1].split("##")[0]

@@ -145,7 +145,7 @@ def tf32_in_effect() -> dict[str, Any]:
 
 def expected_in_effect(allow_tf32: bool) -> dict[str, Any]:
     mode = "tf32" if allow_tf32 else "ieee"
-    return {"matmul": mode, "conv": mode, "benchmark": True}
+    return {"matmul": mode, "conv": mode, "benchmark": False}  # cuDNN's search off while scoring
 
 
 @needs_new_api
@@ -277,7 +277,8 @@ def cuda_branch_on_this_device(device: torch.device, monkeypatch: pytest.MonkeyP
     """On CPU, make the scorer take the CUDA branch of the scope (switches only; the work stays on CPU)."""
     if device.type != "cuda":
         cuda = torch.device("cuda")
-        monkeypatch.setattr(scorer_module, "precision_scope", lambda _device, allow_tf32: precision_scope(cuda, allow_tf32))
+        monkeypatch.setattr(scorer_module, "precision_scope",
+                            lambda _device, allow_tf32, benchmark: precision_scope(cuda, allow_tf32, benchmark))
 
 
 @pytest.fixture
