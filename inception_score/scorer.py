@@ -59,7 +59,7 @@ CPU_STEM_CHUNK = 2
 FAST_CPU_IS_DEVIATION: float | None = 8.4e-3
 # The same on CUDA with float16 autocast plus TF32 (the default fast mode there), measured on an H200 by
 # benchmarks/gpu_check.sh: 4.1e-4 on 10,000 synthetic images, 1.8e-4 on 512 genuine CIFAR-10 images
-# (bfloat16 gave 3.5e-3 and 4.5e-3, and was slower; benchmarks/results/gpu-check.md).
+# (bfloat16 gave 3.5e-3 and 4.5e-3, and was slower at the best batch size; benchmarks/results/gpu-check.md).
 FAST_CUDA_IS_DEVIATION: float | None = 4.1e-4
 
 
