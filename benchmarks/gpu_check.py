@@ -251,6 +251,60 @@ def throughput(weights_path: str, count: int, batch_sizes: str, splits: int, dev
                       "switches_after": {"cudnn.benchmark": torch.backends.cudnn.benchmark}})
 
 
+def _top_kernels(profiler: Any, cuda: bool, count: int = 12) -> list[dict[str, Any]]:
+    """The ``count`` operations or kernels with the most self time (device time on CUDA), in ms."""
+    def self_ms(event: Any) -> float:
+        if cuda:
+            return getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0)) / 1000
+        return event.self_cpu_time_total / 1000
+
+    events = sorted(profiler.key_averages(), key=self_ms, reverse=True)
+    total = sum(self_ms(event) for event in events) or 1.0
+    return [{"name": event.key[:90], "calls": event.count, "ms": self_ms(event), "share": self_ms(event) / total}
+            for event in events[:count]]
+
+
+@main.command()
+@click.option("--weights", "weights_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--batch-size", default=1024, show_default=True)
+@click.option("--device", default="cuda", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def profile(weights_path: str, batch_size: int, device: str, out: Path) -> None:
+    """Where one batch's time goes, exact and fast: the stages (to the device, resize, network, back)
+    timed apart, and the operations or kernels with the most self time under torch.profiler."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from inception_score.precision import precision_scope
+
+    torch_device = torch.device(device)
+    cuda = torch_device.type == "cuda"
+    images = torch.from_numpy(synthetic_images(batch_size, 32, seed=5)).permute(0, 3, 1, 2).contiguous()
+    scorers = _scorers(weights_path, device)
+    rows = {}
+    for name in ("exact", "fast"):
+        scorer = scorers[name]
+        for _ in range(2):  # warm-up: allocator, handles, kernels loaded
+            scorer.logits(images)
+        with torch.inference_mode(), precision_scope(scorer.device, allow_tf32=name == "fast",
+                                                     benchmark=scorer.cudnn_benchmark):
+            moved, to_device = _timed(torch_device, lambda: images.to(scorer.device))
+            x, resize = _timed(torch_device, lambda: scorer.network_input(moved).contiguous(
+                memory_format=torch.channels_last))
+            logits, network = _timed(torch_device, lambda: scorer.network_pass(x))
+            _, back = _timed(torch_device, lambda: logits.cpu())
+        _, whole = _timed(torch_device, lambda: scorer.logits(images))
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with torch_profile(activities=activities) as profiler:
+            scorer.logits(images)
+            _sync(torch_device)
+        rows[name] = {"stages_ms": {"to device": to_device * 1000, "resize": resize * 1000, "network": network * 1000,
+                                    "back to cpu": back * 1000, "logits() whole": whole * 1000},
+                      "top": _top_kernels(profiler, cuda)}
+        click.echo(f"{name}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in rows[name]["stages_ms"].items()), err=True)
+    _write_json(out, {"device": device, "batch_size": batch_size, "rows": rows})
+
+
 @main.command("cudnn-benchmark")
 @click.option("--weights", "weights_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--count", default=2000, show_default=True, help="uint8 32x32 images held in memory")
@@ -360,7 +414,8 @@ def training(seconds: float, batch_size: int, variants: str, init_examples: int 
 
 # --- the report ------------------------------------------------------------------------------------
 
-SECTIONS = ("Machine", "Tests", "CUDA exact against CPU exact", "Throughput from memory", "Throughput from PNG files",
+SECTIONS = ("Machine", "Tests", "CUDA exact against CPU exact", "Throughput from memory", "Where the time goes",
+            "Throughput from PNG files",
             "Reference GAN training", "Provenance")
 MISSING = "Not measured: the step failed or was skipped (see gpu-check.log)."
 
@@ -445,6 +500,21 @@ def _throughput_lines(throughput_: dict) -> tuple[list[str], dict | None]:
     return lines, best["ours_exact"]
 
 
+def _profile_lines(profile_: dict) -> list[str]:
+    lines = [f"One batch of {profile_['batch_size']} uint8 32x32 images, after two warm-up batches: each stage timed "
+             "apart (device queue drained around it), then the operations or kernels with the most self time "
+             "(device time on CUDA) under torch.profiler, of one more `logits()` call.", "",
+             "| precision | to device ms | resize ms | network ms | back to cpu ms | logits() whole ms |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, row in profile_["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{value:.1f}" for value in row["stages_ms"].values()) + " |")
+    for name, row in profile_["rows"].items():
+        lines += ["", f"{name}: most self time", "", "| operation or kernel | calls | ms | share |", "| --- | --- | --- | --- |"]
+        lines += [f"| `{top['name'].replace('|', '/')}` | {top['calls']} | {top['ms']:.2f} | {100 * top['share']:.1f}% |"
+                  for top in row["top"]]
+    return lines
+
+
 def _files_lines(files_: dict, exact: dict | None) -> list[str]:
     lines = [f"{files_['files']} PNG files (32x32) in one folder: `inception-score FOLDER --num-workers K --json` "
              f"(run as `{files_['command']}`), batch {files_['batch_size']}, exact. img/s as the command reports it "
@@ -481,15 +551,16 @@ def _training_lines(training_: dict, exact: dict | None) -> list[str]:
 @click.option("--tests", "tests_line", default="not run", help="the pytest summary line")
 @click.option("--wall", default=None, type=float, help="the whole check's wall time, seconds")
 def report(work: Path, markdown: Path, device: str, tests_line: str, wall: float | None) -> None:
-    """WORK/{compare,throughput,files,training}.json -> MARKDOWN, and every figure as MARKDOWN's .json."""
+    """WORK/{compare,throughput,profile,files,training}.json -> MARKDOWN, and every figure as MARKDOWN's .json."""
     data = {name: json.loads((work / f"{name}.json").read_text()) if (work / f"{name}.json").is_file() else None
-            for name in ("compare", "throughput", "files", "training")}
+            for name in ("compare", "throughput", "profile", "files", "training")}
     throughput_lines, exact = _throughput_lines(data["throughput"]) if data["throughput"] else ([MISSING], None)
     body = {
         "Machine": _machine(device),
         "Tests": [f"`pytest tests/test_precision_scope.py --device {device}`: {tests_line}"],
         "CUDA exact against CPU exact": _compare_lines(data["compare"]) if data["compare"] else [MISSING],
         "Throughput from memory": throughput_lines,
+        "Where the time goes": _profile_lines(data["profile"]) if data["profile"] else [MISSING],
         "Throughput from PNG files": _files_lines(data["files"], exact) if data["files"] else [MISSING],
         "Reference GAN training": _training_lines(data["training"], exact) if data["training"] else [MISSING],
         "Provenance": [provenance_markdown(device).rstrip()]

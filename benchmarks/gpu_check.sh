@@ -7,8 +7,9 @@
 #   1. tests/test_precision_scope.py with --device cuda; CUDA exact (and fast) against CPU exact on the
 #      same 512 genuine CIFAR-10 images: largest logit difference, score relative difference;
 #   2. images/s of ours exact, ours fast and torch-fidelity in one process on 10,000 uint8 32x32 images
-#      in memory (several batch sizes), and of `inception-score FOLDER --num-workers K --json` on 2,000
-#      PNG files;
+#      in memory (several batch sizes and fast-mode dtypes), where one batch's time goes (stages and
+#      torch.profiler's top kernels), and images/s of `inception-score FOLDER --num-workers K --json`
+#      on 2,000 PNG files;
 #   3. 30 s of training steps of each Table 3 variant (reference_gan) at batch 100 on random
 #      CIFAR-shaped data, and the hours `reference-gan ablation --preset paper` would take;
 #   4. $OUT/gpu-check.md (copy it to benchmarks/results/gpu-check.md), $OUT/gpu-check.json (every
@@ -43,11 +44,11 @@ LOG=$OUT/gpu-check.log
 if [ "$SMALL" = 1 ]; then
   : "${SPLITS:=1}" "${COMPARE_COUNT:=1}" "${MEMORY_COUNT:=1}" "${BATCH_SIZES:=1}" "${PNG_COUNT:=1}"
   : "${WORKERS:=2}" "${FILE_BATCH:=1}" "${TRAIN_SECONDS:=0.5}" "${TRAIN_BATCH:=2}" "${INIT_EXAMPLES:=4}"
-  : "${VARIANTS:=minus-mbf}" "${PYTEST_SELECT:=restore_every_switch and untouched}"
+  : "${VARIANTS:=minus-mbf}" "${PROFILE_BATCH:=2}" "${PYTEST_SELECT:=restore_every_switch and untouched}"
 fi
 : "${SPLITS:=10}" "${COMPARE_COUNT:=512}" "${MEMORY_COUNT:=10000}" "${BATCH_SIZES:=128,256,512,1024}"
 : "${PNG_COUNT:=2000}" "${WORKERS:=0,4,8,16}" "${FILE_BATCH:=256}" "${TRAIN_SECONDS:=30}" "${TRAIN_BATCH:=100}"
-: "${INIT_EXAMPLES:=}" "${VARIANTS:=}" "${PYTEST_SELECT:=}" "${BUDGET:=570}"
+: "${PROFILE_BATCH:=1024}" "${INIT_EXAMPLES:=}" "${VARIANTS:=}" "${PYTEST_SELECT:=}" "${BUDGET:=570}"
 
 say() { echo "== $* ($((SECONDS - start)) s)" | tee -a "$LOG" >&2; }
 step() {  # a failed step is logged and the check goes on: one call should bring back every figure it can
@@ -96,6 +97,9 @@ step "compare" check compare --weights "$weights" --images "$images" --count "$C
 partial_report
 step "throughput" check throughput --weights "$weights" --count "$MEMORY_COUNT" --batch-sizes "$BATCH_SIZES" \
   --splits "$SPLITS" --device "$DEVICE" --out "$WORK/throughput.json"
+partial_report
+step "profile" check profile --weights "$weights" --batch-size "$PROFILE_BATCH" --device "$DEVICE" \
+  --out "$WORK/profile.json"
 partial_report
 step "files" check files --weights "$weights" --count "$PNG_COUNT" --workers "$WORKERS" --batch-size "$FILE_BATCH" \
   --splits "$SPLITS" --device "$DEVICE" --out "$WORK/files.json"

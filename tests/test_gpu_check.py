@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
-SECTIONS = ("## Machine", "## Tests", "## CUDA exact against CPU exact", "## Throughput from memory",
+SECTIONS = ("## Machine", "## Tests", "## CUDA exact against CPU exact", "## Throughput from memory", "## Where the time goes",
             "## Throughput from PNG files", "## Reference GAN training", "## Provenance")
 
 
