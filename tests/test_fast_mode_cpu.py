@@ -134,3 +134,24 @@ def test_a_batch_that_overflows_float16_is_recomputed_without_it(genuine_weights
     scorer.network = lambda x, output: torch.ones(len(x), 2)  # finite: one pass, nothing more said
     scorer.network_pass(torch.zeros(3, 3))
     assert scorer.float16_overflows == 1
+
+
+@pytest.mark.parametrize(("precision", "device", "dtype", "deviation"), [
+    ("exact", "cpu", "float32", None),
+    ("exact", "cuda:0", "float32", None),
+    ("fast", "cpu", "bfloat16", scorer_module.FAST_CPU_IS_DEVIATION),
+    ("fast", "cuda:0", "float16", scorer_module.FAST_CUDA_IS_DEVIATION),
+    ("fast", "cuda:0", "bfloat16", None),  # a choice with no measured figure gets none
+    ("fast", "cuda:0", "tf32", None),
+])
+def test_precision_deviation_is_the_figure_measured_for_that_computation(precision: str, device: str, dtype: str,
+                                                                          deviation: float | None) -> None:
+    from inception_score.metric import SplitStatistics
+
+    stats = SplitStatistics.zeros(2, 3)
+    stats.add(torch.tensor([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]),
+              torch.tensor([0, 0, 1, 1]))
+    result = scorer_module.result_from_statistics(stats, weights_path="w.pth", weights_sha256="0" * 64,
+                                                  weights_verified=False, device=device, dtype=dtype, elapsed=1.0,
+                                                  precision=precision)
+    assert result.precision_deviation == deviation
