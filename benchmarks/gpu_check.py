@@ -7,9 +7,11 @@ that the whole check dry-runs on a CPU in about a minute (``DEVICE=cpu SMALL=1 b
     python benchmarks/gpu_check.py weights W.pth --packed .gpu/dev-weights-fp16.pth
     python benchmarks/gpu_check.py compare --weights W.pth --images .gpu/cifar10-512.npz --device cuda --out c.json
     python benchmarks/gpu_check.py throughput --weights W.pth --count 10000 --batch-sizes 64,128,256 --out t.json
+    python benchmarks/gpu_check.py profile --weights W.pth --batch-size 1024 --out p.json
     python benchmarks/gpu_check.py files --weights W.pth --count 2000 --workers 0,4,8 --out f.json
     python benchmarks/gpu_check.py training --seconds 30 --batch-size 100 --out g.json
     python benchmarks/gpu_check.py report WORK_DIR OUT/gpu-check.md
+    python benchmarks/gpu_check.py cudnn-benchmark --weights W.pth --count 5000 --out b.json   # not in the .sh
 
 The weights are the development file (genuine convolutions + seeded random fc, inception_score.dev_weights):
 its scores are NOT Inception Scores, only comparisons between devices and implementations. The GPU

@@ -3,7 +3,9 @@ elsewhere, and the result says which (the capability is mocked both ways, so thi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -66,66 +68,70 @@ def test_network_pass_is_the_scorers_own_computation(genuine_weights_file: Path,
     assert torch.equal(scorer.network_pass(ready), scorer.logits(pixels))
 
 
+@pytest.fixture
+def record_autocast(monkeypatch: pytest.MonkeyPatch) -> Callable[[], SimpleNamespace]:
+    """Call it to replace torch.autocast by a recorder (after building the scorer, whose start-up may
+    time bfloat16): ``entered`` lists each scope as (device type, dtype or None when disabled), and
+    ``active[-1]`` says whether autocast is on right now."""
+    log = SimpleNamespace(entered=[], active=[False])
+
+    class RecordingAutocast:
+        def __init__(self, device_type: str, dtype: torch.dtype, enabled: bool) -> None:
+            self.entry, self.enabled = (device_type, dtype if enabled else None), enabled
+
+        def __enter__(self) -> None:
+            log.entered.append(self.entry)
+            log.active.append(self.enabled)
+
+        def __exit__(self, *exc: object) -> bool:
+            log.active.pop()
+            return False
+
+    def start() -> SimpleNamespace:
+        monkeypatch.setattr(torch, "autocast", RecordingAutocast)
+        return log
+
+    return start
+
+
+def cuda_branch_scorer(weights: Path, precision: str) -> InceptionScorer:
+    """A CPU scorer told it is on CUDA, so that network_pass takes its CUDA branch without a GPU."""
+    scorer = InceptionScorer(weights, device="cpu", allow_unverified=True, precision=precision, progress=False)
+    scorer.device = torch.device("cuda")
+    return scorer
+
+
 @pytest.mark.parametrize(("precision", "fast_dtype", "autocast_to", "name"), [
     ("exact", torch.bfloat16, None, "float32"),
     ("fast", torch.bfloat16, torch.bfloat16, "bfloat16"),
     ("fast", torch.float16, torch.float16, "float16"),
     ("fast", None, None, "tf32"),
 ])
-def test_cuda_fast_dtype_is_what_the_cuda_pass_autocasts_to(genuine_weights_file: Path, monkeypatch: pytest.MonkeyPatch,
+def test_cuda_fast_dtype_is_what_the_cuda_pass_autocasts_to(genuine_weights_file: Path,
+                                                            record_autocast: Callable[[], SimpleNamespace],
                                                             precision: str, fast_dtype: torch.dtype | None,
                                                             autocast_to: torch.dtype | None, name: str) -> None:
-    # The CUDA branch of network_pass, run without a GPU: the device is set by hand, autocast recorded.
-    scorer = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision=precision,
-                             progress=False)
-    scorer.device = torch.device("cuda")
+    scorer = cuda_branch_scorer(genuine_weights_file, precision)
     scorer.cuda_fast_dtype = fast_dtype
-    seen = []
-
-    class RecordingAutocast:
-        def __init__(self, device_type: str, dtype: torch.dtype, enabled: bool) -> None:
-            seen.append((device_type, dtype if enabled else None))
-
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, *exc: object) -> bool:
-            return False
-
-    monkeypatch.setattr(torch, "autocast", RecordingAutocast)
     scorer.network = lambda x, output: x
+    autocast_log = record_autocast()
     scorer.network_pass(torch.zeros(1, 3))
-    assert seen == [("cuda", autocast_to)]
+    assert autocast_log.entered == [("cuda", autocast_to)]
     assert scorer.dtype == name
 
 
 def test_a_batch_that_overflows_float16_is_recomputed_without_it(genuine_weights_file: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  record_autocast: Callable[[], SimpleNamespace]) -> None:
     # CUDA's fast mode (float16 by default) never returns inf or NaN: the batch runs again without
-    # autocast, and the result says so. The CUDA branch, run without a GPU as above.
-    scorer = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, precision="fast",
-                             progress=False)
-    scorer.device = torch.device("cuda")
+    # autocast, and the result says so.
+    scorer = cuda_branch_scorer(genuine_weights_file, "fast")
     assert scorer.cuda_fast_dtype == torch.float16 and scorer.dtype == "float16"
-    autocast_on: list[bool] = []
-
-    class RecordingAutocast:
-        def __init__(self, device_type: str, dtype: torch.dtype, enabled: bool) -> None:
-            self.enabled = enabled
-
-        def __enter__(self) -> None:
-            autocast_on.append(self.enabled)
-
-        def __exit__(self, *exc: object) -> bool:
-            autocast_on.append(False)
-            return False
-
-    monkeypatch.setattr(torch, "autocast", RecordingAutocast)
+    autocast_log = record_autocast()
     calls: list[bool] = []
 
     def network(x: torch.Tensor, output: object) -> torch.Tensor:
-        calls.append(autocast_on[-1])  # was autocast on for this call?
-        return torch.full((len(x), 2), float("inf") if autocast_on[-1] else 1.0)
+        calls.append(autocast_log.active[-1])  # was autocast on for this call?
+        return torch.full((len(x), 2), float("inf") if autocast_log.active[-1] else 1.0)
 
     scorer.network = network
     out = scorer.network_pass(torch.zeros(3, 3))
