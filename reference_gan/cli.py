@@ -170,6 +170,9 @@ def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, resu
 @click.option("--labels", "label_counts", multiple=True, type=int,
               help="total labels (repeatable; default: the paper's: MNIST 20 50 100 200, CIFAR-10 1000-8000, SVHN 1000)")
 @click.option("--seeds", default="1", show_default=True, help="comma-separated seeds, e.g. 1,2,3")
+@click.option("--data-seed", type=int, default=None,
+              help="draw every run's labelled examples with this seed (the original scripts' --seed_data, default 1 "
+                   "there); without it each run draws them with its own seed")
 @click.option("--setup", default=None,
               help="2016-06-08 (MNIST's default, the one that reproduces Table 1): the script as first published, lr "
                    "0.001 decaying to 0 over the last 100 epochs, tested with D's current weights; public (the "
@@ -183,8 +186,8 @@ def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, resu
                    "(under torchrun: one device per rank)")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (in each process)")
 @click.option("--set", "settings", multiple=True, help="any TrainConfig field, key=value (repeatable)")
-def semi_supervised_command(dataset, data_dir, label_counts, seeds, setup, runs_dir, results_dir, collect_only, device,
-                            devices, threads, settings) -> None:
+def semi_supervised_command(dataset, data_dir, label_counts, seeds, data_seed, setup, runs_dir, results_dir, collect_only,
+                            device, devices, threads, settings) -> None:
     """Tables 1 and 2 and SVHN: train one run per (labels, seed), resumable, then write the table and the curves."""
     import torch
 
@@ -200,7 +203,8 @@ def semi_supervised_command(dataset, data_dir, label_counts, seeds, setup, runs_
     with user_errors():
         if not collect_only:
             run_semi_supervised(dataset, counts, [int(s) for s in seeds.split(",")], data_dir, Path(runs_dir),
-                                setup, log=say, devices=_device_list(devices), threads=threads, **overrides)
+                                setup, log=say, devices=_device_list(devices), threads=threads, data_seed=data_seed,
+                                **overrides)
         if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone writes the table
             return
         path = write_semi_supervised_table(dataset, Path(runs_dir), Path(results_dir) if results_dir else RESULTS_DIR)

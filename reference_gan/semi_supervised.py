@@ -125,17 +125,36 @@ def setup_folder(dataset: str, setup: str | None = None) -> str:
     return f"{dataset}-{setup or default_setup(dataset)}"
 
 
-def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, seed: int, setup: str | None = None) -> Path:
-    return Path(runs_dir) / setup_folder(dataset, setup) / f"labels-{total_labels}" / f"seed-{seed}"
+def seed_folder(seed: int, data_seed: int | None = None) -> str:
+    """``seed-<seed>`` when the labelled set is drawn with the run's own seed (the default), else
+    ``seed-<seed>-data-<data_seed>``: seed 1 with data seed 1 is one run under both protocols."""
+    return f"seed-{seed}" if data_seed is None or data_seed == seed else f"seed-{seed}-data-{data_seed}"
+
+
+def parse_seed_folder(name: str) -> tuple[int, int]:
+    """(seed, data seed) of a folder named by :func:`seed_folder`."""
+    parts = name.split("-")
+    if len(parts) == 2 and parts[0] == "seed":
+        return int(parts[1]), int(parts[1])
+    if len(parts) == 4 and parts[0] == "seed" and parts[2] == "data":
+        return int(parts[1]), int(parts[3])
+    raise ValueError(f"{name!r} is not a run folder (seed-N or seed-N-data-M)")
+
+
+def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, seed: int, setup: str | None = None,
+                            data_seed: int | None = None) -> Path:
+    return Path(runs_dir) / setup_folder(dataset, setup) / f"labels-{total_labels}" / seed_folder(seed, data_seed)
 
 
 def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir: str | None, runs_dir: Path, /,
-                           setup: str | None = None, **overrides: Any) -> TrainConfig:
-    """The preset of ``dataset``'s ``setup`` with ``total_labels`` labels (balanced), seeds ``seed`` for
-    both the model and the choice of labelled examples, writing into its own folder under ``runs_dir``."""
+                           setup: str | None = None, data_seed: int | None = None, **overrides: Any) -> TrainConfig:
+    """The preset of ``dataset``'s ``setup`` with ``total_labels`` labels (balanced), seeding the model with
+    ``seed`` and the choice of labelled examples with ``data_seed`` (default: ``seed`` too; the original
+    scripts' ``--seed_data`` defaults to 1 whatever ``--seed`` is), writing into its own folder under ``runs_dir``."""
     name = semi_supervised_setup(dataset, setup).preset
-    fields = dict(labels=str(labels_per_class(total_labels)), seed=seed, data_seed=seed, data_dir=data_dir,
-                  out_dir=str(semi_supervised_run_dir(runs_dir, dataset, total_labels, seed, setup)))
+    data_seed = seed if data_seed is None else data_seed
+    fields = dict(labels=str(labels_per_class(total_labels)), seed=seed, data_seed=data_seed, data_dir=data_dir,
+                  out_dir=str(semi_supervised_run_dir(runs_dir, dataset, total_labels, seed, setup, data_seed)))
     if dataset.startswith("synthetic"):
         fields["dataset"] = dataset
     return preset(name, **{**fields, **overrides})
@@ -143,14 +162,16 @@ def semi_supervised_config(dataset: str, total_labels: int, seed: int, data_dir:
 
 def run_semi_supervised(dataset: str, label_counts: list[int], seeds: list[int], data_dir: str | None, runs_dir: Path, /,
                         setup: str | None = None, log: Callable[[str], None] = print, devices: list[str] | None = None,
-                        threads: int | None = None, **overrides: Any) -> list[Path]:
-    """Train (or resume) one run per (label count, seed); returns their folders. ``devices`` (or
+                        threads: int | None = None, data_seed: int | None = None, **overrides: Any) -> list[Path]:
+    """Train (or resume) one run per (label count, seed), every one drawing its labelled examples with
+    ``data_seed`` when given (else with its own seed); returns their folders. ``devices`` (or
     torchrun) spreads the runs over one process per device. The leading arguments are positional-only
     so that ``overrides`` may hold a ``dataset`` too (a table's set-up on other images, e.g. synthetic
     ones in tests)."""
     semi_supervised_setup(dataset, setup)  # an unknown set-up fails before any training
     runs = [(total, seed) for total in label_counts for seed in seeds]
-    configs = [semi_supervised_config(dataset, total, seed, data_dir, runs_dir, setup, **overrides) for total, seed in runs]
+    configs = [semi_supervised_config(dataset, total, seed, data_dir, runs_dir, setup, data_seed, **overrides)
+               for total, seed in runs]
     run_on_devices(devices, _semi_supervised_process, dataset, runs, configs, log, threads=threads)
     return [Path(config.out_dir) for config in configs]
 
