@@ -102,7 +102,8 @@ SEMI_SUPERVISED_HOWTO = {
     "mnist": ("python benchmarks/semi_supervised.py --dataset mnist --data-dir MNIST_DIR --labels 100 --seeds 1,2,3",
               "CPU is enough: 300 epochs of 600 iterations, measured at 22-28 s per epoch with torch's two threads "
               "on a 2-core AMD EPYC (about 2 hours per seed; on a busy machine add --threads 1). Add "
-              "`--setup public` for the script as last changed (it does not reproduce Table 1)."),
+              "`--setup public` for the script as last changed (it does not reproduce Table 1), and `--data-seed 1` to "
+              "draw one labelled set for every seed, as the original script's `--seed_data` does by default."),
     "cifar10": ("python benchmarks/semi_supervised.py --dataset cifar10 --data-dir cifar-10-batches-py --labels 4000 --seeds 1 --device cuda",
                 "A GPU: 1200 epochs of 500 iterations of a 9-layer convolutional D; one iteration at batch 100 "
                 "took 4.2 s with two threads on a 2-core AMD EPYC, about 29 days per run on that CPU."),
@@ -203,6 +204,7 @@ class SemiSupervisedRun:
     setup: str
     total_labels: int
     seed: int
+    data_seed: int  # the seed that drew the labelled examples
     epochs_done: int
     epochs_planned: int | None
     history: list[dict]  # the evaluated epochs
@@ -219,25 +221,100 @@ class SemiSupervisedRun:
         return self.errors[-1]
 
 
+def _run_from_history(setup: str, key: str, total_labels: int, seed: int, data_seed: int, history: list[dict],
+                      planned: int | None, record: Path) -> SemiSupervisedRun | None:
+    evaluated = [r for r in history if r.get(key) is not None and not math.isnan(r[key])]
+    if not evaluated:
+        return None
+    return SemiSupervisedRun(setup, total_labels, seed, data_seed, history[-1]["epoch"], planned, evaluated,
+                             [r[key] for r in evaluated], sum(r.get("seconds", 0.0) for r in history), record)
+
+
+def _read_history(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str | None = None) -> list[SemiSupervisedRun]:
     """Every run of ``setup`` under ``runs_dir`` with at least one evaluated epoch."""
     setup = setup or default_setup(dataset)
     key = semi_supervised_setup(dataset, setup).error_key
     runs = []
     for metrics in sorted(Path(runs_dir, setup_folder(dataset, setup)).glob("labels-*/seed-*/metrics.jsonl")):
-        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        evaluated = [r for r in history if r.get(key) is not None and not math.isnan(r[key])]
-        if not evaluated:
-            continue
+        seed, data_seed = parse_seed_folder(metrics.parent.name)
         planned = None
         config_file = metrics.parent / "config.json"
         if config_file.is_file():  # plain JSON: collecting reads no pickle
             config = json.loads(config_file.read_text())
             planned = config["epochs"] if config.get("max_steps") is None else None
-        runs.append(SemiSupervisedRun(setup, int(metrics.parent.parent.name.split("-")[1]), int(metrics.parent.name.split("-")[1]),
-                                      history[-1]["epoch"], planned, evaluated, [r[key] for r in evaluated],
-                                      sum(r.get("seconds", 0.0) for r in history), metrics))
+            data_seed = config.get("data_seed", data_seed)
+        run = _run_from_history(setup, key, int(metrics.parent.parent.name.split("-")[1]), seed, data_seed,
+                                _read_history(metrics), planned, metrics)
+        if run is not None:
+            runs.append(run)
     return runs
+
+
+def collect_recorded(dataset: str, results_dir: Path, setup: str | None = None) -> list[SemiSupervisedRun]:
+    """The runs of ``setup`` whose per-epoch records were copied beside the table (by
+    :func:`write_semi_supervised_table`), for runs whose folders are no longer there; a record holds
+    every evaluated epoch, and the epochs planned are the preset's."""
+    setup = setup or default_setup(dataset)
+    spec = semi_supervised_setup(dataset, setup)
+    planned = preset(spec.preset).epochs
+    prefix = f"semi-supervised-{dataset}-{setup}-labels-"
+    runs = []
+    for record in sorted(Path(results_dir).glob(f"{prefix}*.jsonl")):
+        labels, _, folder = record.name[len(prefix):-len(".jsonl")].partition("-")
+        try:
+            seed, data_seed = parse_seed_folder(folder)
+            total = int(labels)
+        except ValueError:
+            continue
+        run = _run_from_history(setup, spec.error_key, total, seed, data_seed, _read_history(record), planned, record)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def fixed_data_seeds(runs: list[SemiSupervisedRun]) -> list[int]:
+    """The data seeds that some run draws its labelled examples with while its own seed differs."""
+    return sorted({r.data_seed for r in runs if r.data_seed != r.seed})
+
+
+def protocol_runs(runs: list[SemiSupervisedRun], data_seed: int | None) -> list[SemiSupervisedRun]:
+    """The runs of one protocol: ``None``, each seed draws its own labelled set; ``D``, every seed uses
+    data seed D (so the run with seed D belongs to both)."""
+    if data_seed is None:
+        return [r for r in runs if r.data_seed == r.seed]
+    return [r for r in runs if r.data_seed == data_seed]
+
+
+MIN_SEEDS_FOR_VERDICT = 4
+
+
+def spread_verdict(total: int, data_seed: int, fixed: list[float], new_sets: list[float],
+                   paper: tuple[float, float] | None, paper_seeds: int = 10) -> str:
+    """Whether one labelled set's spread over seeds differs from a new set per seed's, and from the
+    paper's (over ``paper_seeds`` seeds): two-sided F-tests of the sample variances."""
+    from scipy import stats
+
+    head = f"**{total} labels, data seed {data_seed}:**"
+    if len(fixed) < MIN_SEEDS_FOR_VERDICT:
+        return f"{head} verdict pending: {len(fixed)} of the {MIN_SEEDS_FOR_VERDICT} finished seeds it needs."
+
+    def f_test(a_sd: float, a_n: int, b_sd: float, b_n: int) -> str:
+        ratio = a_sd**2 / b_sd**2
+        tail = stats.f.sf(ratio, a_n - 1, b_n - 1) if ratio > 1 else stats.f.cdf(ratio, a_n - 1, b_n - 1)
+        return f"F = {ratio:.2f} on ({a_n - 1}, {b_n - 1}) degrees of freedom, two-sided p = {min(1.0, 2 * tail):.3f}"
+
+    sd = float(np.std(fixed, ddof=1))
+    parts = [f"{head} sample std {sd:.1f} over {len(fixed)} seeds"]
+    if len(new_sets) > 1:
+        parts.append(f"against {np.std(new_sets, ddof=1):.1f} over {len(new_sets)} seeds with a new set each: "
+                     + f_test(sd, len(fixed), float(np.std(new_sets, ddof=1)), len(new_sets)))
+    if paper is not None:
+        parts.append(f"against the paper's {paper[1]:g} over {paper_seeds} seeds: " + f_test(sd, len(fixed), paper[1], paper_seeds))
+    return "; ".join(parts) + "."
 
 
 def _error_unit(dataset: str, test_images: int) -> tuple[Callable[[float], float], str]:
@@ -256,24 +333,36 @@ def _setup_markdown(dataset: str, setup: str, runs: list[SemiSupervisedRun], con
              "after the last epoch; mean ± sample std over seeds, counting finished runs only; every run is listed "
              "below, none dropped.", "", "| labels | paper | this run (finished seeds) | seeds |", "| --- | --- | --- | --- |"]
     counts = sorted(set(paper) | {r.total_labels for r in runs})
+    verdicts = []
     for total in counts:
         reference = f"{paper[total][0]:g} ± {paper[total][1]:g}" if total in paper else ""
-        finished = [convert(r.final_error) for r in runs if r.total_labels == total and r.finished]
-        if finished:
-            spread = f" ± {np.std(finished, ddof=1):.1f}" if len(finished) > 1 else ""
-            ours = f"{np.mean(finished):.1f}{spread}"
-        elif any(r.total_labels == total for r in runs):
-            ours = "running (no finished seed yet)"
-        else:
-            ours = "not yet run"
-        lines.append(f"| {total} | {reference} | {ours} | {len(finished)} |")
+        for data_seed in [None, *fixed_data_seeds([r for r in runs if r.total_labels == total])]:
+            group = protocol_runs([r for r in runs if r.total_labels == total], data_seed)
+            finished = [convert(r.final_error) for r in group if r.finished]
+            if finished:
+                spread = f" ± {np.std(finished, ddof=1):.1f}" if len(finished) > 1 else ""
+                ours = f"{np.mean(finished):.1f}{spread}"
+            elif group:
+                ours = "running (no finished seed yet)"
+            else:
+                ours = "not yet run"
+            label = f"{total}" if data_seed is None else f"{total}, one labelled set (data seed {data_seed}) for every seed"
+            lines.append(f"| {label} | {reference} | {ours} | {len(finished)} |")
+            if data_seed is not None:
+                new_set = [convert(r.final_error) for r in protocol_runs(runs, None) if r.total_labels == total and r.finished]
+                verdicts.append(spread_verdict(total, data_seed, finished, new_set, paper.get(total)))
+    if any(r.data_seed != r.seed for r in runs):
+        lines += ["", "A row `N` draws each seed's labelled examples with that seed (a new labelled set per seed); a row "
+                  "`N, one labelled set (data seed D)` draws them with D for every seed, as the original scripts do "
+                  "by default (`--seed_data 1`); seed D itself belongs to both.", "", *verdicts]
     if runs:
         lines += ["", "| labels | seed | epochs done / planned | error | lowest error seen (epoch) | time (h) | per-epoch record |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in runs:
             best = int(np.argmin(r.errors))
             planned = r.epochs_planned if r.epochs_planned is not None else "?"
-            lines.append(f"| {r.total_labels} | {r.seed} | {r.epochs_done} / {planned} | {convert(r.final_error):.1f} "
+            seed = f"{r.seed}" if r.data_seed == r.seed else f"{r.seed} (data {r.data_seed})"
+            lines.append(f"| {r.total_labels} | {seed} | {r.epochs_done} / {planned} | {convert(r.final_error):.1f} "
                          f"| {convert(r.errors[best]):.1f} ({r.history[best]['epoch']}) | {r.seconds / 3600:.2f} "
                          f"| `{record_name(dataset, r)}` |")
     return lines
@@ -338,21 +427,41 @@ def save_learning_curves(dataset: str, runs: list[SemiSupervisedRun], path: Path
 
 def record_name(dataset: str, run: SemiSupervisedRun) -> str:
     """The file name of a run's per-epoch record beside the table."""
-    return f"semi-supervised-{dataset}-{run.setup}-labels-{run.total_labels}-seed-{run.seed}.jsonl"
+    return f"semi-supervised-{dataset}-{run.setup}-labels-{run.total_labels}-{seed_folder(run.seed, run.data_seed)}.jsonl"
+
+
+def run_summary(dataset: str, run: SemiSupervisedRun, test_images: int) -> dict[str, Any]:
+    """One run as ``semi-supervised-<dataset>.json`` lists it (errors as the table shows them)."""
+    convert, _ = _error_unit(dataset, test_images)
+    return {"labels": run.total_labels, "seed": run.seed, "data_seed": run.data_seed, "setup": run.setup,
+            "epochs": run.epochs_done, "epochs_planned": run.epochs_planned, "finished": run.finished,
+            "test_errors": round(convert(run.final_error), 6), "lowest_test_errors": round(convert(min(run.errors)), 6),
+            "hours": run.seconds / 3600, "record": record_name(dataset, run)}
 
 
 def write_semi_supervised_table(dataset: str, runs_dir: Path, results_dir: Path = RESULTS_DIR) -> Path:
-    """Collect every set-up's runs of ``dataset`` under ``runs_dir`` into ``semi-supervised-<dataset>.md``
-    (+ ``.png`` when runs exist)."""
-    runs = [run for setup in SEMI_SUPERVISED_SETUPS[dataset.removeprefix("synthetic-")]
-            for run in collect_semi_supervised(dataset, runs_dir, setup)]
+    """Collect every set-up's runs of ``dataset`` into ``semi-supervised-<dataset>.md`` (+ ``.png`` when
+    runs exist) and ``semi-supervised-<dataset>.json`` (every run, machine-readable). The runs are those
+    under ``runs_dir``, and those whose per-epoch records lie in ``results_dir`` from an earlier
+    collection while their folders are gone; a folder's record wins over a copied one."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for setup in SEMI_SUPERVISED_SETUPS[dataset.removeprefix("synthetic-")]:
+        found = collect_semi_supervised(dataset, runs_dir, setup)
+        present = {(r.total_labels, r.seed, r.data_seed) for r in found}
+        found += [r for r in collect_recorded(dataset, results_dir, setup)
+                  if (r.total_labels, r.seed, r.data_seed) not in present]
+        runs += sorted(found, key=lambda r: (r.total_labels, r.data_seed != r.seed, r.seed))
     recorded = {h["test_images"] for r in runs for h in r.history if "test_images" in h}
     test_images = recorded.pop() if len(recorded) == 1 else {"mnist": 10_000, "cifar10": 10_000, "svhn": 26_032}.get(dataset, 0)
-    results_dir.mkdir(parents=True, exist_ok=True)
     for run in runs:  # every number in the table comes with its run's per-epoch record
-        shutil.copyfile(run.record, results_dir / record_name(dataset, run))
+        copy = results_dir / record_name(dataset, run)
+        if run.record.resolve() != copy.resolve():
+            shutil.copyfile(run.record, copy)
     path = results_dir / f"semi-supervised-{dataset}.md"
     path.write_text(semi_supervised_markdown(dataset, runs, {**provenance(), "runs": str(runs_dir)}, test_images))
+    listing = {"runs": [run_summary(dataset, run, test_images) for run in runs]}
+    path.with_suffix(".json").write_text(json.dumps(listing, indent=1) + "\n")
     if runs:
         save_learning_curves(dataset, runs, path.with_suffix(".png"), test_images)
     return path

@@ -230,3 +230,59 @@ def test_ablation_automatic_resume_refuses_a_crafted_checkpoint(tmp_path: Path, 
     assert outcome.exit_code == 2, outcome.output
     assert outcome.output.strip().splitlines()[-1].startswith("Error: refusing to load")
     assert "Traceback" not in outcome.output and not (tmp_path / "payload-ran").exists()
+
+
+def test_data_seed_fixes_the_labelled_set_across_seeds(tmp_path: Path) -> None:
+    from reference_gan.semi_supervised import semi_supervised_config
+
+    def labelled(seed: int, data_seed: int | None) -> np.ndarray:
+        config = semi_supervised_config("synthetic-mnist", 100, seed, None, tmp_path, data_seed=data_seed,
+                                        epochs=1, steps_per_epoch=1, batch_size=4, init_examples=8)
+        return np.sort(Trainer(config).labelled)
+
+    same_a, same_b = labelled(2, 1), labelled(3, 1)
+    assert len(same_a) == 100 and np.array_equal(same_a, same_b)  # one labelled set for both seeds
+    assert np.array_equal(same_a, labelled(1, None))  # seed 1 with its own seed draws that set too
+    assert not np.array_equal(same_a, labelled(2, 2))  # another data seed: another set
+    assert not np.array_equal(labelled(2, None), labelled(3, None))  # the default: a new set per seed
+
+
+def test_table_shows_both_protocols_lists_every_run_in_json_and_tests_the_spread(tmp_path: Path) -> None:
+    from scipy import stats
+
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "1,2,3,4", "--data-seed", "1")
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "2,3")
+    folder = tmp_path / "runs" / "synthetic-mnist-2016-06-08" / "labels-20"
+    assert sorted(p.name for p in folder.iterdir()) == ["seed-1", "seed-2", "seed-2-data-1", "seed-3", "seed-3-data-1",
+                                                        "seed-4-data-1"]
+    errors = {p.name: last_error(p / "metrics.jsonl") * 100 for p in folder.iterdir()}  # 100 synthetic test images
+    fixed = [errors[n] for n in ("seed-1", "seed-2-data-1", "seed-3-data-1", "seed-4-data-1")]
+    new = [errors[n] for n in ("seed-1", "seed-2", "seed-3")]
+    table = (tmp_path / "results" / "semi-supervised-synthetic-mnist.md").read_text()
+    assert f"| 20 | 1677 ± 452 | {np.mean(new):.1f} ± {np.std(new, ddof=1):.1f} | 3 |" in table
+    assert (f"| 20, one labelled set (data seed 1) for every seed | 1677 ± 452 | {np.mean(fixed):.1f} ± "
+            f"{np.std(fixed, ddof=1):.1f} | 4 |") in table
+    assert f"| 20 | 2 (data 1) | 2 / 2 | {errors['seed-2-data-1']:.1f} |" in table
+    # The F-test of the two spreads, written out: variance ratio, two-sided p on (3, 2) degrees of freedom.
+    ratio = np.var(fixed, ddof=1) / np.var(new, ddof=1)
+    p = 2 * min(stats.f.sf(ratio, 3, 2), stats.f.cdf(ratio, 3, 2))
+    assert f"F = {ratio:.2f} on (3, 2) degrees of freedom, two-sided p = {min(1.0, p):.3f}" in table
+    listing = json.loads((tmp_path / "results" / "semi-supervised-synthetic-mnist.json").read_text())["runs"]
+    assert len(listing) == 6
+    by_folder = {(r["seed"], r["data_seed"]): r for r in listing}
+    assert set(by_folder) == {(1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (3, 3)}
+    run = by_folder[(2, 1)]
+    assert run["epochs"] == 2 and run["labels"] == 20 and run["setup"] == "2016-06-08" and run["finished"]
+    assert run["test_errors"] == pytest.approx(errors["seed-2-data-1"], rel=1e-9)
+    assert run["record"] == "semi-supervised-synthetic-mnist-2016-06-08-labels-20-seed-2-data-1.jsonl"
+    assert (tmp_path / "results" / run["record"]).is_file()
+
+
+def test_copied_records_stand_for_runs_whose_folders_are_gone(tmp_path: Path) -> None:
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--seeds", "5", "--data-seed", "1")
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--collect-only")
+    listing = json.loads((tmp_path / "results" / "semi-supervised-synthetic-mnist.json").read_text())["runs"]
+    assert [(r["seed"], r["data_seed"], r["epochs"], r["finished"]) for r in listing] == [(5, 1, 2, False)]
