@@ -569,7 +569,7 @@ def report(work: Path, markdown: Path, device: str, tests_line: str, wall: float
                       + ([] if wall is None else [f"- wall time of the whole check: `{wall:.0f} s`"]),
     }
     note = (work / "weights.txt").read_text().strip() if (work / "weights.txt").is_file() else "a weights file given"
-    lines = ["# GPU check (issue 16)", "", f"Device `{device}`. Weights: {note}. Scores made with development weights are "
+    lines = ["# GPU check", "", f"Device `{device}`. Weights: {note}. Scores made with development weights are "
              "NOT Inception Scores, only comparisons between devices and implementations on the same weights."]
     for title in SECTIONS:
         lines += ["", f"## {title}", "", *body[title]]

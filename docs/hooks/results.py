@@ -1,0 +1,167 @@
+"""MkDocs hook: the documentation's result tables come from ``benchmarks/results/`` at build time.
+
+Every ``benchmarks/results/*.md`` becomes a page ``benchmarks/<name>.md`` of the site (its figures
+``*.png`` beside it), so a table on the site is always the file the benchmark script last wrote. Pages
+take pieces of those files with markers on a line of their own:
+
+- ``{{ results-table FILE N }}``: the N-th table of ``FILE`` (1-based), followed by where it comes from
+  (the file, its machine, date and command when the file records them);
+- ``{{ results-section FILE HEADING }}``: the body of the ``## `` section of ``FILE`` whose heading
+  starts with ``HEADING``;
+- ``{{ results-index }}``: a table of every results file with its title, machine and date;
+- ``{{ readme }}``: the repository's README, its links to ``docs/`` and ``benchmarks/results/`` turned
+  into links inside the site (the home page).
+
+A marker naming a missing file or table stops the build, and so does any page whose text speaks of how
+the package was made rather than of what it does (``FORBIDDEN``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+SITE_FOLDER = "benchmarks"  # where the results pages go inside the site
+
+FORBIDDEN = re.compile(
+    r"\blent\b|issue (aimed|asked|set)|reproduction issue|where this (package )?was (developed|built)|"
+    r"\bsession\b|developed on",
+    re.IGNORECASE,
+)
+MARKER = re.compile(r"^\{\{ *(results-table|results-section|results-index|readme)(?: +(\S+))?(?: +(.+?))? *\}\}$",
+                    re.MULTILINE)
+HTML_COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
+PROVENANCE = re.compile(r"^- (command|machine|date): `(.*)`$", re.MULTILINE)
+# Sphinx roles in docstrings (":class:`X`") render as text before the code span; keep the code only.
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj):(?=<code>)")
+
+
+def results_text(name: str) -> str:
+    """A results file as the site shows it: HTML comments (notes for maintainers) left out."""
+    path = RESULTS / name
+    if not path.is_file():
+        raise PluginError(f"docs: no results file benchmarks/results/{name}")
+    return HTML_COMMENT.sub("", path.read_text(encoding="utf-8"))
+
+
+def tables(text: str) -> list[str]:
+    """The markdown tables of ``text``, in order: runs of lines that start with ``|``."""
+    found, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            found.append("\n".join(current))
+            current = []
+    return found
+
+
+def provenance(text: str) -> dict[str, str]:
+    return {key: value for key, value in PROVENANCE.findall(text)}
+
+
+def title(text: str, name: str) -> str:
+    heading = re.search(r"^# (.+)$", text, re.MULTILINE)
+    return heading.group(1).strip() if heading else name
+
+
+def short_machine(machine: str) -> str:
+    """The CPU or GPU and core count, without the flag list."""
+    return re.sub(r", flags: [^;]*", "", machine)
+
+
+def results_table(name: str, number: int, page_dir: str) -> str:
+    text = results_text(name)
+    found = tables(text)
+    if not 1 <= number <= len(found):
+        raise PluginError(f"docs: benchmarks/results/{name} has {len(found)} tables, not a table {number}")
+    facts = provenance(text)
+    link = f"[`benchmarks/results/{name}`]({relative(page_dir, f'{SITE_FOLDER}/{name}')})"
+    parts = [f"From {link}"]
+    if "machine" in facts:
+        parts.append(f"machine: {short_machine(facts['machine'])}")
+    if "date" in facts:
+        parts.append(f"date: {facts['date']}")
+    if "command" in facts:
+        parts.append(f"command: `{facts['command']}`")
+    return found[number - 1] + "\n\n<small>" + "; ".join(parts) + ".</small>"
+
+
+def results_section(name: str, heading: str) -> str:
+    text = results_text(name)
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    for section in sections:
+        first, _, body = section.partition("\n")
+        if first.startswith(heading):
+            return body.strip()
+    raise PluginError(f"docs: benchmarks/results/{name} has no section starting {heading!r}")
+
+
+def results_index(page_dir: str) -> str:
+    rows = ["| file | what | machine | date |", "| --- | --- | --- | --- |"]
+    for path in sorted(RESULTS.glob("*.md")):
+        text = results_text(path.name)
+        facts = provenance(text)
+        link = f"[{path.name}]({relative(page_dir, f'{SITE_FOLDER}/{path.name}')})"
+        what = title(text, path.name).replace("|", "\\|")
+        machine = short_machine(facts.get("machine", "in the file"))
+        rows.append(f"| {link} | {what} | {machine} | {facts.get('date', 'in the file')} |")
+    return "\n".join(rows)
+
+
+def readme(page_dir: str) -> str:
+    text = HTML_COMMENT.sub("", README.read_text(encoding="utf-8"))
+    text = re.sub(r"\]\(docs/", f"]({relative(page_dir, '')}", text)
+    return re.sub(r"\]\(benchmarks/results/", f"]({relative(page_dir, SITE_FOLDER + '/')}", text)
+
+
+def relative(page_dir: str, target: str) -> str:
+    """``target`` (a path inside the docs) as a link from a page in ``page_dir``."""
+    depth = len([part for part in page_dir.split("/") if part])
+    return "../" * depth + target
+
+
+def on_files(files: Files, config) -> Files:
+    for path in sorted(RESULTS.iterdir()):
+        if path.suffix == ".md":
+            files.append(File.generated(config, f"{SITE_FOLDER}/{path.name}", content=results_text(path.name)))
+        elif path.suffix == ".png":
+            files.append(File.generated(config, f"{SITE_FOLDER}/{path.name}", abs_src_path=str(path)))
+    return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    parent = Path(page.file.src_uri).parent.as_posix()
+    page_dir = "" if parent == "." else parent
+
+    def replace(match: re.Match) -> str:
+        kind, name, number = match.groups()
+        if kind == "readme":
+            return readme(page_dir)
+        if kind == "results-index":
+            return results_index(page_dir)
+        if name is None or number is None:
+            raise PluginError(f"docs: {page.file.src_uri}: write {{{{ {kind} FILE {'N' if kind == 'results-table' else 'HEADING'} }}}}")
+        if kind == "results-section":
+            return results_section(name, number)
+        if not number.isdigit():
+            raise PluginError(f"docs: {page.file.src_uri}: {{{{ results-table {name} {number} }}}}: N is a table number")
+        return results_table(name, int(number), page_dir)
+
+    markdown = MARKER.sub(replace, markdown)
+    bad = FORBIDDEN.search(markdown)
+    if bad:
+        line = markdown[: bad.start()].count("\n") + 1
+        raise PluginError(f"docs: {page.file.src_uri} line {line} says {bad.group(0)!r}: describe the package, "
+                          "not how it was made")
+    return markdown
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    return SPHINX_ROLE.sub("", html)
