@@ -110,8 +110,8 @@ def results_index(page_dir: str) -> str:
         facts = provenance(text)
         link = f"[{path.name}]({relative(page_dir, f'{SITE_FOLDER}/{path.name}')})"
         what = title(text, path.name).replace("|", "\\|")
-        machine = short_machine(facts.get("machine", "in the file"))
-        rows.append(f"| {link} | {what} | {machine} | {facts.get('date', 'in the file')} |")
+        machine = short_machine(facts["machine"]).split(";")[0] if "machine" in facts else "see the file"
+        rows.append(f"| {link} | {what} | {machine} | {facts.get('date', 'see the file')} |")
     return "\n".join(rows)
 
 
