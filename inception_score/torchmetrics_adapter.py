@@ -14,7 +14,7 @@ the sampler's global order.
 torchmetrics' own ``InceptionScore`` differs: it keeps every feature (N x 1008 float32, all-gathered to
 every rank), splits after an unseeded ``torch.randperm`` into ``torch.chunk`` pieces (``ceil(N /
 splits)`` images each), reports the sample standard deviation (ddof=1), and from torchmetrics 1.8 on
-feeds torch-fidelity's network through an antialiased resize. See the README.
+feeds torch-fidelity's network through an antialiased resize. See docs/distributed.md.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ TABLE3_CHOICES: list[Choice] = [
 
 
 def choices_markdown() -> str:
-    """``TABLE3_CHOICES`` as a Markdown list, one item per choice (for ``ablation-<preset>.md`` and the README)."""
+    """``TABLE3_CHOICES`` as a Markdown list, one item per choice (for ``ablation-<preset>.md`` and the docs)."""
     return "".join(f"- **{c.topic}.** The paper: {c.paper}. The released code: {c.released_code}. Ours: {c.ours}. "
                    f"Why: {c.why}.\n" for c in TABLE3_CHOICES)
 

@@ -41,7 +41,7 @@ class TrainConfig:
     "Original" below is openai/improved-gan: "public" its scripts as last changed (0fa06b5 and 30d4beb,
     2016-06-14, mnist_svhn_cifar10/), "first published" its first commit (bb3d27b, 2016-06-08). Where
     no released code exists (Table 3's techniques), the comment says what we chose; ``ablation.py``
-    (TABLE3_CHOICES) and the README say why.
+    (TABLE3_CHOICES) and the documentation (docs/reproducing.md) say why.
     """
 
     dataset: str = "mnist"
