@@ -137,6 +137,25 @@ def test_readme_and_docs_speak_of_the_package_not_of_how_it_was_made():
     assert not found, "text about how the package was made: " + "; ".join(found)
 
 
+def test_results_markers_take_the_named_table_and_stop_the_build_on_a_missing_one():
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")
+    from mkdocs.exceptions import PluginError
+
+    text = "intro\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\nmiddle\n| c |\n| --- |\nend"
+    assert docs_results.tables(text) == ["| a | b |\n| --- | --- |\n| 1 | 2 |", "| c |\n| --- |"]
+
+    page = type("Page", (), {"file": type("File", (), {"src_uri": "sub/page.md"})()})()
+    shown = docs_results.on_page_markdown("{{ results-table memory.md 1 }}", page, None, None)
+    table = docs_results.tables((ROOT / "benchmarks" / "results" / "memory.md").read_text(encoding="utf-8"))[0]
+    assert shown.startswith(table) and "](../benchmarks/memory.md)" in shown and "2026-11-22" in shown
+    for marker in ("{{ results-table memory.md 9 }}", "{{ results-table no-such-file.md 1 }}",
+                   "{{ results-section memory.md No such heading }}"):
+        with pytest.raises(PluginError):
+            docs_results.on_page_markdown(marker, page, None, None)
+    with pytest.raises(PluginError, match="how it was made"):
+        docs_results.on_page_markdown("Measured in a session.", page, None, None)
+
+
 @pytest.mark.skipif(any(importlib.util.find_spec(name.split(".")[0]) is None
                         or importlib.util.find_spec(name) is None for name in DOCS_PACKAGES),
                     reason="the docs extra is not installed (pip install -e '.[docs]'): mkdocs, mkdocs-material, "

@@ -21,8 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mkdocs.exceptions import PluginError
-from mkdocs.structure.files import File, Files
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -42,11 +41,19 @@ PROVENANCE = re.compile(r"^- (command|machine|date): `(.*)`$", re.MULTILINE)
 SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj):(?=<code>)")
 
 
+def fail(message: str) -> NoReturn:
+    """Stop the build. MkDocs is imported only here and in :func:`on_files`, so that the tests can use
+    this module's reading of the results files without the ``docs`` extra."""
+    from mkdocs.exceptions import PluginError
+
+    raise PluginError(f"docs: {message}")
+
+
 def results_text(name: str) -> str:
     """A results file as the site shows it: HTML comments (notes for maintainers) left out."""
     path = RESULTS / name
     if not path.is_file():
-        raise PluginError(f"docs: no results file benchmarks/results/{name}")
+        fail(f"no results file benchmarks/results/{name}")
     return HTML_COMMENT.sub("", path.read_text(encoding="utf-8"))
 
 
@@ -80,7 +87,7 @@ def results_table(name: str, number: int, page_dir: str) -> str:
     text = results_text(name)
     found = tables(text)
     if not 1 <= number <= len(found):
-        raise PluginError(f"docs: benchmarks/results/{name} has {len(found)} tables, not a table {number}")
+        fail(f"benchmarks/results/{name} has {len(found)} tables, not a table {number}")
     facts = provenance(text)
     link = f"[`benchmarks/results/{name}`]({relative(page_dir, f'{SITE_FOLDER}/{name}')})"
     parts = [f"From {link}"]
@@ -100,7 +107,7 @@ def results_section(name: str, heading: str) -> str:
         first, _, body = section.partition("\n")
         if first.startswith(heading):
             return body.strip()
-    raise PluginError(f"docs: benchmarks/results/{name} has no section starting {heading!r}")
+    fail(f"benchmarks/results/{name} has no section starting {heading!r}")
 
 
 def results_index(page_dir: str) -> str:
@@ -127,7 +134,9 @@ def relative(page_dir: str, target: str) -> str:
     return "../" * depth + target
 
 
-def on_files(files: Files, config) -> Files:
+def on_files(files, config):
+    from mkdocs.structure.files import File
+
     for path in sorted(RESULTS.iterdir()):
         if path.suffix == ".md":
             files.append(File.generated(config, f"{SITE_FOLDER}/{path.name}", content=results_text(path.name)))
@@ -147,19 +156,18 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         if kind == "results-index":
             return results_index(page_dir)
         if name is None or number is None:
-            raise PluginError(f"docs: {page.file.src_uri}: write {{{{ {kind} FILE {'N' if kind == 'results-table' else 'HEADING'} }}}}")
+            fail(f"{page.file.src_uri}: write {{{{ {kind} FILE {'N' if kind == 'results-table' else 'HEADING'} }}}}")
         if kind == "results-section":
             return results_section(name, number)
         if not number.isdigit():
-            raise PluginError(f"docs: {page.file.src_uri}: {{{{ results-table {name} {number} }}}}: N is a table number")
+            fail(f"{page.file.src_uri}: {{{{ results-table {name} {number} }}}}: N is a table number")
         return results_table(name, int(number), page_dir)
 
     markdown = MARKER.sub(replace, markdown)
     bad = FORBIDDEN.search(markdown)
     if bad:
         line = markdown[: bad.start()].count("\n") + 1
-        raise PluginError(f"docs: {page.file.src_uri} line {line} says {bad.group(0)!r}: describe the package, "
-                          "not how it was made")
+        fail(f"{page.file.src_uri} line {line} says {bad.group(0)!r}: describe the package, not how it was made")
     return markdown
 
 
