@@ -148,8 +148,12 @@ def test_results_markers_take_the_named_table_and_stop_the_build_on_a_missing_on
     shown = docs_results.on_page_markdown("{{ results-table memory.md 1 }}", page, None, None)
     table = docs_results.tables((ROOT / "benchmarks" / "results" / "memory.md").read_text(encoding="utf-8"))[0]
     assert shown.startswith(table) and "](../benchmarks/memory.md)" in shown and "2026-11-22" in shown
+    sectioned = docs_results.on_page_markdown("{{ results-table gpu-check.md Throughput from PNG files :: 1 }}",
+                                              page, None, None)
+    assert sectioned.startswith("| workers |")
     for marker in ("{{ results-table memory.md 9 }}", "{{ results-table no-such-file.md 1 }}",
-                   "{{ results-section memory.md No such heading }}"):
+                   "{{ results-section memory.md No such heading }}", "{{ results-table gpu-check.md Tests :: 1 }}",
+                   "{{ results-table memory.md first }}"):
         with pytest.raises(PluginError):
             docs_results.on_page_markdown(marker, page, None, None)
     with pytest.raises(PluginError, match="how it was made"):

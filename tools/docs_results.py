@@ -5,7 +5,8 @@ Every ``benchmarks/results/*.md`` becomes a page ``benchmarks/<name>.md`` of the
 take pieces of those files with markers on a line of their own:
 
 - ``{{ results-table FILE N }}``: the N-th table of ``FILE`` (1-based), followed by where it comes from
-  (the file, its machine, date and command when the file records them);
+  (the file, its machine, date and command when the file records them); ``{{ results-table FILE
+  SECTION :: N }}``: the N-th table of its ``## `` section whose heading starts with SECTION;
 - ``{{ results-section FILE HEADING }}``: the body of the ``## `` section of ``FILE`` whose heading
   starts with ``HEADING``;
 - ``{{ results-index }}``: a table of every results file with its title, machine and date;
@@ -83,11 +84,20 @@ def short_machine(machine: str) -> str:
     return re.sub(r", flags: [^;]*", "", machine)
 
 
-def results_table(name: str, number: int, page_dir: str) -> str:
+def results_table(name: str, selector: str, page_dir: str) -> str:
+    """The table ``selector`` names: ``N`` (the N-th table of the file), or ``SECTION :: N``, the N-th
+    table of the ``## `` section whose heading starts with SECTION (so that a script adding a section
+    above cannot shift which table a page shows)."""
     text = results_text(name)
-    found = tables(text)
+    scope, where = text, ""
+    if " :: " in selector:
+        heading, selector = (part.strip() for part in selector.split(" :: ", 1))
+        scope, where = section(name, text, heading), f" in its section {heading!r}"
+    if not selector.isdigit():
+        fail(f"{{{{ results-table {name} ... }}}}: write N or SECTION :: N, not {selector!r}")
+    found, number = tables(scope), int(selector)
     if not 1 <= number <= len(found):
-        fail(f"benchmarks/results/{name} has {len(found)} tables, not a table {number}")
+        fail(f"benchmarks/results/{name} has {len(found)} tables{where}, not a table {number}")
     facts = provenance(text)
     link = f"[`benchmarks/results/{name}`]({relative(page_dir, f'{SITE_FOLDER}/{name}')})"
     parts = [f"From {link}"]
@@ -100,14 +110,17 @@ def results_table(name: str, number: int, page_dir: str) -> str:
     return found[number - 1] + "\n\n<small>" + "; ".join(parts) + ".</small>"
 
 
-def results_section(name: str, heading: str) -> str:
-    text = results_text(name)
-    sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
-    for section in sections:
-        first, _, body = section.partition("\n")
+def section(name: str, text: str, heading: str) -> str:
+    """The body of the ``## `` section of ``text`` whose heading starts with ``heading``."""
+    for part in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        first, _, body = part.partition("\n")
         if first.startswith(heading):
             return body.strip()
     fail(f"benchmarks/results/{name} has no section starting {heading!r}")
+
+
+def results_section(name: str, heading: str) -> str:
+    return section(name, results_text(name), heading)
 
 
 def results_index(page_dir: str) -> str:
@@ -159,9 +172,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
             fail(f"{page.file.src_uri}: write {{{{ {kind} FILE {'N' if kind == 'results-table' else 'HEADING'} }}}}")
         if kind == "results-section":
             return results_section(name, number)
-        if not number.isdigit():
-            fail(f"{page.file.src_uri}: {{{{ results-table {name} {number} }}}}: N is a table number")
-        return results_table(name, int(number), page_dir)
+        return results_table(name, number, page_dir)
 
     markdown = MARKER.sub(replace, markdown)
     bad = FORBIDDEN.search(markdown)
