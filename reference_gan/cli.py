@@ -154,19 +154,20 @@ def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="also write the JSON to this file")
 def score_command(checkpoint: str, count: int, splits: int, seed: int, device: str, precision: str,
                   weights: str | None, allow_unverified_weights: bool, as_json: bool, output: str | None) -> None:
-    """Inception Score of N images from CHECKPOINT's generator, none written: the score `sample` with the same
-    -n and --seed, then inception-score (--batch-size 100), give."""
+    """Inception Score of N images from CHECKPOINT's generator, none written. It equals the score of `sample`
+    (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
     from inception_score.cli import Report, RunOptions, _device_name, _write_outputs
     from inception_score.generator import score_generator
-    from inception_score.scorer import InceptionScorer
+    from inception_score.scorer import InceptionScorer, resolve_device
 
     options = RunOptions(paths=(Path(checkpoint),), splits=splits, batch_size=GENERATOR_BATCH, device=device,
                          weights=Path(weights) if weights else None, allow_unverified=allow_unverified_weights,
                          precision=precision, as_json=as_json, output=Path(output) if output else None)
     with user_errors():
-        scorer = InceptionScorer(options.weights, device=device, allow_unverified=allow_unverified_weights,
+        where = resolve_device(device)
+        generator = load_generator(checkpoint, device=str(where))  # before the network: a bad file fails at once
+        scorer = InceptionScorer(options.weights, device=where, allow_unverified=allow_unverified_weights,
                                  precision=precision, progress=sys.stderr.isatty())  # type: ignore[arg-type]
-        generator = load_generator(checkpoint, device=str(scorer.device))
         spec = latent_spec(seed)
         result = score_generator(PixelGenerator(generator), count, z_dim=spec.z_dim, z_distribution=spec.distribution,
                                  seed=seed, batch_size=GENERATOR_BATCH, input_range=None, splits=splits, scorer=scorer,
