@@ -397,3 +397,12 @@ def test_reference_gan_score_equals_sample_then_inception_score(tmp_path: Path, 
     assert direct["num_images"] == 20
     assert direct["generator"]["z_distribution"] == "uniform-0-1" and direct["generator"]["seed"] == 4
     assert direct["generator"]["training_mode"] is True  # batch statistics, as in training and in sample
+
+
+def test_reference_gan_score_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    from reference_gan.cli import main as gan_main
+
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    result = CliRunner().invoke(gan_main, ["score", str(path), "-n", "10", "--device", "cpu"])
+    assert result.exit_code == 2 and "is not a reference-gan checkpoint" in result.output
