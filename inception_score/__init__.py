@@ -22,6 +22,8 @@ _LAZY = {
     "inception_score_from_logits": "metric", "summarize": "metric", "Inception2015": "network", "Output": "network",
     "InceptionScore": "scorer", "InceptionScorer": "scorer", "ISResult": "scorer", "inception_score": "scorer",
     "load_network": "weights", "load_weights": "weights",
+    "LatentSpec": "generator", "latents": "generator", "load_generator_file": "generator",
+    "score_generator": "generator",
 }
 
 
@@ -42,6 +44,7 @@ __all__ = [
     "InceptionScoreError",
     "InceptionScorer",
     "InputError",
+    "LatentSpec",
     "Output",
     "WeightsError",
     "WeightsFormatError",
@@ -50,7 +53,10 @@ __all__ = [
     "__version__",
     "inception_score",
     "inception_score_from_logits",
+    "latents",
+    "load_generator_file",
     "load_network",
     "load_weights",
+    "score_generator",
     "summarize",
 ]

@@ -29,7 +29,7 @@ import click
 
 from . import __version__
 from .errors import InceptionScoreError, InputError, one_line_message
-from .protocol import NAMED_RANGES, TORCH_FIDELITY_SEED, InputRange
+from .protocol import NAMED_RANGES, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS, InputRange
 
 # torch and the network load only when scoring starts: --help and --version answer at once. The
 # functions below import what they use.
@@ -69,6 +69,12 @@ class RunOptions:
     quiet: bool = False
     save_logits: Path | None = None  # per-image logits written here (resumes an interrupted run)
     from_logits: Path | None = None  # re-score a file written by save_logits, without the network
+    # --generator: a TorchScript or ONNX file (a program, run only when named) scored without PATHS.
+    generator: Path | None = None
+    num_samples: int = 50_000
+    z_dim: int | None = None
+    num_classes: int | None = None
+    z_distribution: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class Report:
             "images_per_second": result.images_per_second,
             "version": __version__,
             "skipped_invalid": {"count": len(self.skipped), "files": list(self.skipped)},
+            "generator": result.generator,
         }
 
 
@@ -231,6 +238,11 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
                                      device="none (re-scored from logits)")
         _write_outputs(report, options)
         return report
+    if options.generator is not None:
+        report = _score_generator_file(options, group)
+        if main_rank:
+            _write_outputs(report, options)
+        return report
     if options.save_logits is not None and group is not None:
         raise InputError("--save-logits writes one file from one process: run it without torchrun")
     device = resolve_device(options.device)
@@ -255,6 +267,27 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
     if main_rank:
         _write_outputs(report, options)
     return report
+
+
+def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
+    """``--generator FILE``: the file's program makes the images, none written (inception_score.generator)."""
+    from .generator import load_generator_file, score_generator
+    from .scorer import InceptionScorer, resolve_device
+
+    assert options.generator is not None and options.z_dim is not None
+    progress = _progress(options) and (group is None or group.is_main)
+    device = resolve_device(options.device)
+    generator = load_generator_file(options.generator, device, options.num_classes)  # before the network: fails fast
+    scorer = InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
+                             precision=options.precision, progress=progress)  # type: ignore[arg-type]
+    result = score_generator(
+        generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
+        num_classes=options.num_classes, seed=options.seed, batch_size=options.batch_size,
+        input_range=options.input_range or (-1.0, 1.0), splits=options.splits, scorer=scorer, progress=progress,
+        return_marginal=options.per_class is not None, distributed=group is not None,
+    )
+    kind = "ONNX" if options.generator.suffix.lower() == ".onnx" else "TorchScript"
+    return Report(result, f"{kind} generator {options.generator}", _device_name(scorer.device), (), options)
 
 
 def _warn_about(result: ISResult, options: RunOptions) -> None:
@@ -369,9 +402,10 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--allow-unverified-weights", is_flag=True, help="accept a weights file of unknown sha256")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="score only the first N images")
 @click.option("--shuffle", is_flag=True, help="shuffle before splitting, as torch-fidelity does")
-@click.option("--seed", type=int, default=TORCH_FIDELITY_SEED, show_default=True, help="seed of --shuffle")
+@click.option("--seed", type=int, default=TORCH_FIDELITY_SEED, show_default=True,
+              help="seed of --shuffle, and of z with --generator")
 @click.option("--input-range", type=click.Choice(sorted(NAMED_RANGES)), default=None,
-              help="value range of float arrays")
+              help="value range of float arrays (with --generator, of its output; default -1,1)")
 @click.option("--skip-invalid", is_flag=True, help="skip images that fail to decode (listed in the JSON)")
 @click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
               help="fast: TF32 and float16 on CUDA, bfloat16 on a CPU with native bfloat16 (else exact, said so)")
@@ -386,18 +420,41 @@ def _optional_path(value: str | None) -> Path | None:
               help="write each image's logits to this .npy (+ .json); rerunning the same command resumes it")
 @click.option("--from-logits", type=click.Path(dir_okay=False), default=None,
               help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS")
+@click.option("--generator", "generator_file", type=click.Path(dir_okay=False), default=None,
+              help="score images made by this TorchScript (torch.jit.save) or ONNX (.onnx, needs the 'onnx' extra) "
+                   "generator, none written; no PATHS. The file is a program: it runs with your rights, so name only "
+                   "a file you trust (nothing else this command reads runs code)")
+@click.option("--num-samples", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="images to draw from --generator")
+@click.option("--z-dim", type=click.IntRange(min=1), default=None, help="length of --generator's z (required with it)")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None,
+              help="--generator is class-conditional, called as G(z, labels), labels uniform in [0, C)")
+@click.option("--z-distribution", type=click.Choice(Z_DISTRIBUTIONS),
+              default="normal", show_default=True,
+              help="z of --generator, by each sample's position and --seed: normal, uniform [-1,1), uniform-0-1, "
+                   "unit (on the sphere), sobol-normal (scrambled Sobol through the inverse normal CDF)")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
 def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_workers: int, weights: str | None,
          allow_unverified_weights: bool, limit: int | None, shuffle: bool, seed: int, input_range: str | None,
          skip_invalid: bool, precision: str, per_class: str | None, labels: str | None, as_json: bool,
-         output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, debug: bool) -> None:
+         output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None,
+         generator_file: str | None, num_samples: int, z_dim: int | None, num_classes: int | None,
+         z_distribution: str, debug: bool) -> None:
     """Inception Score of the images in PATHS (folders, .npy/.npz, .zip/.tar/.tar.gz), as in Salimans et al. 2016.
 
-    Several PATHS are scored as one set, in the order given.
+    Several PATHS are scored as one set, in the order given. With --generator FILE, the images are made by
+    that program and scored as they come, none written.
     """
-    if bool(paths) == bool(from_logits):
-        raise click.UsageError("give PATHS of images, or --from-logits FILE (not both)")
+    if bool(paths) + bool(from_logits) + bool(generator_file) != 1:
+        raise click.UsageError("give PATHS of images, --from-logits FILE or --generator FILE (one of them)")
+    if generator_file:
+        if z_dim is None:
+            raise click.UsageError("--generator needs --z-dim, the length of the generator's z")
+        given = [name for name, value in (("--limit", limit), ("--shuffle", shuffle), ("--skip-invalid", skip_invalid),
+                                          ("--save-logits", save_logits)) if value]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} applies to PATHS of images, not to --generator")
     options = RunOptions(
         paths=tuple(Path(p) for p in paths), splits=splits, batch_size=batch_size, device=device,
         num_workers=num_workers, weights=_optional_path(weights), allow_unverified=allow_unverified_weights,
@@ -405,6 +462,8 @@ def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_
         skip_invalid=skip_invalid, precision=precision, per_class=_optional_path(per_class),
         labels=_optional_path(labels), as_json=as_json, output=_optional_path(output), quiet=quiet,
         save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits),
+        generator=_optional_path(generator_file), num_samples=num_samples, z_dim=z_dim, num_classes=num_classes,
+        z_distribution=z_distribution,
     )
     group = None
     try:

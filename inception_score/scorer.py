@@ -92,6 +92,8 @@ class ISResult:
     precision: str = "exact"  # what was used: "fast" (float16 / bfloat16 / TF32) or "exact" (float32)
     precision_note: str = ""  # e.g. why "fast" fell back to exact
     precision_deviation: float | None = None  # measured relative IS deviation of this fast mode from exact
+    # Images made by score_generator: how z was drawn (seed, distribution, rule), num_samples, batch_size.
+    generator: dict[str, Any] | None = None
 
     @property
     def comparable(self) -> bool:

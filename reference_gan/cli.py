@@ -3,12 +3,14 @@
     reference-gan train --dataset mnist --data-dir data/mnist --preset mnist-fm --out runs/mnist
     reference-gan train --dataset cifar10 --data-dir cifar-10-batches-py --preset our-methods --epochs 10
     reference-gan sample --checkpoint runs/mnist/checkpoint.pt -n 50000 --out samples.npz
+    reference-gan score runs/mnist/checkpoint.pt -n 50000 --json
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ import numpy as np
 
 from .checkpoints import CheckpointError
 from .data import DataError
-from .models import generate_uint8
+from .models import Z_DIM, PixelGenerator, generate_uint8
 from .train import PRESETS, TrainConfig, Trainer, load_generator, preset
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -107,22 +109,72 @@ def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed,
         Trainer(config).run(Path(resume) if resume else None)
 
 
+# The generator runs in batches of this many z, in training mode (batch statistics), as in training;
+# `sample` and `score` share it, so that the same seed gives them the same images.
+GENERATOR_BATCH = 100
+
+
+def latent_spec(seed: int):
+    """The paper's z (100 numbers uniform in [0, 1)), drawn by each sample's position under ``seed``."""
+    from inception_score.generator import LatentSpec
+
+    return LatentSpec(Z_DIM, "uniform-0-1", seed)
+
+
 @main.command("sample")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), required=True)
 @click.option("-n", "count", type=int, default=50_000, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="a .npz (key 'images', uint8 NHWC)")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="the seed of z (the same images as `score --seed`)")
 def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int) -> None:
     """Write N generated images in the format the inception-score command reads."""
-    import torch
+    from inception_score.generator import LatentDraw
 
     with user_errors():
         generator = load_generator(checkpoint, device=device)
-    torch.manual_seed(seed)
-    images = generate_uint8(generator, count, device=device)
+        draw = LatentDraw(latent_spec(seed), device)
+    images = generate_uint8(generator, count, GENERATOR_BATCH, device, draw_z=lambda start, stop: draw.draw(start, stop)[0])
     np.savez(out, images=images)
     click.echo(f"wrote {out}: {images.shape} uint8", err=True)
+
+
+@main.command("score")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("-n", "count", type=click.IntRange(min=1), default=50_000, show_default=True)
+@click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True, help="contiguous splits (the paper: 10)")
+@click.option("--seed", type=int, default=0, show_default=True, help="the seed of z (the same images as `sample --seed`)")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (generator and network)")
+@click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
+              help="of the Inception network (inception-score --precision)")
+@click.option("--weights", type=click.Path(), default=None, envvar="INCEPTION_SCORE_WEIGHTS", show_envvar=True,
+              help="Inception weights file; default: the cached download")
+@click.option("--allow-unverified-weights", is_flag=True, help="accept a weights file of unknown sha256")
+@click.option("--json", "as_json", is_flag=True, help="print the JSON of inception-score --json")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="also write the JSON to this file")
+def score_command(checkpoint: str, count: int, splits: int, seed: int, device: str, precision: str,
+                  weights: str | None, allow_unverified_weights: bool, as_json: bool, output: str | None) -> None:
+    """Inception Score of N images from CHECKPOINT's generator, none written. It equals the score of `sample`
+    (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
+    from inception_score.cli import Report, RunOptions, _device_name, _write_outputs
+    from inception_score.generator import score_generator
+    from inception_score.scorer import InceptionScorer, resolve_device
+
+    options = RunOptions(paths=(Path(checkpoint),), splits=splits, batch_size=GENERATOR_BATCH, device=device,
+                         weights=Path(weights) if weights else None, allow_unverified=allow_unverified_weights,
+                         precision=precision, as_json=as_json, output=Path(output) if output else None)
+    with user_errors():
+        where = resolve_device(device)
+        generator = load_generator(checkpoint, device=str(where))  # before the network: a bad file fails at once
+        scorer = InceptionScorer(options.weights, device=where, allow_unverified=allow_unverified_weights,
+                                 precision=precision, progress=sys.stderr.isatty())  # type: ignore[arg-type]
+        spec = latent_spec(seed)
+        result = score_generator(PixelGenerator(generator), count, z_dim=spec.z_dim, z_distribution=spec.distribution,
+                                 seed=seed, batch_size=GENERATOR_BATCH, input_range=None, splits=splits, scorer=scorer,
+                                 progress=sys.stderr.isatty(), distributed=False)
+        report = Report(result, f"the generator of {checkpoint}", _device_name(scorer.device), (), options)
+        _write_outputs(report, options)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
 
 
 @main.command("ablation")

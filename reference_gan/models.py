@@ -23,6 +23,7 @@ initialisation of G.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -195,16 +196,37 @@ class Generator(nn.Module):
         return self._run(z, reference=False)
 
 
+def to_uint8(images: torch.Tensor, architecture: str) -> torch.Tensor:
+    """Generator output ``(N, C, H, W)`` in its OUTPUT_RANGE -> uint8 ``(N, C, H, W)``, rounded to the nearest
+    level: the pixels ``reference-gan sample`` writes and ``reference-gan score`` scores."""
+    low, high = OUTPUT_RANGE[architecture]
+    return ((images.float() - low) / (high - low) * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+
+class PixelGenerator:
+    """``G`` as a generator of uint8 pixels for ``inception_score.score_generator``: ``(B, 100)`` z ->
+    ``(B, C, H, W)`` uint8, batch statistics and all (``training`` says whether G uses them)."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.training = generator.training
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return to_uint8(self.generator(z), self.generator.config.architecture)
+
+
 @torch.no_grad()
 def generate_uint8(generator: Generator, count: int, batch_size: int = 100,
-                   device: torch.device | str = "cpu") -> np.ndarray:
+                   device: torch.device | str = "cpu",
+                   draw_z: Callable[[int, int], torch.Tensor] | None = None) -> np.ndarray:
     """``count`` images from ``generator`` (batch statistics, as in training) as uint8 ``(N, H, W, C)``:
-    ``(N, 28, 28, 1)`` for MNIST, ``(N, 32, 32, 3)`` otherwise. Draws z from torch's global RNG."""
-    low, high = OUTPUT_RANGE[generator.config.architecture]
+    ``(N, 28, 28, 1)`` for MNIST, ``(N, 32, 32, 3)`` otherwise. ``draw_z(start, stop)`` gives the z of
+    samples ``[start, stop)``; by default z comes from torch's global RNG."""
     chunks = []
     for start in range(0, count, batch_size):
-        images = generator(sample_z(min(batch_size, count - start), device=device)).float()
-        pixels = ((images - low) / (high - low) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        stop = min(start + batch_size, count)
+        z = draw_z(start, stop) if draw_z is not None else sample_z(stop - start, device=device)
+        pixels = to_uint8(generator(z), generator.config.architecture)
         chunks.append(pixels.permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, *generator.image_shape_hwc), dtype=np.uint8)
 
