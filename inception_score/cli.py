@@ -51,6 +51,7 @@ class RunOptions:
 
     paths: tuple[Path, ...]
     splits: int = 10
+    split_size: int | None = None  # chunks of this many images instead of `splits` parts (guided-diffusion's rule)
     batch_size: int = 64
     device: str = "auto"
     num_workers: int = 0
@@ -71,6 +72,13 @@ class RunOptions:
     from_logits: Path | None = None  # re-score a file written by save_logits, without the network
 
 
+    def split_rule(self) -> Any:
+        """The :class:`inception_score.metric.SplitRule` of ``splits`` / ``split_size``."""
+        from .metric import split_rule
+
+        return split_rule(None if self.split_size is not None else self.splits, self.split_size)
+
+
 @dataclass(frozen=True)
 class Report:
     """What a run produced: the score, what was scored, and what was skipped."""
@@ -88,9 +96,10 @@ class Report:
         else:
             weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable to published scores"
         skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
+        chunks = "" if result.split_size is None else f" of {result.split_size} images"
         return (
             f"Inception Score: {result.mean:.2f} ± {result.std:.2f}  ({result.num_images} images{skipped}, "
-            f"{result.splits} splits, {weights}, {_rate(result.images_per_second)} img/s on {self.device})"
+            f"{result.splits} splits{chunks}, {weights}, {_rate(result.images_per_second)} img/s on {self.device})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -101,7 +110,11 @@ class Report:
             "split_scores": list(result.split_scores),
             "num_images": result.num_images,
             "splits": result.splits,
+            "split_size": result.split_size,
             "input": self.description,
+            "label_histogram": None if result.label_histogram is None else {
+                str(label): count for label, count in result.label_histogram.items()},
+            "labels_sorted": result.labels_sorted,
             "shuffle": {"enabled": options.shuffle, "seed": options.seed if options.shuffle else None},
             "order": result.order,
             "order_check": {"ratio": _finite(result.order_ratio), "threshold": _finite(result.order_threshold),
@@ -236,7 +249,7 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
     device = resolve_device(options.device)
     dataset, description, skipped = _inputs(options, group)
     count = len(dataset) if options.limit is None else min(len(dataset), options.limit)
-    check_split_count(count, options.splits)
+    check_split_count(count, options.split_rule())
 
     progress = _progress(options) and main_rank
     scorer = InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
@@ -246,7 +259,7 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
         _write_outputs(report, options)
         return report
     result = inception_score(
-        dataset, splits=options.splits, batch_size=options.batch_size, num_workers=options.num_workers,
+        dataset, splits=options.split_rule(), batch_size=options.batch_size, num_workers=options.num_workers,
         limit=options.limit, shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
         input_range=ITEM_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
         return_marginal=options.per_class is not None, distributed=group is not None,
@@ -266,7 +279,11 @@ def _warn_about(result: ISResult, options: RunOptions) -> None:
               f"{result.order_ratio:.1f} times as much as in a random order of the same images (threshold "
               f"{result.order_threshold:.1f}). The paper's protocol assumes a random order: use --shuffle, or "
               f"order the files randomly", options)
-    reasons = [r for r in result.not_comparable if "looks ordered" not in r and "verified" not in r]
+    if result.labels_sorted:
+        _warn("the input's labels are sorted by class (one run per class), so its contiguous splits are not random "
+              "samples and the score is not the paper's: use --shuffle, or write the samples in random order", options)
+    reasons = [r for r in result.not_comparable
+               if "looks ordered" not in r and "verified" not in r and "sorted by class" not in r]
     if reasons:  # unverified weights are said on the result line itself
         _warn("not comparable with published scores: " + "; ".join(reasons), options)
 
@@ -297,21 +314,28 @@ def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped
             for batch in stream.batches:
                 writer.write(scorer.logits(batch))
                 advance(len(batch))
+    from .files import dataset_labels
+
     return _report_from_logits(options.save_logits, options, description, skipped, time.perf_counter() - start,
-                               _device_name(scorer.device), dtype=scorer.dtype)
+                               _device_name(scorer.device), dtype=scorer.dtype, labels=dataset_labels(dataset, count))
 
 
 def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
-                        elapsed: float, device: str, dtype: str = "float32") -> Report:
+                        elapsed: float, device: str, dtype: str = "float32", labels: Any = None) -> Report:
+    """The report of a complete logits file; ``labels``: the images' own, when the input had them."""
     from .logits_file import statistics_of
+    from .order import label_order
     from .scorer import result_from_statistics
 
-    stats, info = statistics_of(path, options.splits, options.seed if options.shuffle else None)
+    rule = options.split_rule()
+    shuffle_seed = options.seed if options.shuffle else None
+    stats, info = statistics_of(path, rule, shuffle_seed)
     result = result_from_statistics(
         stats, weights_path=info.weights_path, weights_sha256=info.weights_sha256,
         weights_verified=info.weights_verified, device=device, dtype=dtype, elapsed=elapsed,
         return_marginal=options.per_class is not None,
         order=f"shuffled (seed {options.seed})" if options.shuffle else "input order",
+        split_size=rule.split_size, labels=None if labels is None else label_order(labels, rule, shuffle_seed),
     )
     return Report(result, description or f"{info.input} (logits from {path})", device, skipped, options)
 
@@ -359,7 +383,10 @@ def _optional_path(value: str | None) -> Path | None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True,
-              help="contiguous splits (the paper: 10)")
+              help="contiguous splits of equal size (the paper: 10)")
+@click.option("--split-size", type=click.IntRange(min=1), default=None,
+              help="contiguous chunks of this many images instead, the last one shorter, as guided-diffusion's "
+                   "evaluator (5000); not with --splits")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
@@ -388,7 +415,7 @@ def _optional_path(value: str | None) -> Path | None:
               help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
-def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_workers: int, weights: str | None,
+def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size: int, device: str, num_workers: int, weights: str | None,
          allow_unverified_weights: bool, limit: int | None, shuffle: bool, seed: int, input_range: str | None,
          skip_invalid: bool, precision: str, per_class: str | None, labels: str | None, as_json: bool,
          output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, debug: bool) -> None:
@@ -398,8 +425,11 @@ def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_
     """
     if bool(paths) == bool(from_logits):
         raise click.UsageError("give PATHS of images, or --from-logits FILE (not both)")
+    if split_size is not None and click.get_current_context().get_parameter_source("splits") not in (
+            click.core.ParameterSource.DEFAULT, None):
+        raise click.UsageError("give --splits or --split-size, not both")
     options = RunOptions(
-        paths=tuple(Path(p) for p in paths), splits=splits, batch_size=batch_size, device=device,
+        paths=tuple(Path(p) for p in paths), splits=splits, split_size=split_size, batch_size=batch_size, device=device,
         num_workers=num_workers, weights=_optional_path(weights), allow_unverified=allow_unverified_weights,
         limit=limit, shuffle=shuffle, seed=seed, input_range=None if input_range is None else NAMED_RANGES[input_range],
         skip_invalid=skip_invalid, precision=precision, per_class=_optional_path(per_class),

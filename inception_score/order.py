@@ -33,6 +33,12 @@ per split such coincidences reach the largest possible R, (N - 1)/(S - 1): nothi
 Power: a class-sorted order gives R ~ eta^2 (N - 1)/(S - 1), eta^2 the share of T explained by
 the class, so it is flagged from about N = 5 (S - 1) / eta^2 images on. With the development
 weights eta^2 ~ 0.065 on CIFAR-10 (10 splits: 500 images not flagged, 1000 flagged).
+
+Labels, when the samples carry them (a guided-diffusion ``.npz``: ``arr_1``), make a second check
+that needs no statistics (:func:`label_order`): the input is *sorted by class* when each class
+present forms one contiguous run in the order the splits are cut from (at least two classes, two
+splits). Then some split misses a class that is present, which a random order would not do with
+nothing to say about it; it is flagged at any size, with the fewest and most classes per split.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ import numpy as np
 from scipy.stats import f as f_distribution
 
 from .errors import InputError
-from .metric import SplitStatistics
+from .metric import SplitRule, SplitStatistics, shuffled_positions, split_bounds
 
 FALSE_ALARM_RATE = 1e-6
 MIN_IMAGES_PER_SPLIT = 10
@@ -116,3 +122,37 @@ def order_diagnostic(stats: SplitStatistics, false_alarm_rate: float = FALSE_ALA
     else:
         ratio = math.nan
     return OrderDiagnostic(ratio=ratio, threshold=threshold, flagged=bool(ratio > threshold))
+
+
+@dataclass(frozen=True)
+class LabelOrder:
+    """What the samples' own class labels say about the splits (sample files that carry labels,
+    such as guided-diffusion's ``arr_1``).
+
+    ``histogram``: label -> number of images. ``sorted_by_class``: every class present forms one
+    contiguous run in the order the splits are cut from, and there are at least two classes and two
+    splits. That is a fact read off the labels, not a statistical verdict: such splits cannot be
+    random samples, since at least one of them misses a class present. ``classes_per_split``: the
+    fewest and the most classes a split holds.
+    """
+
+    histogram: dict[int, int]
+    sorted_by_class: bool
+    classes_per_split: tuple[int, int]
+
+
+def label_order(labels: np.ndarray, splits: int | SplitRule, shuffle_seed: int | None = None) -> LabelOrder:
+    """The :class:`LabelOrder` of ``(N,)`` integer labels of the scored images, in input order, under
+    contiguous splits (``splits``: a count or a :class:`SplitRule`) taken after the optional shuffle."""
+    labels = np.asarray(labels)
+    count = len(labels)
+    values, counts = np.unique(labels, return_counts=True)
+    histogram = {int(v): int(c) for v, c in zip(values, counts)}
+    in_split_order = np.empty_like(labels)
+    in_split_order[shuffled_positions(count, shuffle_seed) if shuffle_seed is not None else np.arange(count)] = labels
+    bounds = split_bounds(count, splits)
+    runs = 1 + int(np.count_nonzero(in_split_order[1:] != in_split_order[:-1]))
+    per_split = [len(np.unique(in_split_order[start:stop])) for start, stop in bounds]
+    grouped = len(values) >= 2 and len(bounds) >= 2 and runs == len(values)
+    return LabelOrder(histogram=histogram, sorted_by_class=grouped,
+                      classes_per_split=(min(per_split), max(per_split)))
