@@ -35,10 +35,13 @@ the class, so it is flagged from about N = 5 (S - 1) / eta^2 images on. With the
 weights eta^2 ~ 0.065 on CIFAR-10 (10 splits: 500 images not flagged, 1000 flagged).
 
 Labels, when the samples carry them (a guided-diffusion ``.npz``: ``arr_1``), make a second check
-that needs no statistics (:func:`label_order`): the input is *sorted by class* when each class
-present forms one contiguous run in the order the splits are cut from (at least two classes, two
-splits). Then some split misses a class that is present, which a random order would not do with
-nothing to say about it; it is flagged at any size, with the fewest and most classes per split.
+that needs nothing from the network (:func:`label_order`): the input is *sorted by class* when each
+class present forms one contiguous run in the order the splits are cut from, with at least two
+classes and two splits, so that some split misses a class that is present. A random order of N
+labels with class counts n_1..n_C falls into one run per class with probability exactly
+C! n_1! ... n_C! / N!; the flag needs that below :data:`SORTED_CHANCE` (2 classes of 12 images: 7e-7;
+5 classes of 3: 7e-7; 12 distinct labels: 1, never flagged). Unlike the ratio above it does not depend
+on what the network sees in the images, nor on their number per split.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from .errors import InputError
 from .metric import SplitRule, SplitStatistics, shuffled_positions, split_bounds
 
 FALSE_ALARM_RATE = 1e-6
+SORTED_CHANCE = 1e-6  # the largest chance that a random order is grouped by class which still flags it
 MIN_IMAGES_PER_SPLIT = 10
 
 
@@ -130,10 +134,10 @@ class LabelOrder:
     such as guided-diffusion's ``arr_1``).
 
     ``histogram``: label -> number of images. ``sorted_by_class``: every class present forms one
-    contiguous run in the order the splits are cut from, and there are at least two classes and two
-    splits. That is a fact read off the labels, not a statistical verdict: such splits cannot be
-    random samples, since at least one of them misses a class present. ``classes_per_split``: the
-    fewest and the most classes a split holds.
+    contiguous run in the order the splits are cut from, there are at least two classes and two
+    splits (so at least one split misses a class present), and a random order of these labels would
+    be so grouped with probability below :data:`SORTED_CHANCE` (the module docstring). ``classes_per_split``:
+    the fewest and the most classes a split holds.
     """
 
     histogram: dict[int, int]
@@ -153,6 +157,9 @@ def label_order(labels: np.ndarray, splits: int | SplitRule, shuffle_seed: int |
     bounds = split_bounds(count, splits)
     runs = 1 + int(np.count_nonzero(in_split_order[1:] != in_split_order[:-1]))
     per_split = [len(np.unique(in_split_order[start:stop])) for start, stop in bounds]
-    grouped = len(values) >= 2 and len(bounds) >= 2 and runs == len(values)
+    # log of C! n_1! ... n_C! / N!, the chance of one run per class in a random order of these labels
+    log_chance = math.lgamma(len(values) + 1) + sum(math.lgamma(n + 1) for n in counts) - math.lgamma(count + 1)
+    grouped = (len(values) >= 2 and len(bounds) >= 2 and runs == len(values)
+               and log_chance < math.log(SORTED_CHANCE))
     return LabelOrder(histogram=histogram, sorted_by_class=grouped,
                       classes_per_split=(min(per_split), max(per_split)))
