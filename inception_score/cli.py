@@ -70,6 +70,7 @@ class RunOptions:
     quiet: bool = False
     save_logits: Path | None = None  # per-image logits written here (resumes an interrupted run)
     from_logits: Path | None = None  # re-score a file written by save_logits, without the network
+    each: bool = False  # score every path on its own, the network loaded once
 
 
     def split_rule(self) -> Any:
@@ -223,9 +224,10 @@ def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, s
     return dataset, description, tuple(skipped)
 
 
-def run(options: RunOptions, group: Group | None = None) -> Report:
+def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer | None = None) -> Report:
     """Check everything cheap first, then score, then write the outputs asked for. In a process group
-    (torchrun) every rank scores its part; only rank 0 writes files and shows progress."""
+    (torchrun) every rank scores its part; only rank 0 writes files and shows progress. ``scorer``: a
+    network loaded already (``--each``), else it is loaded here."""
     from .files import ITEM_RANGE
     from .metric import check_split_count
     from .scorer import InceptionScorer, inception_score, resolve_device
@@ -252,8 +254,8 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
     check_split_count(count, options.split_rule())
 
     progress = _progress(options) and main_rank
-    scorer = InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
-                             precision=options.precision, progress=progress)  # type: ignore[arg-type]
+    scorer = scorer or InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
+                                       precision=options.precision, progress=progress)  # type: ignore[arg-type]
     if options.save_logits is not None:
         report = _score_saving_logits(dataset, count, description, skipped, scorer, options, progress)
         _write_outputs(report, options)
@@ -268,6 +270,46 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
     if main_rank:
         _write_outputs(report, options)
     return report
+
+
+def run_each(options: RunOptions, group: Group | None = None) -> int:
+    """``--each``: score every path of ``options`` on its own with one loaded network, printing a line
+    per path as it is done (JSON Lines with ``--json``; ``--output`` gets the JSON lines too). A path
+    that fails gives its own line under ``--skip-invalid`` and stops the run otherwise. Returns the
+    number of paths that failed."""
+    from .files import shown
+    from .scorer import InceptionScorer, resolve_device
+
+    main_rank = group is None or group.is_main
+    if main_rank:
+        _check_writable(options.output, "--output")
+    scorer = InceptionScorer(options.weights, device=resolve_device(options.device),
+                             allow_unverified=options.allow_unverified, precision=options.precision,  # type: ignore[arg-type]
+                             progress=_progress(options) and main_rank)
+    failed = 0
+    output = open(options.output, "w") if options.output is not None and main_rank else None
+    try:
+        for path in options.paths:
+            try:
+                report = run(dataclasses.replace(options, paths=(path,), output=None), group, scorer)
+            except InceptionScoreError as error:
+                if not options.skip_invalid:
+                    raise
+                failed += 1
+                record: dict[str, Any] = {"path": str(path), "input": str(path), "error": one_line_message(error)}
+                line = f"{shown(path)}: Error: {record['error']}"
+            else:
+                record = {"path": str(path), **report.to_json()}
+                line = f"{shown(path)}: {report.human_line()}"
+            if main_rank:
+                click.echo(json.dumps(record) if options.as_json else line)
+                if output is not None:
+                    output.write(json.dumps(record) + "\n")
+                    output.flush()
+    finally:
+        if output is not None:
+            output.close()
+    return failed
 
 
 def _warn_about(result: ISResult, options: RunOptions) -> None:
@@ -413,28 +455,36 @@ def _optional_path(value: str | None) -> Path | None:
               help="write each image's logits to this .npy (+ .json); rerunning the same command resumes it")
 @click.option("--from-logits", type=click.Path(dir_okay=False), default=None,
               help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS")
+@click.option("--each", is_flag=True,
+              help="score every PATH on its own, the network loaded once: one line per PATH (JSON Lines with "
+                   "--json, also written to --output); with --skip-invalid a PATH that fails gets its own line "
+                   "and the exit status is 2 once all are done")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
 def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size: int, device: str, num_workers: int, weights: str | None,
          allow_unverified_weights: bool, limit: int | None, shuffle: bool, seed: int, input_range: str | None,
          skip_invalid: bool, precision: str, per_class: str | None, labels: str | None, as_json: bool,
-         output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, debug: bool) -> None:
+         output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, each: bool,
+         debug: bool) -> None:
     """Inception Score of the images in PATHS (folders, .npy/.npz, .zip/.tar/.tar.gz), as in Salimans et al. 2016.
 
-    Several PATHS are scored as one set, in the order given.
+    Several PATHS are scored as one set, in the order given (with --each: each on its own).
     """
     if bool(paths) == bool(from_logits):
         raise click.UsageError("give PATHS of images, or --from-logits FILE (not both)")
     if split_size is not None and click.get_current_context().get_parameter_source("splits") not in (
             click.core.ParameterSource.DEFAULT, None):
         raise click.UsageError("give --splits or --split-size, not both")
+    if each and (per_class or save_logits or from_logits):
+        raise click.UsageError("--each scores every PATH on its own: --per-class, --save-logits and --from-logits "
+                               "name one file, so score those PATHS one at a time")
     options = RunOptions(
         paths=tuple(Path(p) for p in paths), splits=splits, split_size=split_size, batch_size=batch_size, device=device,
         num_workers=num_workers, weights=_optional_path(weights), allow_unverified=allow_unverified_weights,
         limit=limit, shuffle=shuffle, seed=seed, input_range=None if input_range is None else NAMED_RANGES[input_range],
         skip_invalid=skip_invalid, precision=precision, per_class=_optional_path(per_class),
         labels=_optional_path(labels), as_json=as_json, output=_optional_path(output), quiet=quiet,
-        save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits),
+        save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits), each=each,
     )
     group = None
     try:
@@ -444,7 +494,10 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         if launched_by_torchrun():
             options = dataclasses.replace(options, device=local_device(options.device))
             group = init_from_environment(resolve_device(options.device))
-        report = run(options, group)
+        if options.each:
+            failed = run_each(options, group)
+        else:
+            report = run(options, group)
     except KeyboardInterrupt as interrupt:
         outcome = str(interrupt) if isinstance(interrupt, Interrupted) else "no score was computed"
         click.echo(f"interrupted: {outcome}", err=True)
@@ -466,5 +519,9 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
 
             if torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
+    if options.each:  # its lines are printed as each PATH is done
+        if failed:
+            sys.exit(EXIT_BAD_INPUT)
+        return
     if group is None or group.is_main:
         click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
