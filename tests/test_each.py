@@ -74,12 +74,6 @@ def test_each_line_equals_its_own_run_and_the_weights_load_once(
     assert len(loads) == 2  # the counter sees every network built
 
 
-@pytest.fixture()
-def loaded_once(genuine_weights_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    scorer = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
-    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: scorer)
-
-
 def test_a_failing_input_gets_its_line_under_skip_invalid_and_stops_the_run_otherwise(
         checkpoints: list[Path], genuine_weights_file: Path, tmp_path: Path, loaded_once: None) -> None:
     broken = tmp_path / "step-1500.npz"

@@ -13,23 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import inception_score.scorer as scorer_module
 from inception_score import InputError
 from inception_score.cli import main
 from inception_score.files import dataset_labels, open_path
 from inception_score.order import label_order
 from inception_score.scorer import InceptionScorer
-
-
-@pytest.fixture(scope="module")
-def scorer(genuine_weights_file: Path) -> InceptionScorer:
-    return InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
-
-
-@pytest.fixture()
-def loaded_once(scorer: InceptionScorer, monkeypatch: pytest.MonkeyPatch) -> InceptionScorer:
-    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: scorer)
-    return scorer
 
 
 def run_json(*args: str) -> dict:

@@ -13,7 +13,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import inception_score.scorer as scorer_module
 from inception_score import InceptionScore, InputError, inception_score
 from inception_score.cli import main
 from inception_score.metric import SplitStatistics, split_bounds
@@ -32,18 +31,6 @@ def evaluator_scores(logits: np.ndarray, split_size: int) -> np.ndarray:
         kl = part * (np.log(part) - np.log(np.mean(part, axis=0, keepdims=True)))
         scores.append(np.exp(np.mean(np.sum(kl, axis=1))))
     return np.array(scores)
-
-
-@pytest.fixture(scope="module")
-def scorer(genuine_weights_file: Path) -> InceptionScorer:
-    return InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
-
-
-@pytest.fixture()
-def loaded_once(scorer: InceptionScorer, monkeypatch: pytest.MonkeyPatch) -> InceptionScorer:
-    """Command runs in this process use the network loaded once above."""
-    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: scorer)
-    return scorer
 
 
 @pytest.fixture(scope="module")
