@@ -125,3 +125,14 @@ def test_sample_files_keep_clear_errors(tmp_path: Path) -> None:
         dataset = open_path(tmp_path / "cut.npz")
         for index in range(len(dataset)):
             dataset[index]
+
+
+def test_the_size_limits_of_one_image_apply_to_array_files(tmp_path: Path) -> None:
+    from inception_score.files import ReadLimits
+
+    np.savez_compressed(tmp_path / "big.npz", np.zeros((2, 64, 64, 3), np.uint8))  # 4,096 pixels, 12,288 bytes each
+    with pytest.raises(InputError, match="each image is 64x64 pixels, 12,288 bytes, over the limit of 1,000 pixels"):
+        open_path(tmp_path / "big.npz", limits=ReadLimits(max_image_pixels=1000))
+    with pytest.raises(InputError, match="over the limit of .* or 12,000 bytes"):
+        open_path(tmp_path / "big.npz", limits=ReadLimits(max_file_bytes=12_000))
+    assert len(open_path(tmp_path / "big.npz", limits=ReadLimits(max_image_pixels=4096, max_file_bytes=12_288))) == 2
