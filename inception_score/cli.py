@@ -51,6 +51,7 @@ class RunOptions:
 
     paths: tuple[Path, ...]
     splits: int = 10
+    split_size: int | None = None  # chunks of this many images instead of `splits` parts (guided-diffusion's rule)
     batch_size: int = 64
     device: str = "auto"
     num_workers: int = 0
@@ -75,6 +76,13 @@ class RunOptions:
     z_dim: int | None = None
     num_classes: int | None = None
     z_distribution: str = "normal"
+    each: bool = False  # score every path on its own, the network loaded once
+
+    def split_rule(self) -> Any:
+        """The :class:`inception_score.metric.SplitRule` of ``splits`` / ``split_size``."""
+        from .metric import split_rule
+
+        return split_rule(None if self.split_size is not None else self.splits, self.split_size)
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,10 @@ class Report:
         else:
             weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable to published scores"
         skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
+        chunks = "" if result.split_size is None else f" of {result.split_size} images"
         return (
             f"Inception Score: {result.mean:.2f} ± {result.std:.2f}  ({result.num_images} images{skipped}, "
-            f"{result.splits} splits, {weights}, {_rate(result.images_per_second)} img/s on {self.device})"
+            f"{result.splits} splits{chunks}, {weights}, {_rate(result.images_per_second)} img/s on {self.device})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -107,7 +116,11 @@ class Report:
             "split_scores": list(result.split_scores),
             "num_images": result.num_images,
             "splits": result.splits,
+            "split_size": result.split_size,
             "input": self.description,
+            "label_histogram": None if result.label_histogram is None else {
+                str(label): count for label, count in result.label_histogram.items()},
+            "labels_sorted": result.labels_sorted,
             "shuffle": {"enabled": options.shuffle, "seed": options.seed if options.shuffle else None},
             "order": result.order,
             "order_check": {"ratio": _finite(result.order_ratio), "threshold": _finite(result.order_threshold),
@@ -217,9 +230,10 @@ def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, s
     return dataset, description, tuple(skipped)
 
 
-def run(options: RunOptions, group: Group | None = None) -> Report:
+def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer | None = None) -> Report:
     """Check everything cheap first, then score, then write the outputs asked for. In a process group
-    (torchrun) every rank scores its part; only rank 0 writes files and shows progress."""
+    (torchrun) every rank scores its part; only rank 0 writes files and shows progress. ``scorer``: a
+    network loaded already (``--each``), else it is loaded here."""
     from .files import ITEM_RANGE
     from .metric import check_split_count
     from .scorer import InceptionScorer, inception_score, resolve_device
@@ -248,17 +262,17 @@ def run(options: RunOptions, group: Group | None = None) -> Report:
     device = resolve_device(options.device)
     dataset, description, skipped = _inputs(options, group)
     count = len(dataset) if options.limit is None else min(len(dataset), options.limit)
-    check_split_count(count, options.splits)
+    check_split_count(count, options.split_rule())
 
     progress = _progress(options) and main_rank
-    scorer = InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
-                             precision=options.precision, progress=progress)  # type: ignore[arg-type]
+    scorer = scorer or InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
+                                       precision=options.precision, progress=progress)  # type: ignore[arg-type]
     if options.save_logits is not None:
         report = _score_saving_logits(dataset, count, description, skipped, scorer, options, progress)
         _write_outputs(report, options)
         return report
     result = inception_score(
-        dataset, splits=options.splits, batch_size=options.batch_size, num_workers=options.num_workers,
+        dataset, splits=options.split_rule(), batch_size=options.batch_size, num_workers=options.num_workers,
         limit=options.limit, shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
         input_range=ITEM_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
         return_marginal=options.per_class is not None, distributed=group is not None,
@@ -283,11 +297,51 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     result = score_generator(
         generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
         num_classes=options.num_classes, seed=options.seed, batch_size=options.batch_size,
-        input_range=options.input_range or (-1.0, 1.0), splits=options.splits, scorer=scorer, progress=progress,
+        input_range=options.input_range or (-1.0, 1.0), splits=options.split_rule(), scorer=scorer, progress=progress,
         return_marginal=options.per_class is not None, distributed=group is not None,
     )
     kind = "ONNX" if options.generator.suffix.lower() == ".onnx" else "TorchScript"
     return Report(result, f"{kind} generator {options.generator}", _device_name(scorer.device), (), options)
+
+
+def run_each(options: RunOptions, group: Group | None = None) -> int:
+    """``--each``: score every path of ``options`` on its own with one loaded network, printing a line
+    per path as it is done (JSON Lines with ``--json``; ``--output`` gets the JSON lines too). A path
+    that fails gives its own line under ``--skip-invalid`` and stops the run otherwise. Returns the
+    number of paths that failed."""
+    from .files import shown
+    from .scorer import InceptionScorer, resolve_device
+
+    main_rank = group is None or group.is_main
+    if main_rank:
+        _check_writable(options.output, "--output")
+    scorer = InceptionScorer(options.weights, device=resolve_device(options.device),
+                             allow_unverified=options.allow_unverified, precision=options.precision,  # type: ignore[arg-type]
+                             progress=_progress(options) and main_rank)
+    failed = 0
+    output = open(options.output, "w") if options.output is not None and main_rank else None
+    try:
+        for path in options.paths:
+            try:
+                report = run(dataclasses.replace(options, paths=(path,), output=None), group, scorer)
+            except InceptionScoreError as error:
+                if not options.skip_invalid:
+                    raise
+                failed += 1
+                record: dict[str, Any] = {"path": str(path), "input": str(path), "error": one_line_message(error)}
+                line = f"{shown(path)}: Error: {record['error']}"
+            else:
+                record = {"path": str(path), **report.to_json()}
+                line = f"{shown(path)}: {report.human_line()}"
+            if main_rank:
+                click.echo(json.dumps(record) if options.as_json else line)
+                if output is not None:
+                    output.write(json.dumps(record) + "\n")
+                    output.flush()
+    finally:
+        if output is not None:
+            output.close()
+    return failed
 
 
 def _warn_about(result: ISResult, options: RunOptions) -> None:
@@ -299,7 +353,11 @@ def _warn_about(result: ISResult, options: RunOptions) -> None:
               f"{result.order_ratio:.1f} times as much as in a random order of the same images (threshold "
               f"{result.order_threshold:.1f}). The paper's protocol assumes a random order: use --shuffle, or "
               f"order the files randomly", options)
-    reasons = [r for r in result.not_comparable if "looks ordered" not in r and "verified" not in r]
+    if result.labels_sorted:
+        _warn("the input's labels are sorted by class (one run per class), so its contiguous splits are not random "
+              "samples and the score is not the paper's: use --shuffle, or write the samples in random order", options)
+    reasons = [r for r in result.not_comparable
+               if "looks ordered" not in r and "verified" not in r and "sorted by class" not in r]
     if reasons:  # unverified weights are said on the result line itself
         _warn("not comparable with published scores: " + "; ".join(reasons), options)
 
@@ -330,21 +388,28 @@ def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped
             for batch in stream.batches:
                 writer.write(scorer.logits(batch))
                 advance(len(batch))
+    from .files import dataset_labels
+
     return _report_from_logits(options.save_logits, options, description, skipped, time.perf_counter() - start,
-                               _device_name(scorer.device), dtype=scorer.dtype)
+                               _device_name(scorer.device), dtype=scorer.dtype, labels=dataset_labels(dataset, count))
 
 
 def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
-                        elapsed: float, device: str, dtype: str = "float32") -> Report:
+                        elapsed: float, device: str, dtype: str = "float32", labels: Any = None) -> Report:
+    """The report of a complete logits file; ``labels``: the images' own, when the input had them."""
     from .logits_file import statistics_of
+    from .order import label_order
     from .scorer import result_from_statistics
 
-    stats, info = statistics_of(path, options.splits, options.seed if options.shuffle else None)
+    rule = options.split_rule()
+    shuffle_seed = options.seed if options.shuffle else None
+    stats, info = statistics_of(path, rule, shuffle_seed)
     result = result_from_statistics(
         stats, weights_path=info.weights_path, weights_sha256=info.weights_sha256,
         weights_verified=info.weights_verified, device=device, dtype=dtype, elapsed=elapsed,
         return_marginal=options.per_class is not None,
         order=f"shuffled (seed {options.seed})" if options.shuffle else "input order",
+        split_size=rule.split_size, labels=None if labels is None else label_order(labels, rule, shuffle_seed),
     )
     return Report(result, description or f"{info.input} (logits from {path})", device, skipped, options)
 
@@ -392,7 +457,10 @@ def _optional_path(value: str | None) -> Path | None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True,
-              help="contiguous splits (the paper: 10)")
+              help="contiguous splits of equal size (the paper: 10)")
+@click.option("--split-size", type=click.IntRange(min=1), default=None,
+              help="contiguous chunks of this many images instead, the last one shorter, as guided-diffusion's "
+                   "evaluator (5000); not with --splits")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
@@ -433,21 +501,31 @@ def _optional_path(value: str | None) -> Path | None:
               default="normal", show_default=True,
               help="z of --generator, by each sample's position and --seed: normal, uniform [-1,1), uniform-0-1, "
                    "unit (on the sphere), sobol-normal (scrambled Sobol through the inverse normal CDF)")
+@click.option("--each", is_flag=True,
+              help="score every PATH on its own, the network loaded once: one line per PATH (JSON Lines with "
+                   "--json, also written to --output); with --skip-invalid a PATH that fails gets its own line "
+                   "and the exit status is 2 once all are done")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
-def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_workers: int, weights: str | None,
+def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size: int, device: str, num_workers: int, weights: str | None,
          allow_unverified_weights: bool, limit: int | None, shuffle: bool, seed: int, input_range: str | None,
          skip_invalid: bool, precision: str, per_class: str | None, labels: str | None, as_json: bool,
-         output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None,
+         output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, each: bool,
          generator_file: str | None, num_samples: int, z_dim: int | None, num_classes: int | None,
          z_distribution: str, debug: bool) -> None:
     """Inception Score of the images in PATHS (folders, .npy/.npz, .zip/.tar/.tar.gz), as in Salimans et al. 2016.
 
-    Several PATHS are scored as one set, in the order given. With --generator FILE, the images are made by
-    that program and scored as they come, none written.
+    Several PATHS are scored as one set, in the order given (with --each: each on its own). With --generator
+    FILE, the images are made by that program and scored as they come, none written.
     """
     if bool(paths) + bool(from_logits) + bool(generator_file) != 1:
         raise click.UsageError("give PATHS of images, --from-logits FILE or --generator FILE (one of them)")
+    if split_size is not None and click.get_current_context().get_parameter_source("splits") not in (
+            click.core.ParameterSource.DEFAULT, None):
+        raise click.UsageError("give --splits or --split-size, not both")
+    if each and (per_class or save_logits or from_logits or generator_file):
+        raise click.UsageError("--each scores every PATH on its own: --per-class, --save-logits, --from-logits and "
+                               "--generator name one input or file, so score those one at a time")
     if generator_file:
         if z_dim is None:
             raise click.UsageError("--generator needs --z-dim, the length of the generator's z")
@@ -456,12 +534,12 @@ def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_
         if given:
             raise click.UsageError(f"{', '.join(given)} applies to PATHS of images, not to --generator")
     options = RunOptions(
-        paths=tuple(Path(p) for p in paths), splits=splits, batch_size=batch_size, device=device,
+        paths=tuple(Path(p) for p in paths), splits=splits, split_size=split_size, batch_size=batch_size, device=device,
         num_workers=num_workers, weights=_optional_path(weights), allow_unverified=allow_unverified_weights,
         limit=limit, shuffle=shuffle, seed=seed, input_range=None if input_range is None else NAMED_RANGES[input_range],
         skip_invalid=skip_invalid, precision=precision, per_class=_optional_path(per_class),
         labels=_optional_path(labels), as_json=as_json, output=_optional_path(output), quiet=quiet,
-        save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits),
+        save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits), each=each,
         generator=_optional_path(generator_file), num_samples=num_samples, z_dim=z_dim, num_classes=num_classes,
         z_distribution=z_distribution,
     )
@@ -473,7 +551,10 @@ def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_
         if launched_by_torchrun():
             options = dataclasses.replace(options, device=local_device(options.device))
             group = init_from_environment(resolve_device(options.device))
-        report = run(options, group)
+        if options.each:
+            failed = run_each(options, group)
+        else:
+            report = run(options, group)
     except KeyboardInterrupt as interrupt:
         outcome = str(interrupt) if isinstance(interrupt, Interrupted) else "no score was computed"
         click.echo(f"interrupted: {outcome}", err=True)
@@ -495,5 +576,9 @@ def main(paths: tuple[str, ...], splits: int, batch_size: int, device: str, num_
 
             if torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
+    if options.each:  # its lines are printed as each PATH is done
+        if failed:
+            sys.exit(EXIT_BAD_INPUT)
+        return
     if group is None or group.is_main:
         click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())

@@ -39,6 +39,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from .errors import ImageDecodeError, InputError
+from .npz import NpzMember, npz_keys
 from .pixels import InputRange, channels_axis, standardize_batch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -50,7 +51,8 @@ ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ITEM_RANGE: InputRange = (0.0, 255.0)  # float items of every reader are already mapped to this range
-_VALIDATION_CHUNK = 1024  # images per chunk when a float array is checked at open
+_VALIDATION_CHUNK = 1024  # images per chunk when a float array is checked at open,
+_VALIDATION_BYTES = 64 * 2**20  # and at most this many bytes
 
 # 40 MP (8000x5000) is above the 24-36 MP of most camera photos and 40 times a 1024x1024 sample; the
 # network sees 299x299 of it. Decoding costs about 13 bytes a pixel (Pillow's RGBX, the array, the
@@ -449,43 +451,84 @@ class ImageArchive(Dataset):
         return _channels_first(decode_image(data, self._member_name(index), self.limits))
 
 
+IMAGE_KEYS = ("images", "arr_0")  # the array of a .npz read as images: named so, or np.savez's first positional one
+LABEL_KEYS = ("labels", "y", "arr_1")  # and its labels, one integer per image: guided-diffusion writes arr_1
+
+
 class ImageArray(Dataset):
     """Images stored as one 4-d array in a ``.npy`` or ``.npz``: uint8 ``(N, H, W, 3)`` or ``(N, 3, H, W)``
     (one channel is repeated to RGB), or floats with a declared ``input_range``.
 
-    A ``.npz`` uses its array ``images``, else its only array. Shape, dtype, range and finiteness
-    are checked once at open, so errors come before any scoring. ``.npy`` files are memory-mapped.
+    A ``.npz`` uses its array ``images``, else ``arr_0`` (what ``np.savez(path, images, labels)``
+    writes, as guided-diffusion's samplers do), else its only array; ``description`` names the one
+    used. Labels are read from ``labels``, ``y`` or ``arr_1`` when present: one integer per image
+    (``labels``, ``(N,)`` int64; None without). Shape, dtype, range and finiteness are checked once at
+    open, so errors come before any scoring, and each image's size against ``limits``. Nothing is
+    read whole: ``.npy`` files are memory-mapped, ``.npz`` members read by rows (:mod:`.npz`).
     """
 
-    def __init__(self, path: Path, input_range: InputRange | None = None) -> None:
+    def __init__(self, path: Path, input_range: InputRange | None = None, limits: ReadLimits | None = None) -> None:
         self.path = Path(path)
         self.input_range = input_range
+        self.limits = limits or ReadLimits.from_environment()
+        self.key: str | None = None  # the .npz member read as images
+        self.label_key: str | None = None
         array = self._load()
         self._check(array)
         self.count = int(array.shape[0])
-        self.description = f"array {shown(self.path)} {tuple(array.shape)} {array.dtype}"
-        self._array: np.ndarray | None = array
+        self.labels = self._read_labels() if self.label_key is not None else None
+        member = "" if self.key is None else f" [{self.key!r}]"
+        self.description = f"array {shown(self.path)}{member} {tuple(array.shape)} {array.dtype}"
+        if self.labels is not None:
+            self.description += f", labels [{self.label_key!r}] ({len(np.unique(self.labels))} classes)"
+        self._array: np.ndarray | NpzMember | None = array
 
-    def _load(self) -> np.ndarray:
+    def _is_npy(self) -> bool:
+        return self.path.name.lower().endswith(".npy")
+
+    def _load(self) -> np.ndarray | NpzMember:
         try:
-            if self.path.name.lower().endswith(".npy"):
+            if self._is_npy():
                 return np.load(self.path, mmap_mode="r", allow_pickle=False)
-            with np.load(self.path, allow_pickle=False) as archive:
-                keys = list(archive.keys())
-                if "images" in keys:
-                    return archive["images"]
-                if len(keys) == 1:
-                    return archive[keys[0]]
+            if self.key is not None:  # a copy in another process: the member was chosen at open
+                return NpzMember(self.path, self.key)
+            keys = npz_keys(self.path)
+            chosen = [key for key in IMAGE_KEYS if key in keys]
+            if chosen:
+                self.key = chosen[0]
+            elif len(keys) == 1:
+                self.key = keys[0]
+            else:
                 raise InputError(
-                    f"{shown(self.path)} holds the arrays {keys} and none is named 'images': "
-                    f"save the images under that name (np.savez(path, images=...))"
+                    f"{shown(self.path)} holds the arrays {keys} and none is named 'images' (or 'arr_0', the first "
+                    f"array of np.savez(path, images, labels)): save the images under that name "
+                    f"(np.savez(path, images=...))"
                 )
+            self.label_key = next((key for key in LABEL_KEYS if key in keys and key != self.key), None)
+            return NpzMember(self.path, self.key)
         except InputError:
             raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as error:
             raise InputError(f"{shown(self.path)} could not be read as a numpy array file ({error})") from None
 
-    def _check(self, array: np.ndarray) -> None:
+    def _read_labels(self) -> np.ndarray:
+        """The ``(N,)`` labels, checked to be one integer per image."""
+        assert self.label_key is not None
+        try:
+            member = NpzMember(self.path, self.label_key)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+            raise InputError(f"{shown(self.path)}: its labels {self.label_key!r} could not be read ({error})") from None
+        if member.shape != (self.count,) or member.dtype.kind not in "iu":
+            raise InputError(
+                f"{shown(self.path)}: the array {self.label_key!r} is read as the images' labels, but it is "
+                f"{member.shape} {member.dtype}, not one integer per image ({self.count},); save labels as "
+                f"integers, or under another name if they are not labels"
+            )
+        labels = member.rows(0, self.count).astype(np.int64)
+        member.close()
+        return labels
+
+    def _check(self, array: np.ndarray | NpzMember) -> None:
         where = shown(self.path)
         if array.ndim != 4:
             raise InputError(
@@ -503,11 +546,21 @@ class ImageArray(Dataset):
             )
         if array.shape[0] == 0:
             raise InputError(f"{where} holds no images (shape {array.shape})")
-        channels_axis(array.shape, where)  # the whole array's shape in the message, not a slice's
+        axis = channels_axis(array.shape, where)  # the whole array's shape in the message, not a slice's
+        height, width = [size for i, size in enumerate(array.shape[1:], start=1) if i != axis]
+        image_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
+        if width * height > self.limits.max_image_pixels or image_bytes > self.limits.max_file_bytes:
+            raise InputError(
+                f"{where}: each image is {width}x{height} pixels, {image_bytes:,} bytes, over the limit of "
+                f"{self.limits.max_image_pixels:,} pixels or {self.limits.max_file_bytes:,} bytes for one image; "
+                f"if it is genuine, raise the limits ({ENV_MAX_PIXELS}={width * height}, "
+                f"{ENV_MAX_FILE_BYTES}={image_bytes})"
+            )
         if not floating:
             return
-        for start in range(0, array.shape[0], _VALIDATION_CHUNK):
-            chunk = np.array(array[start : start + _VALIDATION_CHUNK])
+        chunk_images = max(1, min(_VALIDATION_CHUNK, _VALIDATION_BYTES // image_bytes))
+        for start in range(0, array.shape[0], chunk_images):
+            chunk = np.array(array[start : start + chunk_images])
             finite = np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)
             if not finite.all():
                 first = start + int(np.argmin(finite))
@@ -519,7 +572,7 @@ class ImageArray(Dataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        if self.path.name.lower().endswith(".npy"):
+        if self._is_npy():
             state["_array"] = None  # a memory map: each process maps the file itself
         return state
 
@@ -567,7 +620,7 @@ def open_path(path: Path | str, *, input_range: InputRange | None = None, limits
         return image_folder(path, limits)
     lower = path.name.lower()
     if lower.endswith(ARRAY_EXTENSIONS):
-        return ImageArray(path, input_range)
+        return ImageArray(path, input_range, limits)
     if lower.endswith(ZIP_SUFFIXES + TAR_SUFFIXES):
         return ImageArchive(path, limits)
     if lower.endswith(IMAGE_EXTENSIONS):
@@ -575,6 +628,23 @@ def open_path(path: Path | str, *, input_range: InputRange | None = None, limits
     raise InputError(
         f"{shown(path)}: unsupported input; give a folder of images, a .npy/.npz array, or a .zip/.tar/.tar.gz archive"
     )
+
+
+def dataset_labels(dataset: Dataset, count: int | None = None) -> np.ndarray | None:
+    """The ``(N,)`` labels that came with the images of a reader (an ``.npz`` of samples and their
+    classes), in its order, the first ``count`` of them; None unless every part of it has labels."""
+    labels: np.ndarray | None = None
+    if isinstance(dataset, ImageArray):
+        labels = dataset.labels
+    elif isinstance(dataset, ConcatDataset):
+        parts = [dataset_labels(part) for part in dataset.datasets]
+        labels = None if any(part is None for part in parts) else np.concatenate(parts)  # type: ignore[arg-type]
+    elif isinstance(dataset, Subset):
+        inner = dataset_labels(dataset.dataset)
+        labels = None if inner is None else inner[np.asarray(dataset.indices, dtype=np.int64)]
+    if labels is None:
+        return None
+    return labels if count is None else labels[:count]
 
 
 def open_paths(

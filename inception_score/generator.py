@@ -46,7 +46,7 @@ import torch
 from .distributed import Group, agree, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
 from .inputs import InputRange, parse_input_range, standardize_batch
-from .metric import check_split_count
+from .metric import check_split_count, split_rule
 from .protocol import Z_DISTRIBUTIONS
 from .scorer import InceptionScorer, ISResult, Precision, _result, _SplitAccumulator, progress_bar
 
@@ -207,7 +207,8 @@ def score_generator(
     seed: int = 0,
     batch_size: int = 64,
     input_range: str | InputRange | None = (-1.0, 1.0),
-    splits: int = 10,
+    splits: int | None = None,
+    split_size: int | None = None,
     device: str | torch.device = "auto",
     weights: str | os.PathLike | None = None,
     allow_unverified: bool = False,
@@ -226,14 +227,16 @@ def score_generator(
     sample; put a module in eval mode first, unless its batch statistics are meant (then the batches
     matter). z follows ``z_distribution`` under ``seed`` by each sample's position (the module
     docstring), and ``result.generator`` records the rule with ``num_samples`` and ``batch_size``.
-    Splits are contiguous in sample order; the other arguments are those of
+    Splits are contiguous in sample order (``splits`` parts, 10 by default, or chunks of ``split_size``);
+    the other arguments are those of
     :func:`~inception_score.scorer.inception_score`, ``distributed`` included.
     """
     if num_samples < 1:
         raise InputError(f"num_samples must be at least 1, got {num_samples}")
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
-    check_split_count(num_samples, splits)
+    rule = split_rule(splits, split_size)
+    check_split_count(num_samples, rule)
     spec = LatentSpec(z_dim, z_distribution, seed, num_classes)
     pixel_range = parse_input_range(input_range)
     group = current_group(distributed)
@@ -250,7 +253,7 @@ def score_generator(
         agree(group, error)
     assert scorer is not None
     start, stop = (0, num_samples) if group is None else shard_bounds(num_samples, group.rank, group.world_size)
-    accumulator = _SplitAccumulator(splits, stop - start, None, start, num_samples)
+    accumulator = _SplitAccumulator(rule, stop - start, None, start, num_samples)
     batches = _batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range)
     began = time.perf_counter()
     with progress_bar(progress and main, stop - start) as bar:
@@ -265,7 +268,8 @@ def score_generator(
             run_in_lockstep(group, batches, lockstep_steps(num_samples, group.world_size, batch_size), work)
     stats = accumulator.finish()
     order = "sample order" if group is None else f"sample order, shared out over {group.world_size} processes"
-    result = _result(stats, scorer, time.perf_counter() - began, return_marginal, order, group)
+    result = _result(stats, scorer, time.perf_counter() - began, return_marginal, order, group,
+                     split_size=rule.split_size)
     record = {**spec.describe(), "num_samples": num_samples, "batch_size": batch_size,
               "input_range": None if pixel_range is None else list(pixel_range),
               "training_mode": getattr(generator, "training", None)}

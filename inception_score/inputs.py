@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .errors import InputError
-from .files import open_paths
+from .files import dataset_labels, open_paths
 # NAMED_RANGES and InputRange are imported from here by the CLI and the scorer.
 from .pixels import (  # noqa: F401
     NAMED_RANGES,
@@ -39,11 +39,13 @@ ImageBatch = Union[torch.Tensor, list[torch.Tensor]]
 
 @dataclass
 class ImageStream:
-    """Batches of images, their total count when known up front, and what they came from."""
+    """Batches of images, their total count when known up front, and what they came from; ``labels``
+    ``(N,)`` int64: the classes that came with the images (a sample file's), else None."""
 
     batches: Iterable[ImageBatch]
     num_images: int | None
     description: str
+    labels: np.ndarray | None = None
 
 
 class _CollateImages:
@@ -203,5 +205,5 @@ def _dataset_stream(
         pin_memory=pin_memory,
         persistent_workers=False,
     )
-    return ImageStream(loader, count, description)
+    return ImageStream(loader, count, description, dataset_labels(dataset, count))
 

@@ -18,7 +18,7 @@ import torch
 from numpy.lib.format import open_memmap
 
 from .errors import InputError
-from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions
+from .metric import SplitRule, SplitStatistics, check_split_count, shuffled_positions, split_of_positions, split_rule
 
 NUM_CLASSES = 1008
 _ROWS_PER_PASS = 4096  # rows read at a time when re-scoring: memory stays ~16 MB whatever N
@@ -99,8 +99,9 @@ def open_for_writing(path: Path, num_images: int, weights_sha256: str, weights_p
     return LogitsWriter(path, fresh)
 
 
-def statistics_of(path: Path, splits: int, shuffle_seed: int | None) -> tuple[SplitStatistics, LogitsInfo]:
-    """The split statistics of a complete logits file (contiguous splits, or shuffled by ``shuffle_seed``)."""
+def statistics_of(path: Path, splits: int | SplitRule, shuffle_seed: int | None) -> tuple[SplitStatistics, LogitsInfo]:
+    """The split statistics of a complete logits file (contiguous splits, or shuffled by ``shuffle_seed``;
+    ``splits``: a count or a :class:`SplitRule`)."""
     info = read_info(path)
     if info.done != info.num_images:
         raise InputError(f"{path} holds {info.done} of {info.num_images} images: finish it by running the same "
@@ -110,7 +111,7 @@ def statistics_of(path: Path, splits: int, shuffle_seed: int | None) -> tuple[Sp
         raise InputError(f"{path} has shape {rows.shape} {rows.dtype}, not ({info.num_images}, {NUM_CLASSES}) float32")
     check_split_count(info.num_images, splits)
     positions = shuffled_positions(info.num_images, shuffle_seed) if shuffle_seed is not None else np.arange(info.num_images)
-    stats = SplitStatistics.zeros(splits, NUM_CLASSES)
+    stats = SplitStatistics.zeros(split_rule(splits).split_count(info.num_images), NUM_CLASSES)
     for start in range(0, info.num_images, _ROWS_PER_PASS):
         stop = min(start + _ROWS_PER_PASS, info.num_images)
         stats.add(torch.from_numpy(np.array(rows[start:stop])),

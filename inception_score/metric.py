@@ -1,8 +1,10 @@
 """The Inception Score itself: pure functions from logits to numbers, no network, no IO.
 
-IS = exp( E_x KL( p(y|x) || p(y) ) ), computed per split over ``splits`` contiguous chunks of the
-images in input order (chunk i = images [i*N//splits, (i+1)*N//splits)), reported as the mean and
-the population standard deviation (ddof=0) of the split scores (REFERENCE.md section 1).
+IS = exp( E_x KL( p(y|x) || p(y) ) ), computed per split over contiguous chunks of the images in
+input order, reported as the mean and the population standard deviation (ddof=0) of the split scores
+(REFERENCE.md section 1). :class:`SplitRule` says where the chunks end: ``splits`` equal parts (the
+paper's code: chunk i = images [i*N//splits, (i+1)*N//splits)), or chunks of ``split_size`` images,
+the last one shorter (guided-diffusion's evaluator). Both agree at 50,000 images in chunks of 5,000.
 
 Per split only two sufficient statistics are needed, thanks to the exact identity
 
@@ -24,24 +26,79 @@ import torch
 from .errors import InputError
 
 
-def check_split_count(num_images: int, splits: int) -> None:
-    """Raise :class:`InputError` unless ``splits >= 1`` and every split gets at least one image."""
-    if splits < 1:
-        raise InputError(f"splits must be at least 1, got {splits}")
-    if num_images < splits:
+@dataclass(frozen=True)
+class SplitRule:
+    """How the images, in scoring order, are cut into contiguous splits; exactly one field is set.
+
+    ``splits``: that many parts, split i = images ``[i*N//splits, (i+1)*N//splits)`` (the paper's code).
+    ``split_size``: chunks of that many images, split i = ``[i*K, min((i+1)*K, N))``, the last one
+    shorter when K does not divide N (``compute_inception_score`` of guided-diffusion's evaluator).
+    """
+
+    splits: int | None = 10
+    split_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.splits is None) == (self.split_size is None):
+            raise InputError("give either a number of splits or a split size, not both")
+        if self.splits is not None and self.splits < 1:
+            raise InputError(f"splits must be at least 1, got {self.splits}")
+        if self.split_size is not None and self.split_size < 1:
+            raise InputError(f"split_size must be at least 1, got {self.split_size}")
+
+    def split_count(self, num_images: int) -> int:
+        """The number of splits of ``num_images`` images."""
+        if self.splits is not None:
+            return self.splits
+        return -(-num_images // self.split_size)  # type: ignore[operator]
+
+    def describe(self) -> str:
+        """``10 splits`` or ``chunks of 5000 images``, for messages."""
+        return f"{self.splits} splits" if self.splits is not None else f"chunks of {self.split_size} images"
+
+
+def split_rule(splits: int | SplitRule | None = None, split_size: int | None = None) -> SplitRule:
+    """The rule of the API's ``splits`` / ``split_size`` arguments: ``split_size`` alone gives chunks of
+    that size, ``splits`` alone (or neither: 10) that many parts; both at once is an error."""
+    if isinstance(splits, SplitRule):
+        if split_size is not None:
+            raise InputError("give either splits or split_size, not both")
+        return splits
+    if splits is not None and split_size is not None:
+        raise InputError(f"give either splits ({splits}) or split_size ({split_size}), not both: "
+                         "split_size cuts chunks of that many images, splits that many equal parts")
+    if split_size is not None:
+        return SplitRule(splits=None, split_size=split_size)
+    return SplitRule(splits=10 if splits is None else splits)
+
+
+def check_split_count(num_images: int, splits: int | SplitRule) -> None:
+    """Raise :class:`InputError` unless the rule is valid and every split gets at least one image."""
+    rule = split_rule(splits)
+    if rule.split_size is not None:
+        if num_images < 1:
+            raise InputError(f"no images to cut into {rule.describe()}")
+        return
+    assert rule.splits is not None
+    if num_images < rule.splits:
         raise InputError(
-            f"{num_images} images cannot be divided into {splits} splits: "
-            f"give at least {splits} images or lower splits (the paper used 50,000 images, 10 splits)"
+            f"{num_images} images cannot be divided into {rule.splits} splits: "
+            f"give at least {rule.splits} images or lower splits (the paper used 50,000 images, 10 splits)"
         )
 
 
-def split_bounds(num_images: int, splits: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]``: split ``i`` is images ``[i*N//splits, (i+1)*N//splits)``."""
+def split_bounds(num_images: int, splits: int | SplitRule) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` of each split of ``num_images`` images under the rule (:class:`SplitRule`)."""
     check_split_count(num_images, splits)
-    return [(i * num_images // splits, (i + 1) * num_images // splits) for i in range(splits)]
+    rule = split_rule(splits)
+    if rule.split_size is not None:
+        size = rule.split_size
+        return [(start, min(start + size, num_images)) for start in range(0, num_images, size)]
+    count = rule.split_count(num_images)
+    return [(i * num_images // count, (i + 1) * num_images // count) for i in range(count)]
 
 
-def split_of_positions(positions: np.ndarray, num_images: int, splits: int) -> np.ndarray:
+def split_of_positions(positions: np.ndarray, num_images: int, splits: int | SplitRule) -> np.ndarray:
     """The split index of each 0-based position in the (possibly shuffled) order of the images."""
     stops = np.array([stop for _, stop in split_bounds(num_images, splits)])
     return np.searchsorted(stops, positions, side="right")
@@ -137,16 +194,19 @@ def summarize(split_scores: np.ndarray) -> tuple[float, float]:
 
 
 def inception_score_from_logits(
-    logits: torch.Tensor | np.ndarray, splits: int = 10, shuffle_seed: int | None = None
+    logits: torch.Tensor | np.ndarray, splits: int | SplitRule | None = None, shuffle_seed: int | None = None,
+    split_size: int | None = None,
 ) -> np.ndarray:
-    """``(N, C)`` logits of all images, in input order -> ``(splits,)`` split scores.
+    """``(N, C)`` logits of all images, in input order -> ``(S,)`` split scores (``splits``, default 10,
+    or chunks of ``split_size``: :class:`SplitRule`).
 
     ``shuffle_seed`` reorders the images first, exactly as torch-fidelity does.
     """
     logits = torch.as_tensor(logits)
     num_images = logits.shape[0]
-    check_split_count(num_images, splits)
+    rule = split_rule(splits, split_size)
+    check_split_count(num_images, rule)
     positions = shuffled_positions(num_images, shuffle_seed) if shuffle_seed is not None else np.arange(num_images)
-    stats = SplitStatistics.zeros(splits, logits.shape[1])
-    stats.add(logits, split_of_positions(positions, num_images, splits))
+    stats = SplitStatistics.zeros(rule.split_count(num_images), logits.shape[1])
+    stats.add(logits, split_of_positions(positions, num_images, rule))
     return stats.scores()

@@ -33,6 +33,15 @@ per split such coincidences reach the largest possible R, (N - 1)/(S - 1): nothi
 Power: a class-sorted order gives R ~ eta^2 (N - 1)/(S - 1), eta^2 the share of T explained by
 the class, so it is flagged from about N = 5 (S - 1) / eta^2 images on. With the development
 weights eta^2 ~ 0.065 on CIFAR-10 (10 splits: 500 images not flagged, 1000 flagged).
+
+Labels, when the samples carry them (a guided-diffusion ``.npz``: ``arr_1``), make a second check
+that needs nothing from the network (:func:`label_order`): the input is *sorted by class* when each
+class present forms one contiguous run in the order the splits are cut from, with at least two
+classes and two splits, so that some split misses a class that is present. A random order of N
+labels with class counts n_1..n_C falls into one run per class with probability exactly
+C! n_1! ... n_C! / N!; the flag needs that below :data:`SORTED_CHANCE` (2 classes of 12 images: 7e-7;
+5 classes of 3: 7e-7; 12 distinct labels: 1, never flagged). Unlike the ratio above it does not depend
+on what the network sees in the images, nor on their number per split.
 """
 
 from __future__ import annotations
@@ -44,9 +53,10 @@ import numpy as np
 from scipy.stats import f as f_distribution
 
 from .errors import InputError
-from .metric import SplitStatistics
+from .metric import SplitRule, SplitStatistics, shuffled_positions, split_bounds
 
 FALSE_ALARM_RATE = 1e-6
+SORTED_CHANCE = 1e-6  # the largest chance that a random order is grouped by class which still flags it
 MIN_IMAGES_PER_SPLIT = 10
 
 
@@ -116,3 +126,40 @@ def order_diagnostic(stats: SplitStatistics, false_alarm_rate: float = FALSE_ALA
     else:
         ratio = math.nan
     return OrderDiagnostic(ratio=ratio, threshold=threshold, flagged=bool(ratio > threshold))
+
+
+@dataclass(frozen=True)
+class LabelOrder:
+    """What the samples' own class labels say about the splits (sample files that carry labels,
+    such as guided-diffusion's ``arr_1``).
+
+    ``histogram``: label -> number of images. ``sorted_by_class``: every class present forms one
+    contiguous run in the order the splits are cut from, there are at least two classes and two
+    splits (so at least one split misses a class present), and a random order of these labels would
+    be so grouped with probability below :data:`SORTED_CHANCE` (the module docstring). ``classes_per_split``:
+    the fewest and the most classes a split holds.
+    """
+
+    histogram: dict[int, int]
+    sorted_by_class: bool
+    classes_per_split: tuple[int, int]
+
+
+def label_order(labels: np.ndarray, splits: int | SplitRule, shuffle_seed: int | None = None) -> LabelOrder:
+    """The :class:`LabelOrder` of ``(N,)`` integer labels of the scored images, in input order, under
+    contiguous splits (``splits``: a count or a :class:`SplitRule`) taken after the optional shuffle."""
+    labels = np.asarray(labels)
+    count = len(labels)
+    values, counts = np.unique(labels, return_counts=True)
+    histogram = {int(v): int(c) for v, c in zip(values, counts)}
+    in_split_order = np.empty_like(labels)
+    in_split_order[shuffled_positions(count, shuffle_seed) if shuffle_seed is not None else np.arange(count)] = labels
+    bounds = split_bounds(count, splits)
+    runs = 1 + int(np.count_nonzero(in_split_order[1:] != in_split_order[:-1]))
+    per_split = [len(np.unique(in_split_order[start:stop])) for start, stop in bounds]
+    # log of C! n_1! ... n_C! / N!, the chance of one run per class in a random order of these labels
+    log_chance = math.lgamma(len(values) + 1) + sum(math.lgamma(n + 1) for n in counts) - math.lgamma(count + 1)
+    grouped = (len(values) >= 2 and len(bounds) >= 2 and runs == len(values)
+               and log_chance < math.log(SORTED_CHANCE))
+    return LabelOrder(histogram=histogram, sorted_by_class=grouped,
+                      classes_per_split=(min(per_split), max(per_split)))

@@ -8,5 +8,7 @@ InputRange = tuple[float, float]
 NAMED_RANGES: dict[str, InputRange] = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
 TORCH_FIDELITY_SEED = 2020  # torch-fidelity's default rng_seed for its shuffle
 PUBLISHED_IMAGES, PUBLISHED_SPLITS = 50_000, 10  # the protocol behind published scores (REFERENCE.md 1)
+# guided-diffusion's evaluator cuts chunks of this size: at 50,000 images, the same 10 splits.
+PUBLISHED_SPLIT_SIZE = PUBLISHED_IMAGES // PUBLISHED_SPLITS
 # How score_generator may draw z (inception_score.generator says how each is drawn).
 Z_DISTRIBUTIONS = ("normal", "uniform", "uniform-0-1", "unit", "sobol-normal")

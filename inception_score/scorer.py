@@ -38,10 +38,19 @@ from .distributed import (
     subtract_statistics,
 )
 from .errors import InputError
+from .files import dataset_labels
 from .inputs import ImageBatch, InputRange, _is_path_like, _is_single_image, image_stream, parse_input_range, standardize_batch
-from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions, summarize
-from .order import order_diagnostic
-from .protocol import PUBLISHED_IMAGES, PUBLISHED_SPLITS, TORCH_FIDELITY_SEED
+from .metric import (
+    SplitRule,
+    SplitStatistics,
+    check_split_count,
+    shuffled_positions,
+    split_of_positions,
+    split_rule,
+    summarize,
+)
+from .order import LabelOrder, label_order, order_diagnostic
+from .protocol import PUBLISHED_IMAGES, PUBLISHED_SPLIT_SIZE, PUBLISHED_SPLITS, TORCH_FIDELITY_SEED
 from .network import FEATURE_DIM, INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
 from .precision import native_bf16_cpu, precision_scope
 from .preprocess import to_network_input
@@ -92,6 +101,11 @@ class ISResult:
     precision: str = "exact"  # what was used: "fast" (float16 / bfloat16 / TF32) or "exact" (float32)
     precision_note: str = ""  # e.g. why "fast" fell back to exact
     precision_deviation: float | None = None  # measured relative IS deviation of this fast mode from exact
+    split_size: int | None = None  # chunks of this many images, the last one shorter (None: `splits` equal parts)
+    # The samples' own labels, when the input carries them (a guided-diffusion .npz): label -> images,
+    # and whether they are sorted by class under these splits, a certainty (inception_score.order.label_order).
+    label_histogram: dict[int, int] | None = None
+    labels_sorted: bool = False
     # Images made by score_generator: how z was drawn (seed, distribution, rule), num_samples, batch_size.
     generator: dict[str, Any] | None = None
 
@@ -113,6 +127,8 @@ class ISResult:
         data["images_per_second"] = self.images_per_second
         data["comparable"] = self.comparable
         data["not_comparable"] = list(self.not_comparable)
+        if self.label_histogram is not None:  # JSON keys are strings
+            data["label_histogram"] = {str(label): count for label, count in self.label_histogram.items()}
         for key in ("order_ratio", "order_threshold"):  # JSON has no NaN or Infinity
             data[key] = data[key] if math.isfinite(data[key]) else None
         return data
@@ -122,6 +138,8 @@ class ISResult:
         text = f"{self.mean:.4f} ± {self.std:.4f} ({self.num_images} images, {self.splits} splits, {verified})"
         if self.order_flagged:
             text += f" [input looks ordered: split marginals differ {self.order_ratio:.1f}x a random order's]"
+        if self.labels_sorted:
+            text += " [input sorted by class: its labels form one run per class]"
         return text
 
 
@@ -293,18 +311,16 @@ class _SplitAccumulator:
     which is exact too but costs 4 KB per image.
     """
 
-    def __init__(self, splits: int, num_images: int | None, shuffle_seed: int | None,
+    def __init__(self, splits: int | SplitRule, num_images: int | None, shuffle_seed: int | None,
                  offset: int = 0, total: int | None = None) -> None:
         total = num_images if total is None else total
+        self.splits = split_rule(splits)
         if total is not None:
-            check_split_count(total, splits)
-        elif splits < 1:
-            check_split_count(0, splits)
-        self.splits = splits
+            check_split_count(total, self.splits)
         self.total = total
         self.shuffle_seed = shuffle_seed
         self.seen = 0
-        self.stats = SplitStatistics.zeros(splits, NUM_CLASSES)
+        self.stats = SplitStatistics.zeros(self.splits.split_count(total or 1), NUM_CLASSES)
         self.buffer: list[torch.Tensor] = []
         self.positions: np.ndarray | None = None
         if num_images is not None and total is not None:
@@ -336,7 +352,7 @@ class _SplitAccumulator:
             total = self.seen if total is None else total
             check_split_count(total, self.splits)
             positions = self._positions(total)[offset : offset + self.seen]
-            stats = SplitStatistics.zeros(self.splits, NUM_CLASSES)
+            stats = SplitStatistics.zeros(self.splits.split_count(total), NUM_CLASSES)
             start = 0
             for logits in self.buffer:
                 stop = start + logits.shape[0]
@@ -351,6 +367,7 @@ class _SplitAccumulator:
 def _result(
     stats: SplitStatistics, scorer: InceptionScorer, elapsed: float, return_marginal: bool,
     order: str = "input order", group: Group | None = None, shuffled: bool = False,
+    split_size: int | None = None, labels: LabelOrder | None = None,
 ) -> ISResult:
     exchanged = 0
     if group is not None:
@@ -363,6 +380,7 @@ def _result(
         device=str(scorer.device), dtype=scorer.dtype, elapsed=elapsed, return_marginal=return_marginal, order=order,
         processes=1 if group is None else group.world_size, exchanged_bytes=exchanged, shuffled=shuffled,
         precision=getattr(scorer, "effective_precision", "exact"), precision_note=getattr(scorer, "precision_note", ""),
+        split_size=split_size, labels=labels,
     )
 
 
@@ -370,9 +388,13 @@ def result_from_statistics(
     stats: SplitStatistics, *, weights_path: str, weights_sha256: str, weights_verified: bool, device: str,
     dtype: str, elapsed: float, return_marginal: bool = False, order: str = "input order", processes: int = 1,
     exchanged_bytes: int = 0, shuffled: bool = False, precision: str = "exact", precision_note: str = "",
+    split_size: int | None = None, labels: LabelOrder | None = None,
 ) -> ISResult:
     """The :class:`ISResult` of complete split statistics (all images, all processes), with the order
-    diagnostic and the reasons, if any, why it is not comparable with published scores."""
+    diagnostic and the reasons, if any, why it is not comparable with published scores.
+
+    ``split_size``: the statistics were cut in chunks of that many images (else in equal parts);
+    ``labels``: what the samples' own labels say about the order (:func:`inception_score.order.label_order`)."""
     scores = stats.scores()
     mean, std = summarize(scores)
     diagnostic = order_diagnostic(stats)
@@ -382,12 +404,23 @@ def result_from_statistics(
         reasons.append("the weights are not the verified 2015-12-05 Inception network")
     if num_images != PUBLISHED_IMAGES:
         reasons.append(f"{num_images} images (published scores use {PUBLISHED_IMAGES:,})")
-    if stats.splits != PUBLISHED_SPLITS:
+    if split_size is None and stats.splits != PUBLISHED_SPLITS:
         reasons.append(f"{stats.splits} splits (published scores use {PUBLISHED_SPLITS})")
+    if split_size is not None and (num_images, split_size) != (PUBLISHED_IMAGES, PUBLISHED_SPLIT_SIZE):
+        last = num_images - (stats.splits - 1) * split_size
+        reasons.append(
+            f"{stats.splits} chunks of {split_size} images{f', the last of {last}' if last != split_size else ''} "
+            f"(the published protocol: {PUBLISHED_IMAGES:,} images in {PUBLISHED_SPLITS} chunks of "
+            f"{PUBLISHED_SPLIT_SIZE:,})")
     if shuffled:
         reasons.append("shuffled before splitting (the paper's splits are contiguous in input order)")
     if diagnostic.flagged:
         reasons.append("the input looks ordered (for example by class): its splits are not random samples")
+    if labels is not None and labels.sorted_by_class:
+        fewest, most = labels.classes_per_split
+        reasons.append(f"the input is sorted by class (its labels form one run per class): each split holds "
+                       f"{fewest}{f' to {most}' if most != fewest else ''} of the {len(labels.histogram)} classes, "
+                       "so its splits are not random samples")
     if precision != "exact":
         reasons.append(f"precision {precision!r} (published scores are float32)")
     return ISResult(
@@ -414,13 +447,17 @@ def result_from_statistics(
         precision_note=precision_note,
         precision_deviation=(None if precision != "fast" else FAST_CPU_IS_DEVIATION if device.startswith("cpu")
                              else FAST_CUDA_IS_DEVIATION if dtype == "float16" else None),  # what was measured
+        split_size=split_size,
+        label_histogram=None if labels is None else dict(labels.histogram),
+        labels_sorted=labels is not None and labels.sorted_by_class,
     )
 
 
 def inception_score(
     images: Any,
     *,
-    splits: int = 10,
+    splits: int | None = None,
+    split_size: int | None = None,
     batch_size: int = 64,
     device: str | torch.device = "auto",
     weights: str | os.PathLike | None = None,
@@ -443,7 +480,8 @@ def inception_score(
     ``input_range``; a sequence of images of any sizes; an iterable of batches; a ``Dataset`` or
     ``DataLoader`` yielding images or ``(image, label)``; or a path (folder, .npy/.npz, archive).
     Splits are contiguous in input order unless ``shuffle`` (torch-fidelity's permutation with
-    ``seed``). ``num_images`` announces the length of an unsized iterable, so that memory stays flat.
+    ``seed``): ``splits`` equal parts (default 10, the paper's code), or chunks of ``split_size`` images,
+    the last one shorter (guided-diffusion's evaluator); not both. ``num_images`` announces the length of an unsized iterable, so that memory stays flat.
     Pass a ready ``scorer`` to reuse a loaded network across calls.
 
     Inside an initialised ``torch.distributed`` process group (unless ``distributed=False``), a sized
@@ -451,13 +489,12 @@ def inception_score(
     contiguous part, the statistics are summed once, and every process returns the result one process
     would give on the same images in the same order (:mod:`inception_score.distributed`).
     """
-    if splits < 1:
-        check_split_count(0, splits)  # raises the "splits must be at least 1" error
+    rule = split_rule(splits, split_size)  # raises on a bad or doubly given rule, before anything loads
     group = current_group(distributed)
     shuffle_seed = seed if shuffle else None
     order = f"shuffled (seed {seed})" if shuffle else "input order"
     if group is not None:
-        return _distributed_score(group, images, splits, batch_size, device, weights, allow_unverified, input_range,
+        return _distributed_score(group, images, rule, batch_size, device, weights, allow_unverified, input_range,
                                   shuffle_seed, order, num_workers, limit, progress, precision, return_marginal, scorer)
     scorer = scorer or InceptionScorer(
         weights, device=device, allow_unverified=allow_unverified, precision=precision, progress=progress
@@ -471,14 +508,16 @@ def inception_score(
         num_images=num_images,
         pin_memory=scorer.device.type == "cuda",
     )
-    accumulator = _SplitAccumulator(splits, stream.num_images, shuffle_seed)
+    accumulator = _SplitAccumulator(rule, stream.num_images, shuffle_seed)
     start = time.perf_counter()
     with progress_bar(progress, stream.num_images) as bar:
         for batch in stream.batches:
             accumulator.add(scorer.logits(batch))
             bar(len(batch))
     stats = accumulator.finish()
-    return _result(stats, scorer, time.perf_counter() - start, return_marginal, order, shuffled=shuffle)
+    labels = None if stream.labels is None else label_order(stream.labels, rule, shuffle_seed)
+    return _result(stats, scorer, time.perf_counter() - start, return_marginal, order, shuffled=shuffle,
+                   split_size=rule.split_size, labels=labels)
 
 
 @contextlib.contextmanager
@@ -497,9 +536,10 @@ def progress_bar(enabled: bool, total: int | None) -> Iterator[Callable[[int], A
 
 
 def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
-           group: Group) -> tuple[Any, InputRange | None, int, int, int]:
-    """This rank's part of a sized input: ``(part, its input range, global count, offset, local count)``.
-    Only the part is read: files are listed, not decoded, before the split."""
+           group: Group) -> tuple[Any, InputRange | None, int, int, int, np.ndarray | None]:
+    """This rank's part of a sized input: ``(part, its input range, global count, offset, local count,
+    the labels of all the images scored or None)``. Only the part is read: files are listed, not decoded,
+    before the split."""
     input_range = parse_input_range(input_range)
     if _is_path_like(images):
         from .files import open_paths
@@ -523,14 +563,16 @@ def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
     total = len(source) if limit is None else min(len(source), limit)
     check_split_count(total, 1)
     start, stop = shard_bounds(total, group.rank, group.world_size)
+    labels = None
     if isinstance(source, Dataset):
         part = Subset(source, range(start, stop))
+        labels = dataset_labels(source, total)
     else:
         part = source[start:stop]
-    return part, input_range, total, start, stop - start
+    return part, input_range, total, start, stop - start, labels
 
 
-def _distributed_score(group: Group, images: Any, splits: int, batch_size: int, device: str | torch.device,
+def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size: int, device: str | torch.device,
                        weights: str | os.PathLike | None, allow_unverified: bool, input_range: str | InputRange | None,
                        shuffle_seed: int | None, order: str, num_workers: int, limit: int | None, progress: bool,
                        precision: Precision, return_marginal: bool, scorer: InceptionScorer | None) -> ISResult:
@@ -539,7 +581,7 @@ def _distributed_score(group: Group, images: Any, splits: int, batch_size: int, 
     try:
         scorer = scorer or InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
                                            precision=precision, progress=progress and group.is_main)
-        part, part_range, total, offset, count = _shard(images, input_range, limit, group)
+        part, part_range, total, offset, count, labels = _shard(images, input_range, limit, group)
         check_split_count(total, splits)
         batches: Iterable[ImageBatch] = []
         if count:
@@ -565,7 +607,9 @@ def _distributed_score(group: Group, images: Any, splits: int, batch_size: int, 
     agree(group, error)
     assert stats is not None
     return _result(stats, scorer, time.perf_counter() - start, return_marginal,
-                   f"{order}, shared out over {group.world_size} processes", group, shuffled=shuffle_seed is not None)
+                   f"{order}, shared out over {group.world_size} processes", group, shuffled=shuffle_seed is not None,
+                   split_size=splits.split_size,
+                   labels=None if labels is None else label_order(labels, splits, shuffle_seed))
 
 
 class InceptionScore:
@@ -591,8 +635,9 @@ class InceptionScore:
 
     def __init__(
         self,
-        splits: int = 10,
+        splits: int | None = None,
         *,
+        split_size: int | None = None,
         num_images: int | None = None,
         weights: str | os.PathLike | None = None,
         device: str | torch.device = "auto",
@@ -605,7 +650,7 @@ class InceptionScore:
         scorer: InceptionScorer | None = None,
         distributed: bool | None = None,
     ) -> None:
-        self.splits = splits
+        self.splits = split_rule(splits, split_size)  # 10 equal parts by default, or chunks of split_size
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
         self.shuffle_seed = seed if shuffle else None
@@ -662,9 +707,10 @@ class InceptionScore:
         if group is None:
             if self._indexed is not None:
                 return _result(self._indexed.finish(None), self.scorer, self._elapsed, return_marginal,
-                               f"{self.order} of the data set's indices", shuffled=self.shuffle_seed is not None)
+                               f"{self.order} of the data set's indices", shuffled=self.shuffle_seed is not None,
+                               split_size=self.splits.split_size)
             return _result(self._accumulator.finish(), self.scorer, self._elapsed, return_marginal, self.order,
-                           shuffled=self.shuffle_seed is not None)
+                           shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size)
         stats, error = None, None
         try:
             if self._indexed is not None:
@@ -679,7 +725,7 @@ class InceptionScore:
         agree(group, error)
         assert stats is not None
         return _result(stats, self.scorer, self._elapsed, return_marginal, order, group,
-                       shuffled=self.shuffle_seed is not None)
+                       shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size)
 
 
 def _check_indices(indices: Any, count: int, num_images: int | None) -> np.ndarray:
@@ -702,13 +748,13 @@ class _IndexedAccumulator:
     but the lowest that saw them; for that, each rank keeps the logits of its last ``keep_last`` images.
     """
 
-    def __init__(self, splits: int, num_images: int, shuffle_seed: int | None, keep_last: int) -> None:
+    def __init__(self, splits: int | SplitRule, num_images: int, shuffle_seed: int | None, keep_last: int) -> None:
         check_split_count(num_images, splits)
-        self.splits = splits
+        self.splits = split_rule(splits)
         self.num_images = num_images
         self.positions = shuffled_positions(num_images, shuffle_seed) if shuffle_seed is not None else np.arange(num_images)
         self.seen = np.zeros(num_images, dtype=bool)
-        self.stats = SplitStatistics.zeros(splits, NUM_CLASSES)
+        self.stats = SplitStatistics.zeros(self.splits.split_count(num_images), NUM_CLASSES)
         self.recent: collections.deque[tuple[int, torch.Tensor]] = collections.deque(maxlen=max(keep_last, 1))
 
     def _split_ids(self, indices: np.ndarray) -> np.ndarray:
@@ -741,7 +787,7 @@ class _IndexedAccumulator:
                         f"indices {missing[:5]} reached several processes, beyond the padding of a DistributedSampler; "
                         "give each process its own indices")
                 dropped = np.flatnonzero(drop)
-                duplicate = SplitStatistics.zeros(self.splits, NUM_CLASSES)
+                duplicate = SplitStatistics.zeros(self.stats.splits, NUM_CLASSES)
                 duplicate.add(torch.stack([rows[int(i)] for i in dropped]), self._split_ids(dropped))
                 stats = subtract_statistics(stats, duplicate)
             covered = int(np.logical_or.reduce(everyone, axis=0).sum())

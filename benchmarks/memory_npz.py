@@ -1,0 +1,108 @@
+"""Peak memory of reading large ``.npz`` sample files: stored (``np.savez``) and deflated
+(``np.savez_compressed``), each about 1.5 GB of uint8 images uncompressed.
+
+    python benchmarks/memory_npz.py --folder /tmp/npz-memory   # appends a section to benchmarks/results/memory.md
+
+For each file, two fresh processes under ``/usr/bin/time -v`` (its "Maximum resident set size"):
+
+- the command, ``inception-score FILE --limit 20`` with the development weights (genuine 2015
+  convolutions, seeded random fc): the network, the reader, 20 images scored;
+- the read path over every image: the same input pipeline the scorer uses (``image_stream`` on the
+  path, batches of 64) with each batch resized to the network's 299x299 input (``to_network_input``),
+  but no network. Scoring every image would take hours on a CPU (about 12 images a second), while the
+  memory the file can cost is spent by the reader, which this pass runs over the whole file.
+
+The files hold random uint8 pixels (deflate cannot shrink them: the compressed file is as large)
+and are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
+
+SHAPE = (7_630, 256, 256, 3)  # 1.50 GB of uint8
+READ_ALL = """
+import sys, time
+from inception_score.inputs import image_stream
+from inception_score.preprocess import to_network_input
+begin, count = time.perf_counter(), 0
+for batch in image_stream(sys.argv[1], batch_size=64).batches:
+    to_network_input(batch)
+    count += len(batch)
+print(f"read {count} images in {time.perf_counter() - begin:.0f} s")
+"""
+
+
+def peak_rss_mb(command: list[str]) -> tuple[float, float, str]:
+    """Peak RSS (MB) and seconds of ``command`` under ``/usr/bin/time -v``, and its stdout."""
+    begin = time.perf_counter()
+    run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{run.stderr[-3000:]}")
+    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
+    return kib / 1024, time.perf_counter() - begin, run.stdout.strip().splitlines()[-1]
+
+
+@click.command()
+@click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=Path("/tmp/npz-memory"))
+def main(folder: Path) -> None:
+    from inception_score.dev_weights import write_genuine_conv_weights
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = write_genuine_conv_weights(folder / "dev-weights.pth")
+    images = np.random.default_rng(0).integers(0, 256, SHAPE, dtype=np.uint8)
+    labels = np.random.default_rng(1).integers(0, 1000, SHAPE[0])
+    files = {"np.savez": folder / "stored.npz", "np.savez_compressed": folder / "deflated.npz"}
+    np.savez(files["np.savez"], images, labels)
+    np.savez_compressed(files["np.savez_compressed"], images, labels)
+    del images
+    rows = []
+    try:
+        for writer, path in files.items():
+            size = path.stat().st_size / 1e9
+            limited = ["inception-score", str(path), "--limit", "20", "--splits", "1", "--device", "cpu", "--quiet",
+                       "--weights", str(weights), "--allow-unverified-weights"]
+            mb, seconds, _ = peak_rss_mb(limited)
+            rows.append(f"| `{writer}` ({size:.2f} GB) | `inception-score FILE --limit 20` | {mb:,.0f} | {seconds:.0f} |")
+            mb, seconds, said = peak_rss_mb([sys.executable, "-c", READ_ALL, str(path)])
+            rows.append(f"| `{writer}` ({size:.2f} GB) | read path over all {SHAPE[0]:,} images ({said}) | "
+                        f"{mb:,.0f} | {seconds:.0f} |")
+    finally:
+        for path in (*files.values(), weights):
+            path.unlink(missing_ok=True)
+    lines = [
+        "",
+        "## Large `.npz` sample files",
+        "",
+        f"{SHAPE[0]:,} random uint8 images of 256x256x3 (1.50 GB uncompressed) with their labels, as guided-diffusion "
+        "writes them (`arr_0`, `arr_1`), once with `np.savez` (stored) and once with `np.savez_compressed` "
+        "(deflated; random pixels do not shrink). Peak RSS from `/usr/bin/time -v`, one fresh process per row. "
+        "\"read path over all images\" is not a full score: it runs the scorer's input pipeline (`image_stream` on the "
+        "path, batches of 64, each resized to 299x299 by `to_network_input`) over every image without the network, "
+        "since scoring all of them would take hours on this CPU (about 12 images a second); the memory a file can "
+        "cost is spent by the reader, which this pass runs over the whole file.",
+        "",
+        "| file | run | peak RSS (MB) | seconds |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        provenance_markdown(),
+    ]
+    text = "\n".join(lines) + "\n"
+    with open(RESULTS_DIR / "memory.md", "a") as results:
+        results.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
