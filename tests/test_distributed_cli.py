@@ -1,12 +1,14 @@
 """``torchrun ... -m inception_score``: several processes score one folder. Rank 0 alone prints; the
-score equals one process's; a corrupt file read by another rank ends every rank with status 2 and its
-name. Real network (genuine convolutions + a seeded random fc: not Inception Scores), one image per
-batch and one thread per process, so that every image's logits are computed the same way everywhere."""
+score equals one process's to float32 rounding; a corrupt file read by another rank ends every rank
+with status 2 and its name. Real network (genuine convolutions + a seeded random fc: not Inception
+Scores), one thread per process, batches of 3: each process count cuts the 7 images into other
+batches (1 process: 3, 3, 1; 2: 3, 1 | 3; 3: 3 | 2 | 2), as a user's run would."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,6 +20,15 @@ import pytest
 from PIL import Image
 
 from inception_score.distributed import statistics_bytes
+
+
+# Other batches mean other matrix shapes, so the math library may order each float32 sum of the
+# network differently: an image's logits move by float32 rounding (measured up to ~1e-6 of a logit),
+# and the score, an average over images of a smooth function of them, by far less than its own 1e-6
+# (measured 1e-8 to 1e-7 relative between 1, 2 and 3 processes and between batch sizes 1, 7 and 64:
+# benchmarks/results/batch-composition-rounding.md). A split of 3 or 4 images averages less, so the
+# split scores get the same 1e-6 rather than a tighter one. A misplaced or lost image moves them ~1e-3.
+FLOAT32_LOGITS = 1e-6
 
 
 def write_folder(folder: Path, count: int) -> Path:
@@ -36,7 +47,7 @@ def free_port() -> int:
 
 def command(folder: Path, weights: Path, *extra: str) -> list[str]:
     return ["-m", "inception_score", str(folder), "--weights", str(weights), "--allow-unverified-weights",
-            "--splits", "2", "--batch-size", "1", "--device", "cpu", "--quiet", *extra]
+            "--splits", "2", "--batch-size", "3", "--device", "cpu", "--quiet", *extra]
 
 
 def environment() -> dict[str, str]:
@@ -80,10 +91,10 @@ def test_ranks_print_one_json_equal_to_one_process(world: int, folder: Path, gen
     assert [r.returncode for r in ranks] == [0] * world, [r.stderr for r in ranks]
     assert all(r.stdout == "" for r in ranks[1:])  # only rank 0 prints
     document = json.loads(ranks[0].stdout)  # exactly one JSON document
-    assert document["mean"] == pytest.approx(one_process["mean"], rel=1e-12)
-    np.testing.assert_allclose(document["split_scores"], one_process["split_scores"], rtol=1e-12)
+    assert document["mean"] == pytest.approx(one_process["mean"], rel=FLOAT32_LOGITS)
+    np.testing.assert_allclose(document["split_scores"], one_process["split_scores"], rtol=FLOAT32_LOGITS)
     assert document["processes"] == world and document["exchanged_bytes"] == statistics_bytes(2, 1008)
-    assert json.loads(output.read_text())["mean"] == document["mean"]  # written once, by rank 0
+    assert json.loads(output.read_text())["mean"] == document["mean"]  # written once, by rank 0: the same number
 
 
 def test_torchrun_prints_exactly_one_line(folder: Path, genuine_weights_file: Path, one_process: dict) -> None:
@@ -93,7 +104,11 @@ def test_torchrun_prints_exactly_one_line(folder: Path, genuine_weights_file: Pa
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Inception Score: "), done.stdout
-    assert f"{one_process['mean']:.2f} ± {one_process['std']:.2f}" in lines[0]
+    printed = re.match(r"Inception Score: (\d+\.\d\d) ± (\d+\.\d\d) ", lines[0])
+    assert printed, lines[0]
+    # The line shows 2 decimals (within 0.005 of the number) of a score within FLOAT32_LOGITS of one process's.
+    for value, alone in zip(map(float, printed.groups()), (one_process["mean"], one_process["std"])):
+        assert abs(value - alone) <= 0.005 + FLOAT32_LOGITS * (one_process["mean"] + one_process["std"]) + 1e-12, (value, alone)
 
 
 def test_a_corrupt_file_read_by_one_rank_ends_every_rank_with_status_2(genuine_weights_file: Path,
@@ -120,5 +135,5 @@ def test_skip_invalid_checks_each_ranks_own_files_and_agrees(genuine_weights_fil
     document, expected = json.loads(ranks[0].stdout), json.loads(alone.stdout)
     assert document["skipped_invalid"]["count"] == 1 and "img-06.png" in document["skipped_invalid"]["files"][0]
     assert document["num_images"] == 6
-    np.testing.assert_allclose(document["split_scores"], expected["split_scores"], rtol=1e-12)
+    np.testing.assert_allclose(document["split_scores"], expected["split_scores"], rtol=FLOAT32_LOGITS)
     assert ranks[0].stderr.count("img-06.png") == 1 and "img-06.png" not in ranks[1].stderr  # said once
