@@ -27,15 +27,16 @@ def assert_scores_agree(one: dict, two: dict, variant: str) -> None:
     """The two tables' Inception Scores, read as numbers. Each variant trains and samples alike on
     either process count (one thread, the same seeds: the same kernels on the same inputs), but two
     processes score the images in shards, so the network sees other batches and its float32 logits
-    may differ by rounding. That moves a score by at most 1e-6 of itself (the measured difference is
-    ~1e-7: benchmarks/results/batch-composition-rounding.md); the std of 2 split scores s1, s2 moves
-    by at most max |d s_i| <= 1e-6 * (mean + std). The CSV prints 6 decimals, so each printed value is
-    a further 5e-7 from its number, 1e-6 between two tables."""
+    may differ by rounding. That moves a mean by at most 1e-6 of itself (measured up to ~4e-7:
+    benchmarks/results/batch-composition-rounding*.md). A split score here averages 2 images only,
+    so each gets 1e-5 of itself, and the std of the 2 split scores moves by at most max |d s_i| <=
+    1e-5 * (mean + std). The CSV prints 6 decimals: each printed value is within 5e-7 of its number,
+    two tables within 1e-6. The variants' scores lie 1e-3 or more apart."""
     printed = 1e-6
     mean_one, mean_two = float(one["is_mean"]), float(two["is_mean"])
     std_one, std_two = float(one["is_std"]), float(two["is_std"])
     assert abs(mean_two - mean_one) <= 1e-6 * mean_one + printed, variant
-    assert abs(std_two - std_one) <= 1e-6 * (mean_one + std_one) + printed, variant
+    assert abs(std_two - std_one) <= 1e-5 * (mean_one + std_one) + printed, variant
 
 
 def records(path: Path) -> list[dict]:
