@@ -27,7 +27,7 @@ def assert_scores_agree(one: dict, two: dict, variant: str) -> None:
     """The two tables' Inception Scores, read as numbers. Each variant trains and samples alike on
     either process count (one thread, the same seeds: the same kernels on the same inputs), but two
     processes score the images in shards, so the network sees other batches and its float32 logits
-    may differ by rounding. That moves a mean by at most 1e-6 of itself (measured up to ~4e-7:
+    may differ by rounding. That moves a mean by at most 1e-6 of itself (measured up to 2.1e-7:
     benchmarks/results/batch-composition-rounding*.md). A split score here averages 2 images only,
     so each gets 1e-5 of itself, and the std of the 2 split scores moves by at most max |d s_i| <=
     1e-5 * (mean + std). The CSV prints 6 decimals: each printed value is within 5e-7 of its number,

@@ -23,7 +23,7 @@ from inception_score.distributed import statistics_bytes
 
 
 # Other batches mean other matrix shapes, so the math library may order each float32 sum of the
-# network differently: an image's logits move by float32 rounding (measured up to 1e-5 of a logit,
+# network differently: an image's logits move by float32 rounding (measured up to 1.5e-5 of a logit,
 # logits up to ~20), and the mean, an average over the images of a smooth function of them, by far
 # less than 1e-6 of itself (these 7 images, batches as above: up to 1.9e-7 on a Xeon with its AVX2
 # kernels, 1.7e-8 with its AVX-512 ones; 37 and 64 images: benchmarks/results/batch-composition-
