@@ -1,12 +1,14 @@
 """``torchrun ... -m inception_score``: several processes score one folder. Rank 0 alone prints; the
-score equals one process's; a corrupt file read by another rank ends every rank with status 2 and its
-name. Real network (genuine convolutions + a seeded random fc: not Inception Scores), one image per
-batch and one thread per process, so that every image's logits are computed the same way everywhere."""
+score equals one process's to float32 rounding; a corrupt file read by another rank ends every rank
+with status 2 and its name. Real network (genuine convolutions + a seeded random fc: not Inception
+Scores), one thread per process, batches of 3: each process count cuts the 7 images into other
+batches (1 process: 3, 3, 1; 2: 3, 1 | 3; 3: 3 | 2 | 2), as a user's run would."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,6 +20,17 @@ import pytest
 from PIL import Image
 
 from inception_score.distributed import statistics_bytes
+
+
+# Other batches mean other matrix shapes, so the math library may order each float32 sum of the
+# network differently: an image's logits move by float32 rounding (measured up to 1.5e-5 of a logit,
+# logits up to ~20), and the mean, an average over the images of a smooth function of them, by far
+# less than 1e-6 of itself (these 7 images, batches as above: up to 1.9e-7 on a Xeon with its AVX2
+# kernels, 1.7e-8 with its AVX-512 ones; 37 and 64 images: benchmarks/results/batch-composition-
+# rounding*.md). A split score averages over 3 or 4 images only (measured up to 4.8e-7), so it gets
+# 1e-5. A lost or a doubled image moves a split score by 1e-2 or more and the mean by 6e-3 or more.
+FLOAT32_LOGITS = 1e-6
+FLOAT32_LOGITS_SPLIT = 1e-5
 
 
 def write_folder(folder: Path, count: int) -> Path:
@@ -36,7 +49,7 @@ def free_port() -> int:
 
 def command(folder: Path, weights: Path, *extra: str) -> list[str]:
     return ["-m", "inception_score", str(folder), "--weights", str(weights), "--allow-unverified-weights",
-            "--splits", "2", "--batch-size", "1", "--device", "cpu", "--quiet", *extra]
+            "--splits", "2", "--batch-size", "3", "--device", "cpu", "--quiet", *extra]
 
 
 def environment() -> dict[str, str]:
@@ -80,10 +93,10 @@ def test_ranks_print_one_json_equal_to_one_process(world: int, folder: Path, gen
     assert [r.returncode for r in ranks] == [0] * world, [r.stderr for r in ranks]
     assert all(r.stdout == "" for r in ranks[1:])  # only rank 0 prints
     document = json.loads(ranks[0].stdout)  # exactly one JSON document
-    assert document["mean"] == pytest.approx(one_process["mean"], rel=1e-12)
-    np.testing.assert_allclose(document["split_scores"], one_process["split_scores"], rtol=1e-12)
+    assert document["mean"] == pytest.approx(one_process["mean"], rel=FLOAT32_LOGITS)
+    np.testing.assert_allclose(document["split_scores"], one_process["split_scores"], rtol=FLOAT32_LOGITS_SPLIT)
     assert document["processes"] == world and document["exchanged_bytes"] == statistics_bytes(2, 1008)
-    assert json.loads(output.read_text())["mean"] == document["mean"]  # written once, by rank 0
+    assert json.loads(output.read_text())["mean"] == document["mean"]  # written once, by rank 0: the same number
 
 
 def test_torchrun_prints_exactly_one_line(folder: Path, genuine_weights_file: Path, one_process: dict) -> None:
@@ -93,7 +106,13 @@ def test_torchrun_prints_exactly_one_line(folder: Path, genuine_weights_file: Pa
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Inception Score: "), done.stdout
-    assert f"{one_process['mean']:.2f} ± {one_process['std']:.2f}" in lines[0]
+    printed = re.match(r"Inception Score: (\d+\.\d\d) ± (\d+\.\d\d) ", lines[0])
+    assert printed, lines[0]
+    # 2 decimals (within 0.005 of the number) of a mean within FLOAT32_LOGITS of one process's, and of a
+    # std within max |d s_i| of it (2 split scores), i.e. within FLOAT32_LOGITS_SPLIT * (mean + std).
+    mean, std = one_process["mean"], one_process["std"]
+    assert abs(float(printed[1]) - mean) <= 0.005 + FLOAT32_LOGITS * mean + 1e-12, (printed[1], mean)
+    assert abs(float(printed[2]) - std) <= 0.005 + FLOAT32_LOGITS_SPLIT * (mean + std) + 1e-12, (printed[2], std)
 
 
 def test_a_corrupt_file_read_by_one_rank_ends_every_rank_with_status_2(genuine_weights_file: Path,
@@ -120,5 +139,6 @@ def test_skip_invalid_checks_each_ranks_own_files_and_agrees(genuine_weights_fil
     document, expected = json.loads(ranks[0].stdout), json.loads(alone.stdout)
     assert document["skipped_invalid"]["count"] == 1 and "img-06.png" in document["skipped_invalid"]["files"][0]
     assert document["num_images"] == 6
-    np.testing.assert_allclose(document["split_scores"], expected["split_scores"], rtol=1e-12)
+    assert document["mean"] == pytest.approx(expected["mean"], rel=FLOAT32_LOGITS)
+    np.testing.assert_allclose(document["split_scores"], expected["split_scores"], rtol=FLOAT32_LOGITS_SPLIT)
     assert ranks[0].stderr.count("img-06.png") == 1 and "img-06.png" not in ranks[1].stderr  # said once
