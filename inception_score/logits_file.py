@@ -121,7 +121,7 @@ def statistics_and_buckets_of(path: Path, splits: int, shuffle_seed: int | None,
     positions = shuffled_positions(info.num_images, shuffle_seed) if shuffle_seed is not None else np.arange(info.num_images)
     stats = SplitStatistics.zeros(splits, NUM_CLASSES)
     bucket_ids = None if infinity_seed is None else infinity_buckets(info.num_images, infinity_seed)
-    buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES)
+    buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
     for start in range(0, info.num_images, _ROWS_PER_PASS):
         stop = min(start + _ROWS_PER_PASS, info.num_images)
         chunk = torch.from_numpy(np.array(rows[start:stop]))

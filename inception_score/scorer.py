@@ -323,7 +323,7 @@ class _SplitAccumulator:
         if num_images is not None and total is not None:
             self.positions = self._positions(total)[offset : offset + num_images]
             if infinity_seed is not None:
-                self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES)
+                self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
                 self.bucket_ids = infinity_buckets(total, infinity_seed)[offset : offset + num_images]
 
     def _positions(self, count: int) -> np.ndarray:
@@ -357,7 +357,7 @@ class _SplitAccumulator:
             stats = SplitStatistics.zeros(self.splits, NUM_CLASSES)
             bucket_ids = None
             if self.infinity_seed is not None:
-                self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES)
+                self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
                 bucket_ids = infinity_buckets(total, self.infinity_seed)[offset : offset + self.seen]
             start = 0
             for logits in self.buffer:
@@ -776,7 +776,7 @@ class _IndexedAccumulator:
         self.seen = np.zeros(num_images, dtype=bool)
         self.stats = SplitStatistics.zeros(splits, NUM_CLASSES)
         self.bucket_ids = None if infinity_seed is None else infinity_buckets(num_images, infinity_seed)
-        self.live_buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES)
+        self.live_buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
         self.buckets: SplitStatistics | None = None
         self.recent: collections.deque[tuple[int, torch.Tensor]] = collections.deque(maxlen=max(keep_last, 1))
 
@@ -817,7 +817,7 @@ class _IndexedAccumulator:
                 duplicate.add(torch.stack([rows[int(i)] for i in dropped]), self._split_ids(dropped))
                 stats = subtract_statistics(stats, duplicate)
                 if self.live_buckets is not None and self.bucket_ids is not None:
-                    in_buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES)
+                    in_buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
                     in_buckets.add(torch.stack([rows[int(i)] for i in dropped]), self.bucket_ids[dropped])
                     self.buckets = subtract_statistics(self.live_buckets, in_buckets)
             covered = int(np.logical_or.reduce(everyone, axis=0).sum())
