@@ -27,6 +27,7 @@ Inception Score of published tables (50,000 images, 10 splits): never set one be
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def plot_infinity(sizes: np.ndarray, scores: np.ndarray, intercept: float, slope
     axes.set_xlim(left=-0.03 * float(x.max()))
     axes.set_xlabel("1 / n")
     axes.set_ylabel("IS_n")
-    axes.set_title(title)
+    axes.set_title(textwrap.fill(title, 70), fontsize=9)
     axes.legend(loc="best")
     figure.tight_layout()
     path = Path(path)
