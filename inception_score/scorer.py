@@ -384,7 +384,7 @@ def _result(
         exchanged = statistics_bytes(stats.splits, stats.sum_p.shape[1])
         if buckets is not None:
             buckets = all_reduce_statistics(group, buckets)
-            exchanged += statistics_bytes(buckets.splits, buckets.sum_p.shape[1])
+            exchanged += statistics_bytes(buckets.splits, buckets.sum_p.shape[1], buckets.sketch.shape[1])
     weights: LoadedWeights = scorer.weights
     return result_from_statistics(
         stats, weights_path=str(weights.path), weights_sha256=weights.sha256, weights_verified=weights.verified,

@@ -17,6 +17,7 @@ import distributed_workers as workers
 import inception_score.cli as cli
 import inception_score.scorer as scorer_module
 from inception_score import InceptionScore, InceptionScorer, inception_score
+from inception_score.distributed import statistics_bytes
 from inception_score.errors import InputError
 from test_distributed import spawn
 
@@ -119,6 +120,8 @@ def test_two_processes_give_the_numbers_of_one(tmp_path: Path, world: int) -> No
         # float64 sums' order differs: far inside float32 rounding (1e-6).
         np.testing.assert_allclose([v for _, v in outcome["is_n"]], [v for _, v in alone.is_n], rtol=1e-12)
         assert outcome["is_infinity"] == pytest.approx(alone.is_infinity, rel=1e-12)
+        # The split statistics and the 15 buckets' (sums of p and of sum p log p only), float64.
+        assert outcome["exchanged_bytes"] == statistics_bytes(10, 1008) + 8 * 15 * (2 * 1008 + 3)
     sampler = spawn(tmp_path, world, "metric_sampler", count=41, splits=10, batch_size=4, infinity=True)
     for outcome in sampler:  # a DistributedSampler loop, its padding dropped
         assert "error" not in outcome, outcome.get("traceback")
