@@ -380,7 +380,7 @@ def _write_per_class(report: Report, options: RunOptions) -> None:
 def _write_infinity_plot(report: Report, options: RunOptions) -> None:
     import numpy as np
 
-    from .infinity import plot_infinity
+    from .plot import plot_infinity
 
     result = report.result
     assert result.is_infinity is not None and result.is_infinity_slope is not None and options.infinity_plot

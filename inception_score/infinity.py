@@ -27,13 +27,11 @@ Inception Score of published tables (50,000 images, 10 splits): never set one be
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .errors import InceptionScoreError, InputError
+from .errors import InputError
 from .metric import SplitStatistics, shuffled_positions
 
 POINTS = 15  # the reference code's num_points
@@ -91,33 +89,3 @@ def infinity_fit(buckets: SplitStatistics) -> InfinityFit:
     scores = prefix.scores()
     intercept, slope, residual = fit_line(sizes, scores)
     return InfinityFit(sizes=sizes, scores=scores, intercept=intercept, slope=slope, residual=residual)
-
-
-def plot_infinity(sizes: np.ndarray, scores: np.ndarray, intercept: float, slope: float, path: Path,
-                  title: str) -> Path:
-    """Write a PNG of IS_n against 1/n with the fitted line down to 1/n = 0 (IS-infinity marked)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InceptionScoreError("--infinity-plot needs matplotlib: pip install 'inception-score[plot]'") from None
-    x = 1.0 / np.asarray(sizes, dtype=np.float64)
-    figure, axes = plt.subplots(figsize=(6.4, 4.4))
-    axes.plot(x, scores, "o", color="#3b6ea8", label="IS_n (one split, first n of one seeded order)")
-    line_x = np.array([0.0, float(x.max())])
-    axes.plot(line_x, intercept + slope * line_x, "-", color="#c0392b", linewidth=1,
-              label=f"least squares: {intercept:.3f} {'+' if slope >= 0 else '-'} {abs(slope):.1f} / n")
-    axes.plot([0.0], [intercept], "s", color="#c0392b")
-    axes.set_xlim(left=-0.03 * float(x.max()))
-    axes.set_xlabel("1 / n")
-    axes.set_ylabel("IS_n")
-    axes.set_title(textwrap.fill(title, 70), fontsize=9)
-    axes.legend(loc="best")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path

@@ -15,7 +15,7 @@ from inception_score.metric import (
     ORDER_SKETCH_SIZE, SplitStatistics, shuffled_positions, sketch_projections, split_bounds, split_of_positions,
 )
 from inception_score.order import (
-    FALSE_ALARM_RATE, effective_directions, order_diagnostic, order_threshold, sketch_error, split_sums_of_squares,
+    effective_directions, order_diagnostic, order_threshold, sketch_error, split_sums_of_squares,
 )
 
 
