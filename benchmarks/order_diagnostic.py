@@ -1,18 +1,20 @@
 """Calibrates the split-order diagnostic (``inception_score.order``) on genuine CIFAR-10 images.
 
     python benchmarks/order_diagnostic.py --weights dev-weights.pth \\
-        --cifar10-partial cifar10_prefix_partial.npz --images 2000 --orders 5000 \\
+        --cifar10-partial cifar10_prefix_partial.npz --images 2000 --orders 2500 \\
         --logits-cache /tmp/order-logits.npz     # writes benchmarks/results/order-diagnostic.md
 
 The network runs once: the logits of the first ``--images`` images of the partial CIFAR-10
-(data_batch_1, then data_batch_2, ...) are cached in ``--logits-cache`` and reused. From them, for
-each N in {200, 500, 1000, 2000} (those not above ``--images``, plus ``--images`` itself) with 10
-splits, and for the largest N with 2, 5 and 20 splits, the ratio R of
+(data_batch_1, then data_batch_2, ...) are cached in ``--logits-cache`` and reused; each order is a
+permutation of those logits, not of the images. For each N in {200, 500, 1000, 2000} (those not
+above ``--images``, plus ``--images`` itself) with 10 splits, for the smallest N with 2 and 20
+splits and for the largest with 2, 5 and 20, the ratio R of
 :func:`inception_score.order.order_diagnostic` is measured on ``--orders`` seeded random orders of
-the first N images (false alarms, spread, 99th and 99.9th percentiles, maximum, and the spread
-predicted from the covariance of p(y|x)), on the order sorted by CIFAR label (what a class_0/ ...
-class_9/ folder gives), on blocky orders (runs of 10 or 50 images of one class, the runs shuffled)
-and on CIFAR's own order.
+the first N images (false alarms, spread, 99th and 99.9th percentiles, maximum), on the order sorted
+by CIFAR label (what a class_0/ ... class_9/ folder gives), on blocky orders (runs of 10 or 50
+images of one class, the runs shuffled) and on CIFAR's own order. With ``--folders`` the command
+itself then scores 200 of the images as PNG files in class_0/ ... class_9/ and in one folder under
+shuffled names (the network runs on 400 images).
 
 With the development weights (genuine convolutions, seeded random fc) the split scores are NOT
 Inception Scores; the diagnostic only needs p(y|x) to vary with the class, which it does.
@@ -20,7 +22,9 @@ Inception Scores; the diagnostic only needs p(y|x) to vary with the class, which
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,24 +82,38 @@ def cached_logits(
     return logits, labels
 
 
-def probabilities(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """p ``(N, C)``, ``sum_y p log p`` ``(N,)`` and ``||p||^2`` ``(N,)``, float64, as SplitStatistics.add computes them."""
-    log_p = torch.log_softmax(torch.from_numpy(logits).double(), dim=1)
-    p = log_p.exp()
-    return p.numpy(), (p * log_p).sum(dim=1).numpy(), (p * p).sum(dim=1).numpy()
+def per_image_fields(logits: np.ndarray) -> tuple[list[str], np.ndarray, list[slice]]:
+    """Every per-image term SplitStatistics.add sums, side by side in one ``(N, width)`` float64 matrix
+    (computed by SplitStatistics.add itself, one image per split), with each field's columns."""
+    from inception_score.metric import SplitStatistics
+
+    stats = SplitStatistics.zeros(len(logits), logits.shape[1])
+    stats.add(torch.from_numpy(logits), np.arange(len(logits)))
+    names = [f.name for f in dataclasses.fields(stats)]
+    columns = [np.asarray(getattr(stats, name), dtype=np.float64).reshape(len(logits), -1) for name in names]
+    bounds = np.cumsum([0] + [c.shape[1] for c in columns])
+    return names, np.concatenate(columns, axis=1), [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def order_statistics(per_image: tuple[np.ndarray, np.ndarray, np.ndarray], positions: np.ndarray, splits: int):
-    """The SplitStatistics of the images placed at ``positions`` (the same sums SplitStatistics.add
-    accumulates, summed over contiguous runs of the reordered rows without recomputing the softmax)."""
-    from inception_score.metric import SplitStatistics, split_bounds
+def order_statistics(fields: tuple[list[str], np.ndarray, list[slice]], positions: np.ndarray, splits: int):
+    """The SplitStatistics of the images placed at ``positions``: the per-image terms summed per split
+    (one matrix product with the split indicator), the very sums SplitStatistics.add accumulates."""
+    from inception_score.metric import SplitStatistics, split_of_positions
 
-    bounds = split_bounds(len(positions), splits)
-    starts = np.array([start for start, _ in bounds])
-    by_position = np.argsort(positions)  # by_position[k] = the image at position k
-    p, plogp, p2 = (np.add.reduceat(field[by_position], starts, axis=0) for field in per_image)
-    return SplitStatistics(sum_p=p, sum_plogp=plogp, sum_p2=p2,
-                           count=np.array([stop - start for start, stop in bounds], dtype=np.int64))
+    names, matrix, columns = fields
+    indicator = np.zeros((splits, len(positions)))
+    indicator[split_of_positions(positions, len(positions), splits), np.arange(len(positions))] = 1.0
+    sums = indicator @ matrix
+    values = {name: sums[:, part] for name, part in zip(names, columns)}
+    for name in ("sum_plogp", "sum_clr2"):
+        values[name] = values[name][:, 0]
+    values["count"] = np.rint(sums[:, columns[names.index("count")]][:, 0]).astype(np.int64)
+    return SplitStatistics(**values)
+
+
+def head(fields, count: int):
+    names, matrix, columns = fields
+    return names, matrix[:count], columns
 
 
 def sorted_positions(labels: np.ndarray) -> np.ndarray:
@@ -117,27 +135,27 @@ def blocky_positions(labels: np.ndarray, block: int, rng: np.random.Generator) -
     return positions
 
 
-def effective_directions(p: np.ndarray) -> float:
-    """(tr C)^2 / tr(C^2) of the covariance C of the rows of ``p``: how many equally varying directions
-    p(y|x) spreads over. With it R's random-order spread is about sqrt(2 / ((S-1) d)) (a chi-square
-    with (S-1) d degrees of freedom, over its mean); one direction is the threshold's worst case."""
-    centred = p - p.mean(axis=0)
+def exact_directions(fields) -> float:
+    """(tr C)^2 / tr(C^2) of the covariance C of clr(p(y|x)) over the images, from every eigenvalue:
+    what the threshold's sketch bounds from below."""
+    names, matrix, columns = fields
+    clr = matrix[:, columns[names.index("sum_clr")]]
+    centred = clr - clr.mean(axis=0)
     eigenvalues = np.linalg.eigvalsh(centred.T @ centred)
     return float(eigenvalues.sum() ** 2 / (eigenvalues**2).sum())
 
 
-def measure(per_image, labels: np.ndarray, count: int, splits: int, orders: int, seed: int) -> dict:
+def measure(fields, labels: np.ndarray, count: int, splits: int, orders: int, seed: int) -> dict:
     from inception_score.order import order_diagnostic
 
-    head = tuple(field[:count] for field in per_image)
-    directions = effective_directions(head[0])
+    part = head(fields, count)
     rng = np.random.default_rng(seed)
     random_ratios = np.array(
-        [order_diagnostic(order_statistics(head, rng.permutation(count), splits)).ratio for _ in range(orders)]
+        [order_diagnostic(order_statistics(part, rng.permutation(count), splits)).ratio for _ in range(orders)]
     )
-    as_given = order_diagnostic(order_statistics(head, np.arange(count), splits))
-    by_class = order_diagnostic(order_statistics(head, sorted_positions(labels[:count]), splits))
-    blocky = {block: order_diagnostic(order_statistics(head, blocky_positions(labels[:count], block, rng), splits))
+    as_given = order_diagnostic(order_statistics(part, np.arange(count), splits))
+    by_class = order_diagnostic(order_statistics(part, sorted_positions(labels[:count]), splits))
+    blocky = {block: order_diagnostic(order_statistics(part, blocky_positions(labels[:count], block, rng), splits))
               for block in (10, 50)}
     return {
         "count": count, "splits": splits, "orders": orders, "threshold": by_class.threshold,
@@ -145,47 +163,71 @@ def measure(per_image, labels: np.ndarray, count: int, splits: int, orders: int,
         "mean": float(random_ratios.mean()), "sd": float(random_ratios.std()),
         "p99": float(np.quantile(random_ratios, 0.99)), "p999": float(np.quantile(random_ratios, 0.999)),
         "max": float(random_ratios.max()), "as_given": as_given, "sorted": by_class, "blocky": blocky,
-        "ceiling": (count - 1) / (splits - 1), "directions": directions,
-        "predicted_sd": float(np.sqrt(2 / ((splits - 1) * directions))),
+        "ceiling": (count - 1) / (splits - 1), "directions": by_class.directions,
+        "exact_directions": exact_directions(part),
     }
+
+
+def folder_check(weights: Path, cifar10: Path, count: int, folder: Path) -> dict:
+    """The command on ``count`` genuine images written as PNGs into class_0/ ... class_9/ (read class by
+    class), and on the same images in one folder under shuffled names (a random order)."""
+    from PIL import Image
+
+    from inception_score.cli import RunOptions, run
+
+    images, labels = genuine_cifar10(cifar10, count)
+    rng = np.random.default_rng(7)
+    shuffled_names = rng.permutation(count)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        picture = Image.fromarray(image.transpose(1, 2, 0))
+        (folder / "sorted" / f"class_{label}").mkdir(parents=True, exist_ok=True)
+        picture.save(folder / "sorted" / f"class_{label}" / f"{index:05d}.png")
+        (folder / "random").mkdir(exist_ok=True)
+        picture.save(folder / "random" / f"{shuffled_names[index]:05d}.png")
+    outcome = {}
+    for name in ("sorted", "random"):
+        options = RunOptions(paths=(folder / name,), weights=weights, allow_unverified=True, device="cpu",
+                             batch_size=25, quiet=False)
+        outcome[name] = run(options).result
+    return outcome
 
 
 def _verdict(diagnostic) -> str:
     return f"{diagnostic.ratio:.2f} ({'flagged' if diagnostic.flagged else 'not flagged'})"
 
 
-def markdown(rows: list[dict], images: int, elapsed: float) -> str:
+def markdown(rows: list[dict], images: int, elapsed: float, folders: dict | None) -> str:
     lines = [
         "# Split-order diagnostic: calibration on genuine CIFAR-10 images",
         "",
         provenance_markdown("cpu").rstrip("\n"),
         f"- images: the first {images} of the partial CIFAR-10 (data_batch_1, then data_batch_2), "
         "logits computed once with the development weights (genuine 2015 convolutions, seeded random fc: "
-        "the split scores would NOT be Inception Scores) and cached; R then computed from the cached "
-        f"probabilities through `inception_score.order.order_diagnostic` ({elapsed:.0f} s for all orders)",
+        "the split scores would NOT be Inception Scores) and cached; each order's statistics are the per-image "
+        "terms of `SplitStatistics.add` summed per split, judged by `inception_score.order.order_diagnostic` "
+        f"({elapsed:.0f} s for all orders)",
         "",
-        "R = B / E[B]: between-split sum of squares of p(y|x) over its expectation under a uniformly random "
-        "order (E[B] = T (S-1)/(N-1)). Threshold: `order_threshold(N, S)`, the F(S-1, N-S) quantile at "
-        "false-alarm rate 1e-6 in R's terms. Random orders: seeded permutations of the first N images. "
-        "Class-sorted: images grouped by CIFAR label (a class_0/ ... class_9/ folder). Blocks of b: runs of "
-        "b images of one class, the runs shuffled. CIFAR order: the images as stored (already random). "
-        "Ceiling: the largest possible R, (N-1)/(S-1).",
+        "R = B / E[B]: between-split sum of squares of clr(p(y|x)) = log p - mean log p over its expectation "
+        "under a uniformly random order (E[B] = T (S-1)/(N-1)). Threshold: `order_threshold`, "
+        "1 + 2 sqrt(x/((S-1) d)) + 2 x/((S-1) sqrt d), x = ln(2/1e-6), d the sketch's lower bound on "
+        "(tr C)^2 / tr(C^2) of the covariance C of clr(p) (1,024 projection pairs; false-alarm rate <= 1e-6 "
+        "under the Gaussian approximation, see the module text). d exact: from every eigenvalue of C, for "
+        "comparison. Random orders: seeded permutations of the first N images. Class-sorted: images grouped by "
+        "CIFAR label (a class_0/ ... class_9/ folder). Blocks of b: runs of b images of one class, the runs "
+        "shuffled. CIFAR order: the images as stored (already random). Ceiling: the largest possible R, "
+        "(N-1)/(S-1).",
         "",
-        "Spread: d = (tr C)^2 / tr(C^2) of the covariance C of p(y|x) over the N images (how many equally "
-        "varying directions); a random order's R is then about a chi-square with (S-1) d degrees of freedom "
-        "over its mean, sd sqrt(2/((S-1) d)). The threshold assumes the worst case, d = 1 (sd 0.47 for S = 10).",
-        "",
-        "| N | S | false alarms / random orders | mean ± sd R (random) | predicted sd (d) | 99th pct | 99.9th pct "
-        "| max R (random) | threshold | R class-sorted | detected | R blocks of 10 | R blocks of 50 | R CIFAR order "
-        "| ceiling |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| N | S | false alarms / random orders | mean ± sd R (random) | 99th pct | 99.9th pct | max R (random) "
+        "| d (bound) | d (exact) | threshold | R class-sorted | detected | R blocks of 10 | R blocks of 50 "
+        "| R CIFAR order | ceiling |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row['count']} | {row['splits']} | {row['false_alarms']} / {row['orders']} "
-            f"| {row['mean']:.3f} ± {row['sd']:.3f} | {row['predicted_sd']:.3f} ({row['directions']:.1f}) "
-            f"| {row['p99']:.2f} | {row['p999']:.2f} | {row['max']:.2f} "
-            f"| {row['threshold']:.2f} | {row['sorted'].ratio:.1f} | {'yes' if row['sorted'].flagged else 'NO'} "
+            f"| {row['mean']:.3f} ± {row['sd']:.3f} | {row['p99']:.2f} | {row['p999']:.2f} | {row['max']:.2f} "
+            f"| {row['directions']:.1f} | {row['exact_directions']:.1f} "
+            f"| {row['threshold']:.2f} | {row['sorted'].ratio:.2f} | {'yes' if row['sorted'].flagged else 'NO'} "
             f"| {_verdict(row['blocky'][10])} | {_verdict(row['blocky'][50])} | {_verdict(row['as_given'])} "
             f"| {row['ceiling']:.1f} |"
         )
@@ -194,14 +236,20 @@ def markdown(rows: list[dict], images: int, elapsed: float) -> str:
     lines += [
         "",
         f"False alarms over all rows: {total_alarms} of {total_orders} random orders; "
-        f"largest R on any random order: {max(row['max'] for row in rows):.2f}.",
-        "",
-        "Share of T between the splits of the class-sorted order, B/T = R (S-1)/(N-1) (the class signal "
-        "in p(y|x) with these weights): "
-        + ", ".join(f"N = {row['count']}, S = {row['splits']}: {row['sorted'].ratio / row['ceiling']:.3f}" for row in rows)
-        + ". A class-sorted order is flagged once B/T (N-1)/(S-1) passes the threshold (about 4.9 for S = 10).",
+        f"largest R on any random order: {max(row['max'] for row in rows):.2f}; smallest threshold: "
+        f"{min(row['threshold'] for row in rows):.2f}.",
         "",
     ]
+    if folders:
+        lines += ["The command on folders of the first 200 of these images, written as PNG "
+                  "(`inception-score FOLDER --weights dev-weights.pth --allow-unverified-weights`):", "",
+                  "| folder | R | threshold | warned |", "| --- | --- | --- | --- |"]
+        for name, label in (("sorted", "class_0/ ... class_9/ (read class by class)"),
+                            ("random", "one folder, shuffled file names (random order)")):
+            result = folders[name]
+            lines.append(f"| {label} | {result.order_ratio:.2f} | {result.order_threshold:.2f} "
+                         f"| {'yes' if result.order_flagged else 'no'} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -211,26 +259,35 @@ def markdown(rows: list[dict], images: int, elapsed: float) -> str:
 @click.option("--cifar10-partial", "cifar10", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="cifar10_prefix_partial.npz")
 @click.option("--images", default=2000, show_default=True, help="images to run through the network (largest N)")
-@click.option("--orders", default=5000, show_default=True, help="random orders per row")
+@click.option("--orders", default=2500, show_default=True, help="random orders per row")
 @click.option("--logits-cache", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="npz holding the logits; computed and written when absent")
+@click.option("--folders/--no-folders", default=True, show_default=True,
+              help="also run the command on class_0/ ... class_9/ and shuffled folders of 200 images (network)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               default=RESULTS_DIR / "order-diagnostic.md", show_default=True)
-def main(weights: Path, cifar10: Path, images: int, orders: int, logits_cache: Path, seed: int, output: Path) -> None:
+def main(weights: Path, cifar10: Path, images: int, orders: int, logits_cache: Path, folders: bool, seed: int,
+         output: Path) -> None:
     logits, labels = cached_logits(weights, cifar10, images, logits_cache)
-    per_image = probabilities(logits)
+    fields = per_image_fields(logits)
     start = time.perf_counter()
     cases = [(count, SPLITS) for count in SIZES if count <= images]
     if images not in SIZES:
         cases.append((images, SPLITS))
-    cases += [(cases[-1][0], splits) for splits in (2, 5, 20)]  # does the spread follow F(S-1, N-S)?
+    cases += [(cases[0][0], splits) for splits in (2, 20)] + [(cases[-1][0], splits) for splits in (2, 5, 20)]
     rows = []
     for index, (count, splits) in enumerate(cases):
-        rows.append(measure(per_image, labels, count, splits, orders, seed + index))
+        rows.append(measure(fields, labels, count, splits, orders, seed + index))
         row = rows[-1]
-        print(f"N={count} S={splits}: max R {row['max']:.2f}, sorted {row['sorted'].ratio:.1f}", file=sys.stderr)
-    output.write_text(markdown(rows, images, time.perf_counter() - start))
+        print(f"N={count} S={splits}: max R {row['max']:.2f}, threshold {row['threshold']:.2f}, "
+              f"sorted {row['sorted'].ratio:.2f}", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - start
+    outcome = None
+    if folders:
+        with tempfile.TemporaryDirectory() as folder:
+            outcome = folder_check(weights, cifar10, min(200, images), Path(folder))
+    output.write_text(markdown(rows, images, elapsed, outcome))
     print(f"wrote {output}", file=sys.stderr)
 
 

@@ -83,6 +83,9 @@ class RunOptions:
         from .metric import split_rule
 
         return split_rule(None if self.split_size is not None else self.splits, self.split_size)
+    infinity: bool = False  # IS-infinity too (inception_score.infinity)
+    infinity_seed: int = TORCH_FIDELITY_SEED  # the order whose first n images give IS_n
+    infinity_plot: Path | None = None  # PNG of IS_n against 1/n with the fitted line
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,15 @@ class Report:
             weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable to published scores"
         skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
         chunks = "" if result.split_size is None else f" of {result.split_size} images"
-        return (
+        line = (
             f"Inception Score: {result.mean:.2f} ± {result.std:.2f}  ({result.num_images} images{skipped}, "
             f"{result.splits} splits{chunks}, {weights}, {_rate(result.images_per_second)} img/s on {self.device})"
         )
+        if result.is_infinity is not None:
+            line += (f"\nIS-infinity: {result.is_infinity:.2f}  (line through IS_n at {len(result.is_n)} n from "
+                     f"{result.is_n[0][0]} to {result.is_n[-1][0]}, residual {result.is_infinity_residual:.3g}; "
+                     "not comparable with published scores)")
+        return line
 
     def to_json(self) -> dict[str, Any]:
         result, options = self.result, self.options
@@ -143,6 +151,10 @@ class Report:
             "version": __version__,
             "skipped_invalid": {"count": len(self.skipped), "files": list(self.skipped)},
             "generator": result.generator,
+            "infinity": None if result.is_infinity is None else {
+                "is_infinity": result.is_infinity, "is_n": [[n, score] for n, score in result.is_n],
+                "slope": result.is_infinity_slope, "residual": result.is_infinity_residual,
+                "seed": result.infinity_seed},
         }
 
 
@@ -175,11 +187,11 @@ def _check_writable(path: Path | None, option: str) -> None:
         raise InputError(f"{option} {path}: the folder {folder} is not writable; choose another path")
 
 
-def _check_matplotlib() -> None:
+def _check_matplotlib(option: str = "--per-class") -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise InputError("--per-class needs matplotlib: pip install 'inception-score[plot]'") from None
+        raise InputError(f"{option} needs matplotlib: pip install 'inception-score[plot]'") from None
 
 
 def _progress(options: RunOptions) -> bool:
@@ -245,6 +257,9 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
         _check_writable(options.save_logits, "--save-logits")
         if options.per_class is not None:
             _check_matplotlib()
+        _check_writable(options.infinity_plot, "--infinity-plot")
+        if options.infinity_plot is not None:
+            _check_matplotlib("--infinity-plot")
     if options.from_logits is not None:
         if group is not None:
             raise InputError("--from-logits needs no network: run it in one process, not under torchrun")
@@ -263,6 +278,10 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
     dataset, description, skipped = _inputs(options, group)
     count = len(dataset) if options.limit is None else min(len(dataset), options.limit)
     check_split_count(count, options.split_rule())
+    if options.infinity:
+        from .infinity import infinity_sizes
+
+        infinity_sizes(count)  # enough images for 15 sizes, before the network runs
 
     progress = _progress(options) and main_rank
     scorer = scorer or InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
@@ -276,6 +295,7 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
         limit=options.limit, shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
         input_range=ITEM_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
         return_marginal=options.per_class is not None, distributed=group is not None,
+        infinity=options.infinity, infinity_seed=options.infinity_seed,
     )
     report = Report(result, description, _device_name(scorer.device), skipped, options)
     if main_rank:
@@ -299,6 +319,7 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
         num_classes=options.num_classes, seed=options.seed, batch_size=options.batch_size,
         input_range=options.input_range or (-1.0, 1.0), splits=options.split_rule(), scorer=scorer, progress=progress,
         return_marginal=options.per_class is not None, distributed=group is not None,
+        infinity=options.infinity, infinity_seed=options.infinity_seed,
     )
     kind = "ONNX" if options.generator.suffix.lower() == ".onnx" else "TorchScript"
     return Report(result, f"{kind} generator {options.generator}", _device_name(scorer.device), (), options)
@@ -397,19 +418,21 @@ def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped
 def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
                         elapsed: float, device: str, dtype: str = "float32", labels: Any = None) -> Report:
     """The report of a complete logits file; ``labels``: the images' own, when the input had them."""
-    from .logits_file import statistics_of
+    from .logits_file import statistics_and_buckets_of
     from .order import label_order
     from .scorer import result_from_statistics
 
     rule = options.split_rule()
     shuffle_seed = options.seed if options.shuffle else None
-    stats, info = statistics_of(path, rule, shuffle_seed)
+    infinity_seed = options.infinity_seed if options.infinity else None
+    stats, buckets, info = statistics_and_buckets_of(path, rule, shuffle_seed, infinity_seed)
     result = result_from_statistics(
         stats, weights_path=info.weights_path, weights_sha256=info.weights_sha256,
         weights_verified=info.weights_verified, device=device, dtype=dtype, elapsed=elapsed,
         return_marginal=options.per_class is not None,
         order=f"shuffled (seed {options.seed})" if options.shuffle else "input order",
         split_size=rule.split_size, labels=None if labels is None else label_order(labels, rule, shuffle_seed),
+        buckets=buckets, infinity_seed=infinity_seed,
     )
     return Report(result, description or f"{info.input} (logits from {path})", device, skipped, options)
 
@@ -424,6 +447,8 @@ def _write_outputs(report: Report, options: RunOptions) -> None:
             written.append(f"the score was written to {options.output}")
         if options.per_class is not None:
             _write_per_class(report, options)
+        if options.infinity_plot is not None:
+            _write_infinity_plot(report, options)
     except KeyboardInterrupt:
         raise Interrupted("; ".join(written) or "no score was written") from None
 
@@ -448,6 +473,22 @@ def _write_per_class(report: Report, options: RunOptions) -> None:
     plot_marginal(report.result.marginal, options.per_class, names, title=title)  # type: ignore[arg-type]
     if not options.quiet:
         click.echo(f"wrote {options.per_class}", err=True)
+
+
+def _write_infinity_plot(report: Report, options: RunOptions) -> None:
+    import numpy as np
+
+    from .plot import plot_infinity
+
+    result = report.result
+    assert result.is_infinity is not None and result.is_infinity_slope is not None and options.infinity_plot
+    sizes, scores = (np.array(column) for column in zip(*result.is_n))
+    title = f"{report.description}: IS-infinity {result.is_infinity:.2f}"
+    if not result.weights_verified:
+        title += " (UNVERIFIED weights)"
+    plot_infinity(sizes, scores, result.is_infinity, result.is_infinity_slope, options.infinity_plot, title)
+    if not options.quiet:
+        click.echo(f"wrote {options.infinity_plot}", err=True)
 
 
 def _optional_path(value: str | None) -> Path | None:
@@ -505,6 +546,13 @@ def _optional_path(value: str | None) -> Path | None:
               help="score every PATH on its own, the network loaded once: one line per PATH (JSON Lines with "
                    "--json, also written to --output); with --skip-invalid a PATH that fails gets its own line "
                    "and the exit status is 2 once all are done")
+@click.option("--infinity", is_flag=True,
+              help="also IS-infinity (Chong & Forsyth 2020): one-split IS_n of the first n images of one seeded order, "
+                   "15 n from N/10 to N, extrapolated to 1/n = 0 (not comparable with published scores)")
+@click.option("--infinity-seed", type=int, default=TORCH_FIDELITY_SEED, show_default=True,
+              help="seed of the order --infinity takes its first n images from")
+@click.option("--infinity-plot", type=click.Path(dir_okay=False), default=None,
+              help="write a PNG of IS_n against 1/n with the fitted line (implies --infinity)")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
 def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size: int, device: str, num_workers: int, weights: str | None,
@@ -512,7 +560,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
          skip_invalid: bool, precision: str, per_class: str | None, labels: str | None, as_json: bool,
          output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, each: bool,
          generator_file: str | None, num_samples: int, z_dim: int | None, num_classes: int | None,
-         z_distribution: str, debug: bool) -> None:
+         z_distribution: str, infinity: bool, infinity_seed: int, infinity_plot: str | None, debug: bool) -> None:
     """Inception Score of the images in PATHS (folders, .npy/.npz, .zip/.tar/.tar.gz), as in Salimans et al. 2016.
 
     Several PATHS are scored as one set, in the order given (with --each: each on its own). With --generator
@@ -542,6 +590,8 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits), each=each,
         generator=_optional_path(generator_file), num_samples=num_samples, z_dim=z_dim, num_classes=num_classes,
         z_distribution=z_distribution,
+        infinity=infinity or infinity_plot is not None, infinity_seed=infinity_seed,
+        infinity_plot=_optional_path(infinity_plot),
     )
     group = None
     try:

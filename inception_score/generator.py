@@ -46,8 +46,9 @@ import torch
 from .distributed import Group, agree, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
 from .inputs import InputRange, parse_input_range, standardize_batch
+from .infinity import infinity_sizes
 from .metric import check_split_count, split_rule
-from .protocol import Z_DISTRIBUTIONS
+from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .scorer import InceptionScorer, ISResult, Precision, _result, _SplitAccumulator, progress_bar
 
 # Samples per block of z. Part of the rule: changing it changes every z after the first block.
@@ -209,6 +210,8 @@ def score_generator(
     input_range: str | InputRange | None = (-1.0, 1.0),
     splits: int | None = None,
     split_size: int | None = None,
+    infinity: bool = False,
+    infinity_seed: int = TORCH_FIDELITY_SEED,
     device: str | torch.device = "auto",
     weights: str | os.PathLike | None = None,
     allow_unverified: bool = False,
@@ -228,6 +231,7 @@ def score_generator(
     matter). z follows ``z_distribution`` under ``seed`` by each sample's position (the module
     docstring), and ``result.generator`` records the rule with ``num_samples`` and ``batch_size``.
     Splits are contiguous in sample order (``splits`` parts, 10 by default, or chunks of ``split_size``);
+    ``infinity`` adds IS-infinity over the order ``infinity_seed`` gives (:mod:`inception_score.infinity`);
     the other arguments are those of
     :func:`~inception_score.scorer.inception_score`, ``distributed`` included.
     """
@@ -253,7 +257,10 @@ def score_generator(
         agree(group, error)
     assert scorer is not None
     start, stop = (0, num_samples) if group is None else shard_bounds(num_samples, group.rank, group.world_size)
-    accumulator = _SplitAccumulator(rule, stop - start, None, start, num_samples)
+    ordered_by = infinity_seed if infinity else None
+    if infinity:
+        infinity_sizes(num_samples)  # enough samples for the 15 sizes, before any is drawn
+    accumulator = _SplitAccumulator(rule, stop - start, None, start, num_samples, infinity_seed=ordered_by)
     batches = _batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range)
     began = time.perf_counter()
     with progress_bar(progress and main, stop - start) as bar:
@@ -269,7 +276,7 @@ def score_generator(
     stats = accumulator.finish()
     order = "sample order" if group is None else f"sample order, shared out over {group.world_size} processes"
     result = _result(stats, scorer, time.perf_counter() - began, return_marginal, order, group,
-                     split_size=rule.split_size)
+                     split_size=rule.split_size, buckets=accumulator.buckets, infinity_seed=ordered_by)
     record = {**spec.describe(), "num_samples": num_samples, "batch_size": batch_size,
               "input_range": None if pixel_range is None else list(pixel_range),
               "training_mode": getattr(generator, "training", None)}

@@ -18,6 +18,7 @@ import torch
 from numpy.lib.format import open_memmap
 
 from .errors import InputError
+from .infinity import POINTS as INFINITY_POINTS, infinity_buckets
 from .metric import SplitRule, SplitStatistics, check_split_count, shuffled_positions, split_of_positions, split_rule
 
 NUM_CLASSES = 1008
@@ -102,6 +103,14 @@ def open_for_writing(path: Path, num_images: int, weights_sha256: str, weights_p
 def statistics_of(path: Path, splits: int | SplitRule, shuffle_seed: int | None) -> tuple[SplitStatistics, LogitsInfo]:
     """The split statistics of a complete logits file (contiguous splits, or shuffled by ``shuffle_seed``;
     ``splits``: a count or a :class:`SplitRule`)."""
+    stats, _, info = statistics_and_buckets_of(path, splits, shuffle_seed, None)
+    return stats, info
+
+
+def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed: int | None, infinity_seed: int | None,
+                              ) -> tuple[SplitStatistics, SplitStatistics | None, LogitsInfo]:
+    """:func:`statistics_of`, and with ``infinity_seed`` the IS-infinity buckets' statistics of the same
+    rows (:mod:`.infinity`), in the same pass over the file."""
     info = read_info(path)
     if info.done != info.num_images:
         raise InputError(f"{path} holds {info.done} of {info.num_images} images: finish it by running the same "
@@ -112,9 +121,12 @@ def statistics_of(path: Path, splits: int | SplitRule, shuffle_seed: int | None)
     check_split_count(info.num_images, splits)
     positions = shuffled_positions(info.num_images, shuffle_seed) if shuffle_seed is not None else np.arange(info.num_images)
     stats = SplitStatistics.zeros(split_rule(splits).split_count(info.num_images), NUM_CLASSES)
+    bucket_ids = None if infinity_seed is None else infinity_buckets(info.num_images, infinity_seed)
+    buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
     for start in range(0, info.num_images, _ROWS_PER_PASS):
         stop = min(start + _ROWS_PER_PASS, info.num_images)
-        stats.add(torch.from_numpy(np.array(rows[start:stop])),
-                  split_of_positions(positions[start:stop], info.num_images, splits))
-    return stats, info
-
+        chunk = torch.from_numpy(np.array(rows[start:stop]))
+        stats.add(chunk, split_of_positions(positions[start:stop], info.num_images, splits))
+        if buckets is not None and bucket_ids is not None:
+            buckets.add(chunk, bucket_ids[start:stop])
+    return stats, buckets, info

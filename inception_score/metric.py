@@ -12,18 +12,33 @@ Per split only two sufficient statistics are needed, thanks to the exact identit
 
 so :class:`SplitStatistics` keeps, for each split, the sum of ``p(y|x)`` (one row of 1008 values),
 the sum of ``sum_y p log p`` and the image count: one exact pass in O(splits x classes) memory,
-and statistics from several processes combine by addition. It also keeps the sum of
-``||p(y|x)||^2``, which the split-order diagnostic (:mod:`inception_score.order`) needs.
+and statistics from several processes combine by addition. It also keeps what the split-order
+diagnostic (:mod:`inception_score.order`) needs: sums of the centred log-ratio of p(y|x), of its
+squared norm, and a sketch of its covariance (products of random projections).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .errors import InputError
+
+# Pairs of random projections in the order diagnostic's covariance sketch (inception_score.order
+# explains the size), drawn from a fixed seed so that every process and every run uses the same.
+ORDER_SKETCH_SIZE = 1024
+ORDER_SKETCH_SEED = 0
+
+
+@functools.lru_cache(maxsize=4)
+def sketch_projections(num_classes: int, size: int, device: str = "cpu") -> torch.Tensor:
+    """``(C, 2 size)`` float64 standard normal entries: columns ``k`` and ``size + k`` are the pair
+    ``(g_k, h_k)`` of the order sketch. The same numbers on every device (drawn on the CPU)."""
+    generator = torch.Generator().manual_seed(ORDER_SKETCH_SEED)
+    return torch.randn(num_classes, 2 * size, generator=generator, dtype=torch.float64).to(device)
 
 
 @dataclass(frozen=True)
@@ -118,26 +133,33 @@ def shuffled_positions(num_images: int, seed: int) -> np.ndarray:
 
 @dataclass
 class SplitStatistics:
-    """Sufficient statistics of each split: ``sum_p`` (S, C), ``sum_plogp`` (S,), ``sum_p2`` (S,), ``count`` (S,).
+    """Sufficient statistics of each split, sums over its images (float64; ``count`` int64):
 
-    ``sum_p2`` is the sum over the split's images of ``||p(y|x)||^2 = sum_y p(y|x)^2``: with ``sum_p`` it
-    gives the exact total sum of squares of p around the marginal (:mod:`inception_score.order`).
-    Float64 sums, ``count`` int64. Every field is a per-split sum, so statistics of disjoint sets of
-    images combine by adding every field (:meth:`merge`, or an all-reduce with SUM across processes).
-    Add batches with :meth:`add`.
+    - ``sum_p`` (S, C): p(y|x); ``sum_plogp`` (S,): ``sum_y p log p``; ``count`` (S,): images;
+    - for the order diagnostic (:mod:`inception_score.order`), with ``c = clr(p) = log p - mean_y log p``
+      (the centred log-ratio, equal to the logits minus their mean): ``sum_clr`` (S, C): c;
+      ``sum_clr2`` (S,): ``||c||^2``; ``sketch`` (S, K): ``(c . g_k)(c . h_k)`` for the K pairs of
+      :func:`sketch_projections` (K = 0: none, as for the IS-infinity buckets).
+
+    Every field is a per-split sum, so statistics of disjoint sets of images combine by adding every
+    field (:meth:`merge`, or an all-reduce with SUM across processes). Add batches with :meth:`add`.
     """
 
     sum_p: np.ndarray
     sum_plogp: np.ndarray
-    sum_p2: np.ndarray
+    sum_clr: np.ndarray
+    sum_clr2: np.ndarray
+    sketch: np.ndarray
     count: np.ndarray
 
     @classmethod
-    def zeros(cls, splits: int, num_classes: int) -> "SplitStatistics":
+    def zeros(cls, splits: int, num_classes: int, sketch_size: int = ORDER_SKETCH_SIZE) -> "SplitStatistics":
         return cls(
             sum_p=np.zeros((splits, num_classes), dtype=np.float64),
             sum_plogp=np.zeros(splits, dtype=np.float64),
-            sum_p2=np.zeros(splits, dtype=np.float64),
+            sum_clr=np.zeros((splits, num_classes), dtype=np.float64),
+            sum_clr2=np.zeros(splits, dtype=np.float64),
+            sketch=np.zeros((splits, sketch_size), dtype=np.float64),
             count=np.zeros(splits, dtype=np.int64),
         )
 
@@ -151,22 +173,30 @@ class SplitStatistics:
         p = log_p.exp()
         plogp = (p * log_p).sum(dim=1)
         ids = torch.from_numpy(np.asarray(split_ids, dtype=np.int64))
-        sum_p = torch.zeros(self.splits, p.shape[1], dtype=torch.float64).index_add_(0, ids, p)
-        sum_plogp = torch.zeros(self.splits, dtype=torch.float64).index_add_(0, ids, plogp)
-        sum_p2 = torch.zeros(self.splits, dtype=torch.float64).index_add_(0, ids, (p * p).sum(dim=1))
-        self.sum_p += sum_p.numpy()
-        self.sum_plogp += sum_plogp.numpy()
-        self.sum_p2 += sum_p2.numpy()
+        # clr(p) = log p - mean_y log p: the softmax's normaliser cancels, so it is the centred logits.
+        centred = logits.detach().to(torch.float64)
+        centred = centred - centred.mean(dim=1, keepdim=True)
+        size = self.sketch.shape[1]
+        products = torch.zeros(len(ids), size, dtype=torch.float64)
+        if size:  # projected where the logits are (a GPU does it in no time), then summed on the CPU
+            projected = centred @ sketch_projections(centred.shape[1], size, str(centred.device))
+            products = (projected[:, :size] * projected[:, size:]).cpu()
+        centred = centred.cpu()
+
+        def per_split(values: torch.Tensor) -> np.ndarray:
+            return torch.zeros(self.splits, *values.shape[1:], dtype=torch.float64).index_add_(0, ids, values).numpy()
+
+        self.sum_p += per_split(p)
+        self.sum_plogp += per_split(plogp)
+        self.sum_clr += per_split(centred)
+        self.sum_clr2 += per_split((centred * centred).sum(dim=1))
+        self.sketch += per_split(products)
         self.count += np.bincount(ids.numpy(), minlength=self.splits)
 
     def merge(self, other: "SplitStatistics") -> "SplitStatistics":
         """The statistics of both sets of images together (exact: sums add)."""
-        return SplitStatistics(
-            sum_p=self.sum_p + other.sum_p,
-            sum_plogp=self.sum_plogp + other.sum_plogp,
-            sum_p2=self.sum_p2 + other.sum_p2,
-            count=self.count + other.count,
-        )
+        return SplitStatistics(**{name: getattr(self, name) + getattr(other, name)
+                                  for name in self.__dataclass_fields__})
 
     def marginal(self) -> np.ndarray:
         """``(C,)`` float64 p(y) over all images added so far."""

@@ -1,8 +1,11 @@
-"""A picture of p(y), the marginal class distribution of the scored images: mode collapse shows at a glance."""
+"""Pictures: p(y), the marginal class distribution of the scored images (mode collapse shows at a
+glance), and IS_n against 1/n with the IS-infinity line."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,13 +19,7 @@ def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title
     ``marginal``: ``(1008,)`` float64, p(y) averaged over all scored images (sums to 1).
     ``names``: output index -> class name (:func:`.labels.class_names`; empty: shown by index).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InceptionScoreError("--per-class needs matplotlib: pip install 'inception-score[plot]'") from None
+    plt = _pyplot("--per-class")
     order = np.argsort(marginal)[::-1]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1.3, 1]})
     left.bar(np.arange(len(marginal)), marginal[order], width=1.0, color="#3b6ea8")
@@ -41,6 +38,43 @@ def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title
     right.set_xlabel("p(y)")
     right.set_title(f"top {top} classes")
     figure.suptitle(title)
+    return _save(plt, figure, path)
+
+
+def plot_infinity(sizes: np.ndarray, scores: np.ndarray, intercept: float, slope: float, path: Path,
+                  title: str) -> Path:
+    """Write a PNG of IS_n against 1/n with the least-squares line down to 1/n = 0 (IS-infinity marked).
+
+    ``sizes`` ``(15,)`` int, ``scores`` ``(15,)`` float64: the points of :mod:`.infinity`.
+    """
+    plt = _pyplot("--infinity-plot")
+    x = 1.0 / np.asarray(sizes, dtype=np.float64)
+    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    axes.plot(x, scores, "o", color="#3b6ea8", label="IS_n (one split, first n of one seeded order)")
+    line_x = np.array([0.0, float(x.max())])
+    axes.plot(line_x, intercept + slope * line_x, "-", color="#c0392b", linewidth=1,
+              label=f"least squares: {intercept:.3f} {'+' if slope >= 0 else '-'} {abs(slope):.1f} / n")
+    axes.plot([0.0], [intercept], "s", color="#c0392b")
+    axes.set_xlim(left=-0.03 * float(x.max()))
+    axes.set_xlabel("1 / n")
+    axes.set_ylabel("IS_n")
+    axes.set_title(textwrap.fill(title, 70), fontsize=9)
+    axes.legend(loc="best")
+    return _save(plt, figure, path)
+
+
+def _pyplot(option: str) -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InceptionScoreError(f"{option} needs matplotlib: pip install 'inception-score[plot]'") from None
+    return plt
+
+
+def _save(plt: Any, figure: Any, path: Path) -> Path:
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

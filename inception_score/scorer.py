@@ -49,6 +49,7 @@ from .metric import (
     split_rule,
     summarize,
 )
+from .infinity import POINTS as INFINITY_POINTS, infinity_buckets, infinity_fit
 from .order import LabelOrder, label_order, order_diagnostic
 from .protocol import PUBLISHED_IMAGES, PUBLISHED_SPLIT_SIZE, PUBLISHED_SPLITS, TORCH_FIDELITY_SEED
 from .network import FEATURE_DIM, INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
@@ -108,6 +109,14 @@ class ISResult:
     labels_sorted: bool = False
     # Images made by score_generator: how z was drawn (seed, distribution, rule), num_samples, batch_size.
     generator: dict[str, Any] | None = None
+    # IS-infinity (inception_score.infinity), when asked for: the intercept at 1/n = 0 of the least-squares
+    # line through the 15 points (n, IS_n), IS_n the one-split score of the first n images of one seeded
+    # order; the line's slope and rms residual; the seed of that order.
+    is_infinity: float | None = None
+    is_n: tuple[tuple[int, float], ...] = ()
+    is_infinity_slope: float | None = None
+    is_infinity_residual: float | None = None
+    infinity_seed: int | None = None
 
     @property
     def comparable(self) -> bool:
@@ -129,6 +138,7 @@ class ISResult:
         data["not_comparable"] = list(self.not_comparable)
         if self.label_histogram is not None:  # JSON keys are strings
             data["label_histogram"] = {str(label): count for label, count in self.label_histogram.items()}
+        data["is_n"] = [[n, score] for n, score in self.is_n]
         for key in ("order_ratio", "order_threshold"):  # JSON has no NaN or Infinity
             data[key] = data[key] if math.isfinite(data[key]) else None
         return data
@@ -308,11 +318,13 @@ class _SplitAccumulator:
     This process's images are positions ``[offset, offset + num_images)`` of ``total`` (one process:
     all of them). With the count known up front, statistics are kept per split as the images arrive
     (O(splits x 1008) memory). Without it, the float32 logits are kept until the count is known,
-    which is exact too but costs 4 KB per image.
+    which is exact too but costs 4 KB per image. With ``infinity_seed``, the same images also go to
+    the 15 buckets of IS-infinity (:mod:`.infinity`) by their index in input order; :meth:`finish`
+    leaves those statistics in ``buckets``.
     """
 
     def __init__(self, splits: int | SplitRule, num_images: int | None, shuffle_seed: int | None,
-                 offset: int = 0, total: int | None = None) -> None:
+                 offset: int = 0, total: int | None = None, infinity_seed: int | None = None) -> None:
         total = num_images if total is None else total
         self.splits = split_rule(splits)
         if total is not None:
@@ -323,8 +335,14 @@ class _SplitAccumulator:
         self.stats = SplitStatistics.zeros(self.splits.split_count(total or 1), NUM_CLASSES)
         self.buffer: list[torch.Tensor] = []
         self.positions: np.ndarray | None = None
+        self.infinity_seed = infinity_seed
+        self.buckets: SplitStatistics | None = None
+        self.bucket_ids: np.ndarray | None = None
         if num_images is not None and total is not None:
             self.positions = self._positions(total)[offset : offset + num_images]
+            if infinity_seed is not None:
+                self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
+                self.bucket_ids = infinity_buckets(total, infinity_seed)[offset : offset + num_images]
 
     def _positions(self, count: int) -> np.ndarray:
         if self.shuffle_seed is None:
@@ -343,6 +361,8 @@ class _SplitAccumulator:
                 )
             ids = split_of_positions(self.positions[self.seen : self.seen + count], self.total, self.splits)
             self.stats.add(logits, ids)
+            if self.buckets is not None and self.bucket_ids is not None:
+                self.buckets.add(logits, self.bucket_ids[self.seen : self.seen + count])
         self.seen += count
 
     def finish(self, offset: int = 0, total: int | None = None) -> SplitStatistics:
@@ -353,10 +373,16 @@ class _SplitAccumulator:
             check_split_count(total, self.splits)
             positions = self._positions(total)[offset : offset + self.seen]
             stats = SplitStatistics.zeros(self.splits.split_count(total), NUM_CLASSES)
+            bucket_ids = None
+            if self.infinity_seed is not None:
+                self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
+                bucket_ids = infinity_buckets(total, self.infinity_seed)[offset : offset + self.seen]
             start = 0
             for logits in self.buffer:
                 stop = start + logits.shape[0]
                 stats.add(logits, split_of_positions(positions[start:stop], total, self.splits))
+                if self.buckets is not None and bucket_ids is not None:
+                    self.buckets.add(logits, bucket_ids[start:stop])
                 start = stop
             return stats
         if self.seen != len(self.positions):
@@ -368,12 +394,16 @@ def _result(
     stats: SplitStatistics, scorer: InceptionScorer, elapsed: float, return_marginal: bool,
     order: str = "input order", group: Group | None = None, shuffled: bool = False,
     split_size: int | None = None, labels: LabelOrder | None = None,
+    buckets: SplitStatistics | None = None, infinity_seed: int | None = None,
 ) -> ISResult:
     exchanged = 0
     if group is not None:
         stats = all_reduce_statistics(group, stats)
         elapsed = max_over_ranks(group, elapsed)
         exchanged = statistics_bytes(stats.splits, stats.sum_p.shape[1])
+        if buckets is not None:
+            buckets = all_reduce_statistics(group, buckets)
+            exchanged += statistics_bytes(buckets.splits, buckets.sum_p.shape[1], buckets.sketch.shape[1])
     weights: LoadedWeights = scorer.weights
     return result_from_statistics(
         stats, weights_path=str(weights.path), weights_sha256=weights.sha256, weights_verified=weights.verified,
@@ -381,6 +411,7 @@ def _result(
         processes=1 if group is None else group.world_size, exchanged_bytes=exchanged, shuffled=shuffled,
         precision=getattr(scorer, "effective_precision", "exact"), precision_note=getattr(scorer, "precision_note", ""),
         split_size=split_size, labels=labels,
+        buckets=buckets, infinity_seed=infinity_seed,
     )
 
 
@@ -389,12 +420,15 @@ def result_from_statistics(
     dtype: str, elapsed: float, return_marginal: bool = False, order: str = "input order", processes: int = 1,
     exchanged_bytes: int = 0, shuffled: bool = False, precision: str = "exact", precision_note: str = "",
     split_size: int | None = None, labels: LabelOrder | None = None,
+    buckets: SplitStatistics | None = None, infinity_seed: int | None = None,
 ) -> ISResult:
     """The :class:`ISResult` of complete split statistics (all images, all processes), with the order
     diagnostic and the reasons, if any, why it is not comparable with published scores.
 
     ``split_size``: the statistics were cut in chunks of that many images (else in equal parts);
-    ``labels``: what the samples' own labels say about the order (:func:`inception_score.order.label_order`)."""
+    ``labels``: what the samples' own labels say about the order (:func:`inception_score.order.label_order`);
+    ``buckets``: the IS-infinity buckets' statistics of the same images (:mod:`.infinity`), ordered by
+    ``infinity_seed``."""
     scores = stats.scores()
     mean, std = summarize(scores)
     diagnostic = order_diagnostic(stats)
@@ -423,6 +457,10 @@ def result_from_statistics(
                        "so its splits are not random samples")
     if precision != "exact":
         reasons.append(f"precision {precision!r} (published scores are float32)")
+    fit = None if buckets is None else infinity_fit(buckets)
+    if fit is not None:
+        reasons.append("is_infinity is extrapolated to infinitely many images in one split (Chong & Forsyth 2020): "
+                       "it is not comparable with published Inception Scores")
     return ISResult(
         mean=mean,
         std=std,
@@ -450,6 +488,9 @@ def result_from_statistics(
         split_size=split_size,
         label_histogram=None if labels is None else dict(labels.histogram),
         labels_sorted=labels is not None and labels.sorted_by_class,
+        **({} if fit is None else dict(
+            is_infinity=fit.intercept, is_n=tuple((int(n), float(v)) for n, v in zip(fit.sizes, fit.scores)),
+            is_infinity_slope=fit.slope, is_infinity_residual=fit.residual, infinity_seed=infinity_seed)),
     )
 
 
@@ -473,6 +514,8 @@ def inception_score(
     return_marginal: bool = False,
     scorer: InceptionScorer | None = None,
     distributed: bool | None = None,
+    infinity: bool = False,
+    infinity_seed: int = TORCH_FIDELITY_SEED,
 ) -> ISResult:
     """The Inception Score of ``images``, as the paper's code computes it.
 
@@ -488,14 +531,20 @@ def inception_score(
     input (tensor, array, sequence, ``Dataset``, path) is shared out: each process reads and scores its
     contiguous part, the statistics are summed once, and every process returns the result one process
     would give on the same images in the same order (:mod:`inception_score.distributed`).
+
+    ``infinity=True`` also computes IS-infinity in the same pass (:mod:`inception_score.infinity`):
+    ``is_n``, the one-split scores of the first n images of the order ``infinity_seed`` gives, for 15 n
+    from N/10 to N, and ``is_infinity``, the intercept of their least-squares line against 1/n.
     """
     rule = split_rule(splits, split_size)  # raises on a bad or doubly given rule, before anything loads
     group = current_group(distributed)
     shuffle_seed = seed if shuffle else None
     order = f"shuffled (seed {seed})" if shuffle else "input order"
+    ordered_by = infinity_seed if infinity else None
     if group is not None:
         return _distributed_score(group, images, rule, batch_size, device, weights, allow_unverified, input_range,
-                                  shuffle_seed, order, num_workers, limit, progress, precision, return_marginal, scorer)
+                                  shuffle_seed, order, num_workers, limit, progress, precision, return_marginal, scorer,
+                                  ordered_by)
     scorer = scorer or InceptionScorer(
         weights, device=device, allow_unverified=allow_unverified, precision=precision, progress=progress
     )
@@ -508,7 +557,7 @@ def inception_score(
         num_images=num_images,
         pin_memory=scorer.device.type == "cuda",
     )
-    accumulator = _SplitAccumulator(rule, stream.num_images, shuffle_seed)
+    accumulator = _SplitAccumulator(rule, stream.num_images, shuffle_seed, infinity_seed=ordered_by)
     start = time.perf_counter()
     with progress_bar(progress, stream.num_images) as bar:
         for batch in stream.batches:
@@ -517,7 +566,7 @@ def inception_score(
     stats = accumulator.finish()
     labels = None if stream.labels is None else label_order(stream.labels, rule, shuffle_seed)
     return _result(stats, scorer, time.perf_counter() - start, return_marginal, order, shuffled=shuffle,
-                   split_size=rule.split_size, labels=labels)
+                   split_size=rule.split_size, labels=labels, buckets=accumulator.buckets, infinity_seed=ordered_by)
 
 
 @contextlib.contextmanager
@@ -575,7 +624,8 @@ def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
 def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size: int, device: str | torch.device,
                        weights: str | os.PathLike | None, allow_unverified: bool, input_range: str | InputRange | None,
                        shuffle_seed: int | None, order: str, num_workers: int, limit: int | None, progress: bool,
-                       precision: Precision, return_marginal: bool, scorer: InceptionScorer | None) -> ISResult:
+                       precision: Precision, return_marginal: bool, scorer: InceptionScorer | None,
+                       infinity_seed: int | None = None) -> ISResult:
     """:func:`inception_score` on this rank's shard, in lock step with the other ranks."""
     error: BaseException | None = None
     try:
@@ -587,7 +637,7 @@ def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size:
         if count:
             batches = image_stream(part, batch_size=batch_size, input_range=part_range, num_workers=num_workers,
                                    pin_memory=scorer.device.type == "cuda").batches
-        accumulator = _SplitAccumulator(splits, count, shuffle_seed, offset, total)
+        accumulator = _SplitAccumulator(splits, count, shuffle_seed, offset, total, infinity_seed)
     except Exception as caught:  # noqa: BLE001 - the other ranks must hear of it
         error = caught
     agree(group, error)
@@ -609,7 +659,8 @@ def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size:
     return _result(stats, scorer, time.perf_counter() - start, return_marginal,
                    f"{order}, shared out over {group.world_size} processes", group, shuffled=shuffle_seed is not None,
                    split_size=splits.split_size,
-                   labels=None if labels is None else label_order(labels, splits, shuffle_seed))
+                   labels=None if labels is None else label_order(labels, splits, shuffle_seed),
+                   buckets=accumulator.buckets, infinity_seed=infinity_seed)
 
 
 class InceptionScore:
@@ -631,6 +682,8 @@ class InceptionScore:
     - without indices: rank-major order, every image of rank 0 in ``update`` order, then rank 1's, and
       so on (``ISResult.order`` says so). The logits are kept until ``compute`` (4 KB per image), since
       a rank's offset is known only when every rank's count is.
+
+    ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does.
     """
 
     def __init__(
@@ -649,8 +702,12 @@ class InceptionScore:
         batch_size: int = 64,
         scorer: InceptionScorer | None = None,
         distributed: bool | None = None,
+        infinity: bool = False,
+        infinity_seed: int = TORCH_FIDELITY_SEED,
     ) -> None:
         self.splits = split_rule(splits, split_size)  # 10 equal parts by default, or chunks of split_size
+        self.splits = splits
+        self.infinity_seed = infinity_seed if infinity else None
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
         self.shuffle_seed = seed if shuffle else None
@@ -673,7 +730,8 @@ class InceptionScore:
         if self._plain is None:
             # One process: images arrive in input order; several: the order is fixed at compute().
             alone = current_group(self.distributed) is None
-            self._plain = _SplitAccumulator(self.splits, self.num_images if alone else None, self.shuffle_seed)
+            self._plain = _SplitAccumulator(self.splits, self.num_images if alone else None, self.shuffle_seed,
+                                            infinity_seed=self.infinity_seed)
         return self._plain
 
     def update(self, images: Any, indices: Any = None) -> None:
@@ -689,7 +747,8 @@ class InceptionScore:
                 assert self.num_images is not None
                 group = current_group(self.distributed)
                 self._indexed = _IndexedAccumulator(self.splits, self.num_images, self.shuffle_seed,
-                                                    keep_last=group.world_size if group else 0)
+                                                    keep_last=group.world_size if group else 0,
+                                                    infinity_seed=self.infinity_seed)
         elif self._indexed is not None:
             raise InputError("update() was called both with and without indices since the last reset(); use one")
         for position, chunk in enumerate(pixels.split(self.batch_size)):
@@ -706,26 +765,34 @@ class InceptionScore:
         group = current_group(self.distributed)
         if group is None:
             if self._indexed is not None:
-                return _result(self._indexed.finish(None), self.scorer, self._elapsed, return_marginal,
+                stats = self._indexed.finish(None)
+                return _result(stats, self.scorer, self._elapsed, return_marginal,
                                f"{self.order} of the data set's indices", shuffled=self.shuffle_seed is not None,
-                               split_size=self.splits.split_size)
-            return _result(self._accumulator.finish(), self.scorer, self._elapsed, return_marginal, self.order,
-                           shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size)
+                               split_size=self.splits.split_size, buckets=self._indexed.buckets,
+                               infinity_seed=self.infinity_seed)
+            stats = self._accumulator.finish()
+            return _result(stats, self.scorer, self._elapsed, return_marginal, self.order,
+                           shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size,
+                           buckets=self._accumulator.buckets, infinity_seed=self.infinity_seed)
         stats, error = None, None
+        buckets: SplitStatistics | None = None
         try:
             if self._indexed is not None:
                 stats = self._indexed.finish(group)
+                buckets = self._indexed.buckets
                 order = f"{self.order} of the data set's indices"
             else:
                 counts = all_gather_counts(group, self._accumulator.seen)
                 stats = self._accumulator.finish(offset=sum(counts[: group.rank]), total=sum(counts))
+                buckets = self._accumulator.buckets
                 order = f"{self.order}, rank-major over {group.world_size} processes (rank 0's images first)"
         except InputError as caught:
             error = caught
         agree(group, error)
         assert stats is not None
         return _result(stats, self.scorer, self._elapsed, return_marginal, order, group,
-                       shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size)
+                       shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size, buckets=buckets,
+                       infinity_seed=self.infinity_seed)
 
 
 def _check_indices(indices: Any, count: int, num_images: int | None) -> np.ndarray:
@@ -746,15 +813,21 @@ class _IndexedAccumulator:
     ``DistributedSampler`` (its padding: the first indices again, as the last item of the last ranks)
     are found at :meth:`finish` from each rank's seen-bitmap (N / 8 bytes each) and dropped by every rank
     but the lowest that saw them; for that, each rank keeps the logits of its last ``keep_last`` images.
+    With ``infinity_seed``, the images also go to the IS-infinity buckets by index (``buckets`` after
+    :meth:`finish`).
     """
 
-    def __init__(self, splits: int | SplitRule, num_images: int, shuffle_seed: int | None, keep_last: int) -> None:
+    def __init__(self, splits: int | SplitRule, num_images: int, shuffle_seed: int | None, keep_last: int,
+                 infinity_seed: int | None = None) -> None:
         check_split_count(num_images, splits)
         self.splits = split_rule(splits)
         self.num_images = num_images
         self.positions = shuffled_positions(num_images, shuffle_seed) if shuffle_seed is not None else np.arange(num_images)
         self.seen = np.zeros(num_images, dtype=bool)
         self.stats = SplitStatistics.zeros(self.splits.split_count(num_images), NUM_CLASSES)
+        self.bucket_ids = None if infinity_seed is None else infinity_buckets(num_images, infinity_seed)
+        self.live_buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
+        self.buckets: SplitStatistics | None = None
         self.recent: collections.deque[tuple[int, torch.Tensor]] = collections.deque(maxlen=max(keep_last, 1))
 
     def _split_ids(self, indices: np.ndarray) -> np.ndarray:
@@ -769,12 +842,15 @@ class _IndexedAccumulator:
         if keep.any():
             chosen = torch.from_numpy(np.flatnonzero(keep))
             self.stats.add(logits[chosen], self._split_ids(indices[keep]))
+            if self.live_buckets is not None and self.bucket_ids is not None:
+                self.live_buckets.add(logits[chosen], self.bucket_ids[indices[keep]])
             self.seen[indices[keep]] = True
             for index, row in zip(indices[keep], logits[chosen].detach().cpu()):
                 self.recent.append((int(index), row))
 
     def finish(self, group: Group | None) -> SplitStatistics:
         stats = self.stats
+        self.buckets = self.live_buckets
         if group is not None:
             everyone = all_gather_seen(group, self.seen)
             seen_below = np.logical_or.reduce(everyone[: group.rank], axis=0) if group.rank else np.zeros_like(self.seen)
@@ -790,6 +866,10 @@ class _IndexedAccumulator:
                 duplicate = SplitStatistics.zeros(self.stats.splits, NUM_CLASSES)
                 duplicate.add(torch.stack([rows[int(i)] for i in dropped]), self._split_ids(dropped))
                 stats = subtract_statistics(stats, duplicate)
+                if self.live_buckets is not None and self.bucket_ids is not None:
+                    in_buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
+                    in_buckets.add(torch.stack([rows[int(i)] for i in dropped]), self.bucket_ids[dropped])
+                    self.buckets = subtract_statistics(self.live_buckets, in_buckets)
             covered = int(np.logical_or.reduce(everyone, axis=0).sum())
         else:
             covered = int(self.seen.sum())

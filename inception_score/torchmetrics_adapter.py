@@ -2,7 +2,7 @@
 when torchmetrics is installed: ``pip install torchmetrics``).
 
 Its states are the per-split sufficient statistics of :class:`~inception_score.metric.SplitStatistics`
-with ``dist_reduce_fx="sum"``, so ``self.log("is", metric)`` in a LightningModule syncs about 80 KB per
+with ``dist_reduce_fx="sum"``, so ``self.log("is", metric)`` in a LightningModule syncs about 240 KB per
 process (10 splits) whatever the number of images: no features are gathered.
 
 The order, which decides each image's split: the ``k``-th image a process of rank ``r`` (of ``W``)

@@ -71,7 +71,8 @@ class RecordingImages(Dataset):
 def result_fields(result) -> dict:
     return {"mean": result.mean, "std": result.std, "split_scores": list(result.split_scores),
             "num_images": result.num_images, "order": result.order, "processes": result.processes,
-            "exchanged_bytes": result.exchanged_bytes, "split_size": result.split_size}
+            "exchanged_bytes": result.exchanged_bytes, "split_size": result.split_size,
+            "is_infinity": result.is_infinity, "is_n": [list(point) for point in result.is_n]}
 
 
 def worker(rank: int, world: int, rendezvous: str, out: str, scenario: str, params: dict) -> None:
@@ -95,8 +96,8 @@ def api(rank: int, world: int, params: dict) -> dict:
 
     data = RecordingImages(images(params["count"]), params.get("bad"))
     result = inception_score(data, splits=params.get("splits"), split_size=params.get("split_size"),
-                             batch_size=params["batch_size"],
-                             shuffle=params.get("shuffle", False), scorer=PixelProjection())
+                             batch_size=params["batch_size"], shuffle=params.get("shuffle", False),
+                             scorer=PixelProjection(), infinity=params.get("infinity", False))
     return {**result_fields(result), "read": sorted(data.read)}
 
 
@@ -118,8 +119,8 @@ def metric_sampler(rank: int, world: int, params: dict) -> dict:
     sampler = DistributedSampler(range(len(pixels)), num_replicas=world, rank=rank,
                                  shuffle=params.get("sampler_shuffle", False), seed=5)
     metric = InceptionScore(splits=params.get("splits"), split_size=params.get("split_size"), num_images=len(pixels),
-                            shuffle=params.get("shuffle", False),
-                            scorer=PixelProjection(), batch_size=3)
+                            shuffle=params.get("shuffle", False), scorer=PixelProjection(), batch_size=3,
+                            infinity=params.get("infinity", False))
     seen = []
     for batch in DataLoader(list(sampler), batch_size=params["batch_size"]):
         indices = batch.numpy()

@@ -406,3 +406,25 @@ def test_reference_gan_score_refuses_a_file_that_is_not_a_checkpoint(tmp_path: P
     torch.save({"weights": torch.zeros(3)}, path)
     result = CliRunner().invoke(gan_main, ["score", str(path), "-n", "10", "--device", "cpu"])
     assert result.exit_code == 2 and "is not a reference-gan checkpoint" in result.output
+
+
+def test_score_generator_gives_is_infinity_from_the_same_pass() -> None:
+    # IS_n of the generator's samples equals IS_n of the same samples scored as images (the same
+    # batches, the same stand-in network: the same logits), and the fit is the line through its points.
+    from distributed_workers import PixelProjection
+
+    from inception_score import inception_score, score_generator
+    from inception_score.generator import LatentSpec, latents
+
+    def G(z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(z[:, :48].reshape(-1, 3, 4, 4))
+
+    z, _ = latents(LatentSpec(48, "normal", 3), 0, 40)
+    direct = inception_score(G(z), input_range=(-1, 1), splits=2, batch_size=8, scorer=PixelProjection(),
+                             infinity=True)
+    made = score_generator(G, 40, z_dim=48, seed=3, splits=2, batch_size=8, scorer=PixelProjection(), infinity=True)
+    assert [n for n, _ in made.is_n] == [n for n, _ in direct.is_n] and len(made.is_n) == 15
+    np.testing.assert_allclose([v for _, v in made.is_n], [v for _, v in direct.is_n], rtol=1e-12)
+    n = np.array([n for n, _ in made.is_n], dtype=np.float64)
+    slope, intercept = np.polyfit(1.0 / n, [v for _, v in made.is_n], 1)
+    assert made.is_infinity == pytest.approx(intercept, rel=1e-9)
