@@ -706,7 +706,6 @@ class InceptionScore:
         infinity_seed: int = TORCH_FIDELITY_SEED,
     ) -> None:
         self.splits = split_rule(splits, split_size)  # 10 equal parts by default, or chunks of split_size
-        self.splits = splits
         self.infinity_seed = infinity_seed if infinity else None
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
