@@ -124,9 +124,9 @@ def main(folder: Path, full: bool) -> None:
         "writes them (`arr_0`, `arr_1`), once with `np.savez` (stored) and once with `np.savez_compressed` "
         "(deflated; random pixels do not shrink). Peak RSS from `/usr/bin/time -v`, one fresh process per row. "
         "\"read path over all images\" is not a full score: it runs the scorer's input pipeline (`image_stream` on the "
-        "path, batches of 64, each resized to 299x299 by `to_network_input`) over every image without the network, "
-        "since scoring all of them would take hours on this CPU (about 12 images a second); the memory a file can "
-        "cost is spent by the reader, which this pass runs over the whole file.",
+        "path, batches of 64, each resized to 299x299 by `to_network_input`) over every image without the network: "
+        "the memory a file can cost is spent by the reader, which this pass runs over the whole file "
+        "(`--full` scores the stored file in full, network included).",
         "",
         "| file | run | peak RSS (MB) | seconds |",
         "| --- | --- | --- | --- |",
