@@ -4,6 +4,7 @@ spawned children, unlike a test module's functions). Each worker writes its outc
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 import traceback
@@ -21,20 +22,22 @@ NUM_CLASSES = 1008
 
 
 class PixelProjection:
-    """A stand-in for the Inception network with what ``inception_score(..., scorer=)`` reads. Each
-    image's logits are computed by themselves (one contiguous image, the same shapes every time: the
-    same kernels on the same inputs), so batches, shards and process counts cannot change them, bit
-    for bit. What the distributed path combines then differs from one process's only by the order of
-    the float64 sums of each split's statistics (a few dozen terms: relative error below 1e-14), so
-    the tests hold the scores to 1e-12 relative, far inside the 1e-6 that float32 logits of the real
-    network are allowed (tests/test_distributed_cli.py)."""
+    """A stand-in for the Inception network with what ``inception_score(..., scorer=)`` reads. Its
+    logits are exact by construction: each is a sum of 48 products of a 4x4 average of uint8 pixels
+    (an integer over 16) and a matrix entry (an integer in [-64, 64] over 8192), at most 25
+    significant bits, so float64 holds every partial sum exactly in any order, on any kernel and any
+    thread count, and the one rounding to float32 at the end gives the same bits everywhere. Batches,
+    shards and process counts cannot change them. What the distributed path combines then differs
+    from one process's only by the order of the float64 sums of each split's statistics (a few dozen
+    terms: relative error below 1e-14), so the tests hold the scores to 1e-12 relative, far inside
+    the 1e-6 that float32 logits of the real network are allowed (tests/test_distributed_cli.py)."""
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")
         self.dtype = "float32"
         self.weights = LoadedWeights(state_dict={}, path=Path("projection"), sha256="0" * 64, verified=False)
-        self.matrix = torch.randn(3 * 4 * 4, NUM_CLASSES, generator=torch.Generator().manual_seed(3),
-                                  dtype=torch.float64) * 0.05
+        numerators = torch.randint(-64, 65, (3 * 4 * 4, NUM_CLASSES), generator=torch.Generator().manual_seed(3))
+        self.matrix = numerators.double() / 8192
 
     def logits(self, batch) -> torch.Tensor:
         if isinstance(batch, list):
@@ -88,6 +91,13 @@ def worker(rank: int, world: int, rendezvous: str, out: str, scenario: str, para
         outcome["traceback"] = traceback.format_exc()
     outcome["seconds"] = time.perf_counter() - begin
     Path(out, f"rank-{rank}.json").write_text(json.dumps(outcome))
+    # Tear down only when every rank is done with the group: a rank closing its Gloo connections while
+    # a peer's last messages are still in flight can abort that peer (SIGABRT, "terminate called
+    # without an active exception"). A rank whose peers are gone stops waiting after the timeout.
+    try:
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+    except RuntimeError:
+        pass
     dist.destroy_process_group()
 
 

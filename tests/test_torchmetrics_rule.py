@@ -19,12 +19,12 @@ torchmetrics_inception = pytest.importorskip("torchmetrics.image.inception")
 
 
 class MildProjection(workers.PixelProjection):
-    """Logits of a few units, so that no probability underflows in torchmetrics' float32 (where
-    0 * log 0 gives NaN)."""
+    """Logits of a couple of units, so that no probability underflows in torchmetrics' float32 (where
+    0 * log 0 gives NaN); halving keeps the stand-in's logits exact."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.matrix = self.matrix * 0.05
+        self.matrix = self.matrix * 0.5
 
 
 class Logits(torch.nn.Module):
