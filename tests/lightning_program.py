@@ -35,7 +35,6 @@ class Scored(L.LightningModule):
         super().__init__()
         self.layer = torch.nn.Linear(1, 1)
         self.inception = InceptionScoreMetric(splits=10, num_images=NUM_IMAGES, scorer=workers.PixelProjection())
-        self.indices: dict[int, list[int]] = {}
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         return self.layer(batch[:, None]).square().mean()
@@ -44,7 +43,6 @@ class Scored(L.LightningModule):
         images = epoch_images(self.current_epoch)[indices.numpy()]  # this epoch's samples
         self.inception.update(images)
         self.log("is", self.inception)  # computed, synced and reset by Lightning at the epoch's end
-        self.indices.setdefault(self.current_epoch, []).extend(indices.tolist())
 
     def on_validation_epoch_end(self) -> None:
         # The std and whether the weights were verified, the same on every process.
@@ -58,6 +56,18 @@ class Scored(L.LightningModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(torch.arange(NUM_IMAGES), batch_size=4)  # Lightning adds a DistributedSampler
+
+
+class Recorded(Scored):
+    """Which data set indices this process's sampler gave it, each epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.indices: dict[int, list[int]] = {}
+
+    def validation_step(self, indices: torch.Tensor, batch_idx: int) -> None:
+        super().validation_step(indices, batch_idx)
+        self.indices.setdefault(self.current_epoch, []).extend(indices.tolist())
 
 
 class Record(L.Callback):
@@ -76,7 +86,7 @@ class Record(L.Callback):
 
 def main(out: Path) -> None:
     torch.set_num_threads(1)
-    module, record = Scored(), Record()
+    module, record = Recorded(), Record()
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=EPOCHS, callbacks=[record],
                         num_sanity_val_steps=0,  # a few batches are not the whole set: nothing to score
                         default_root_dir=out, logger=False, enable_checkpointing=False, enable_progress_bar=False,

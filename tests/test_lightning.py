@@ -77,3 +77,12 @@ def test_lightning_ddp_logs_each_epochs_own_score_equal_to_the_one_call(tmp_path
             assert logged["inception_std"] == pytest.approx(result.std, rel=FLOAT64_SUMS)
             assert logged["inception_weights_verified"] == 0.0
     assert outcomes[0]["logged"] == outcomes[1]["logged"]  # the same bits on both processes
+
+
+def test_the_documented_lightning_example_is_the_program_the_test_runs() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "distributed.md").read_text()
+    section = text[text.index("## Lightning and torchmetrics") :]
+    example = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python\n") + 10)]
+    program = {line.strip() for line in PROGRAM.read_text().splitlines()}
+    lines = [line.strip() for line in example.splitlines() if line.strip()]
+    assert len(lines) > 20 and [line for line in lines if line not in program] == []
