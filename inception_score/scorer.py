@@ -684,6 +684,11 @@ class InceptionScore:
       a rank's offset is known only when every rank's count is.
 
     ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does.
+
+    Never a stale or partial score: call ``reset()`` before a new epoch's images. With ``num_images``,
+    images beyond it raise at the ``update`` that brings them (in a group, at ``compute``), fewer raise
+    at ``compute``; with indices, an index a process was given again since the last ``reset()`` makes
+    ``compute`` raise, with the counts.
     """
 
     def __init__(

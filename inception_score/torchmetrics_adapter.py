@@ -117,8 +117,8 @@ class InceptionScoreMetric(Metric):
 
     @property
     def result(self) -> ISResult:
-        """The :class:`~inception_score.ISResult` of every image since the last ``reset()`` (computed,
-        and synced across processes, if it was not yet)."""
+        """The :class:`~inception_score.ISResult` of every image since the last ``reset()``: computed and
+        synced across processes if it was not yet, so read it on every process, as ``compute()``."""
         self.compute()  # torchmetrics returns its cached value when nothing was added since
         assert self._result is not None
         return self._result
