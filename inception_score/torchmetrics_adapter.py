@@ -130,11 +130,13 @@ class InceptionScoreMetric(Metric):
 
     def scalars(self, prefix: str = "is") -> dict[str, torch.Tensor]:
         """The loggable part of :attr:`result`, for ``self.log_dict``: ``{prefix: mean, prefix_std: std,
-        prefix_weights_verified: 1.0 or 0.0}``, 0-dim float64 tensors, the same on every process."""
+        prefix_weights_verified: 1.0 or 0.0}``, 0-dim float64 tensors on the metric's device, the same on
+        every process."""
         result = self.result
-        return {prefix: torch.tensor(result.mean, dtype=torch.float64),
-                f"{prefix}_std": torch.tensor(result.std, dtype=torch.float64),
-                f"{prefix}_weights_verified": torch.tensor(float(result.weights_verified), dtype=torch.float64)}
+        values = {prefix: result.mean, f"{prefix}_std": result.std,
+                  f"{prefix}_weights_verified": float(result.weights_verified)}
+        # On the metric's device, as compute()'s value: Lightning's sync_dist over NCCL needs CUDA tensors.
+        return {name: torch.tensor(value, dtype=torch.float64, device=self.device) for name, value in values.items()}
 
     def reset(self) -> None:
         super().reset()
@@ -214,7 +216,7 @@ class InceptionScoreMetric(Metric):
         self._result = dataclasses.replace(
             _result(stats, self.scorer, 0.0, False, order, shuffled=self.shuffled),
             processes=world, exchanged_bytes=0 if world == 1 else self.state_bytes())
-        return torch.tensor(self._result.mean, dtype=torch.float64)
+        return torch.tensor(self._result.mean, dtype=torch.float64, device=self.device)
 
     def _refuse(self, message: str) -> None:
         """Raise from inside compute(), first giving back this process's own states: torchmetrics restores
