@@ -356,8 +356,8 @@ class _SplitAccumulator:
         else:
             if self.seen + count > len(self.positions):
                 raise InputError(
-                    f"more images arrived than the {len(self.positions)} announced; "
-                    f"pass the right num_images or leave it out"
+                    f"more images arrived than the {len(self.positions)} announced ({self.seen + count} with this "
+                    f"batch); pass the right num_images or leave it out (a metric object: reset() between epochs)"
                 )
             ids = split_of_positions(self.positions[self.seen : self.seen + count], self.total, self.splits)
             self.stats.add(logits, ids)
@@ -684,6 +684,11 @@ class InceptionScore:
       a rank's offset is known only when every rank's count is.
 
     ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does.
+
+    Never a stale or partial score: call ``reset()`` before a new epoch's images. With ``num_images``,
+    images beyond it raise at the ``update`` that brings them (in a group, at ``compute``), fewer raise
+    at ``compute``; with indices, an index a process was given again since the last ``reset()`` makes
+    ``compute`` raise, with the counts.
     """
 
     def __init__(
@@ -782,6 +787,10 @@ class InceptionScore:
                 order = f"{self.order} of the data set's indices"
             else:
                 counts = all_gather_counts(group, self._accumulator.seen)
+                if self.num_images is not None and sum(counts) != self.num_images:
+                    raise InputError(f"the {group.world_size} processes received {sum(counts)} images ({counts}) "
+                                     f"for the {self.num_images} announced: reset() between epochs, and announce "
+                                     "the real number")
                 stats = self._accumulator.finish(offset=sum(counts[: group.rank]), total=sum(counts))
                 buckets = self._accumulator.buckets
                 order = f"{self.order}, rank-major over {group.world_size} processes (rank 0's images first)"
@@ -808,7 +817,9 @@ def _check_indices(indices: Any, count: int, num_images: int | None) -> np.ndarr
 class _IndexedAccumulator:
     """Statistics of images that come with their index in a data set of ``num_images``.
 
-    An index seen twice by this process is counted once. Across processes the duplicates of a
+    An index seen again by this process since the last reset (a second epoch without ``reset()``: a
+    sampler never gives one process an index twice in one epoch) is not counted, and :meth:`finish`
+    refuses to score, after its collectives, so every process hears of it. Across processes the duplicates of a
     ``DistributedSampler`` (its padding: the first indices again, as the last item of the last ranks)
     are found at :meth:`finish` from each rank's seen-bitmap (N / 8 bytes each) and dropped by every rank
     but the lowest that saw them; for that, each rank keeps the logits of its last ``keep_last`` images.
@@ -828,6 +839,7 @@ class _IndexedAccumulator:
         self.live_buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
         self.buckets: SplitStatistics | None = None
         self.recent: collections.deque[tuple[int, torch.Tensor]] = collections.deque(maxlen=max(keep_last, 1))
+        self.repeated = 0  # images whose index this process had already seen
 
     def _split_ids(self, indices: np.ndarray) -> np.ndarray:
         return split_of_positions(self.positions[indices], self.num_images, self.splits)
@@ -838,6 +850,7 @@ class _IndexedAccumulator:
         keep = np.zeros(len(indices), dtype=bool)
         keep[first] = True
         keep &= new
+        self.repeated += len(indices) - int(keep.sum())
         if keep.any():
             chosen = torch.from_numpy(np.flatnonzero(keep))
             self.stats.add(logits[chosen], self._split_ids(indices[keep]))
@@ -872,6 +885,10 @@ class _IndexedAccumulator:
             covered = int(np.logical_or.reduce(everyone, axis=0).sum())
         else:
             covered = int(self.seen.sum())
+        if self.repeated:
+            raise InputError(f"{self.repeated} images came with indices this process had already given since the "
+                             f"last reset() ({int(self.seen.sum())} distinct of the {self.num_images} announced): "
+                             "call reset() between epochs, and give each image once")
         if covered != self.num_images:
             raise InputError(f"the indices given cover {covered} of the {self.num_images} images announced; "
                              "score the whole data set or announce its real size")

@@ -5,11 +5,35 @@ Its states are the per-split sufficient statistics of :class:`~inception_score.m
 with ``dist_reduce_fx="sum"``, so ``self.log("is", metric)`` in a LightningModule syncs about 240 KB per
 process (10 splits) whatever the number of images: no features are gathered.
 
+What ``compute()`` returns: the mean Inception Score, a 0-dim float64 tensor. Lightning's ``self.log``
+and ``self.log_dict`` take scalar tensors only (a metric object logged whose ``compute()`` returns
+anything else is an error there), and torchmetrics' own ``InceptionScore``, which returns the tuple
+``(mean, std)``, cannot be logged as an object for that reason. So the mean, the number the paper
+reports, is the metric's value, and Lightning can compute, log and reset the metric itself. The rest
+is on the object: :attr:`InceptionScoreMetric.result` is the :class:`~inception_score.ISResult` of
+the same statistics (std, split scores, ``weights_verified``, ``not_comparable``), and
+:meth:`InceptionScoreMetric.scalars` gives the loggable part as a dict of scalar tensors, the shape
+torchmetrics' multi-output metrics return, for ``self.log_dict``.
+
 The order, which decides each image's split: the ``k``-th image a process of rank ``r`` (of ``W``)
-receives has global position ``k W + r``, the order of a ``DistributedSampler`` (its shuffle or not).
-Positions from ``num_images`` on are that sampler's padding and are dropped. With one process, images
-are in ``update`` order. The score then equals :func:`inception_score.inception_score` on the images in
-the sampler's global order.
+receives since the last ``reset()`` has global position ``k W + r``, the order of a
+``DistributedSampler`` (its shuffle or not). That sampler pads each epoch to ``ceil(N / W) W``
+positions by repeating its first indices, so positions ``N`` to ``ceil(N / W) W - 1`` are padding and
+are dropped. With one process, images are in ``update`` order and there is no padding. The score then
+equals :func:`inception_score.inception_score` on the images in the sampler's global order.
+
+Never a stale or partial score: an image at a position beyond the padding (more images than
+announced, or a second epoch without ``reset()``) is not scored but counted, and ``compute()`` then
+raises :class:`~inception_score.errors.InputError` with the counts on every process, as it does when
+fewer than ``num_images`` images arrived. Lightning calls ``reset()`` after each epoch for a metric
+logged as an object (``self.log("is", metric)``); a loop that calls ``compute()`` itself must call
+``reset()`` too.
+
+``forward`` (``metric(images)``) raises at once: the score of one batch, which torchmetrics' forward
+returns, means nothing for a split-based score. So ``full_state_update`` and ``dist_sync_on_step``,
+which only shape ``forward``, have no effect; ``compute_on_cpu`` moves list states only, and this
+metric has none. The scorer (the network) follows the metric's device: ``metric.to(device)``, which
+Lightning calls for the module, moves it too.
 
 torchmetrics' own ``InceptionScore`` differs: it keeps every feature (N x 1008 float32, all-gathered to
 every rank), splits after an unseeded ``torch.randperm`` into ``torch.chunk`` pieces (``ceil(N /
@@ -20,22 +44,28 @@ feeds torch-fidelity's network through an antialiased resize. See docs/distribut
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torchmetrics import Metric
 
+from .distributed import current_group
+from .errors import InputError
 from .inputs import InputRange, parse_input_range, standardize_batch
-from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions, summarize
+from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions
 from .network import NUM_CLASSES
-from .scorer import TORCH_FIDELITY_SEED, InceptionScorer, Precision
+from .scorer import TORCH_FIDELITY_SEED, InceptionScorer, ISResult, Precision, _result
+
+_STATISTICS = tuple(field.name for field in dataclasses.fields(SplitStatistics))
 
 
 class InceptionScoreMetric(Metric):
-    """``update(images)`` per batch on each process, ``compute()`` -> ``(mean, std)`` float64 tensors."""
+    """``update(images)`` per batch on each process; ``compute()`` -> the mean, a 0-dim float64 tensor;
+    :attr:`result` -> the whole :class:`~inception_score.ISResult`."""
 
     full_state_update = False
     higher_is_better = True
@@ -60,44 +90,137 @@ class InceptionScoreMetric(Metric):
         self.splits = splits
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
+        self.shuffled = shuffle
+        self.order = f"shuffled (seed {seed})" if shuffle else "input order"
         self.positions = shuffled_positions(num_images, seed) if shuffle else np.arange(num_images)
         self.scorer = scorer or InceptionScorer(weights, device=self.device, allow_unverified=allow_unverified,
                                                 precision=precision, progress=False)
-        for field in dataclasses.fields(SplitStatistics):
-            zeros = np.asarray(getattr(SplitStatistics.zeros(splits, NUM_CLASSES), field.name))
-            self.add_state(field.name, torch.zeros(zeros.shape, dtype=torch.float64), dist_reduce_fx="sum")
-        self._received = 0  # images this process received since the last reset (not a synced state)
+        zeros = SplitStatistics.zeros(splits, NUM_CLASSES)
+        for name in _STATISTICS:
+            self.add_state(name, torch.zeros(getattr(zeros, name).shape, dtype=torch.float64), dist_reduce_fx="sum")
+        # Every image update() was given since the last reset, and those beyond the sampler's padding
+        # (not scored): this process's counts between syncs, every process's inside compute().
+        self.add_state("received", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("surplus", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self._result: ISResult | None = None
+        group = current_group(None, self.process_group)
+        rank = group.rank if group is not None else int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+        if not self.weights_verified and rank == 0:  # once per run, not once per process
+            warnings.warn(f"InceptionScoreMetric scores with unverified weights ({self.scorer.weights.path}, "
+                          f"sha256 {self.scorer.weights.sha256}): its values are not Inception Scores comparable "
+                          "with published ones (metric.weights_verified is False)", UserWarning, stacklevel=2)
+
+    @property
+    def weights_verified(self) -> bool:
+        """Whether the scorer's weights are the verified 2015-12-05 Inception network."""
+        return bool(self.scorer.weights.verified)
+
+    @property
+    def result(self) -> ISResult:
+        """The :class:`~inception_score.ISResult` of every image since the last ``reset()``: computed and
+        synced across processes if it was not yet, so read it on every process, as ``compute()``."""
+        self.compute()  # torchmetrics returns its cached value when nothing was added since
+        assert self._result is not None
+        return self._result
+
+    @property
+    def not_comparable(self) -> tuple[str, ...]:
+        """Why :attr:`result` cannot be set beside published Inception Scores (empty: it can)."""
+        return self.result.not_comparable
+
+    def scalars(self, prefix: str = "is") -> dict[str, torch.Tensor]:
+        """The loggable part of :attr:`result`, for ``self.log_dict``: ``{prefix: mean, prefix_std: std,
+        prefix_weights_verified: 1.0 or 0.0}``, 0-dim float64 tensors on the metric's device, the same on
+        every process."""
+        result = self.result
+        values = {prefix: result.mean, f"{prefix}_std": result.std,
+                  f"{prefix}_weights_verified": float(result.weights_verified)}
+        # On the metric's device, as compute()'s value: Lightning's sync_dist over NCCL needs CUDA tensors.
+        return {name: torch.tensor(value, dtype=torch.float64, device=self.device) for name, value in values.items()}
 
     def reset(self) -> None:
         super().reset()
-        self._received = 0
+        self._result = None
 
     def state_bytes(self) -> int:
         """Bytes of state each process contributes to a sync."""
-        return sum(getattr(self, f.name).numel() * 8 for f in dataclasses.fields(SplitStatistics))
+        return sum(getattr(self, name).numel() * 8 for name in _STATISTICS) + 2 * 8
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise InputError("InceptionScoreMetric cannot score a single batch (metric(images) calls forward): the "
+                         "score of a batch's splits means nothing. Call metric.update(images) in the step, and "
+                         "self.log('is', metric) or metric.compute() at the epoch's end")
+
+    def _apply(self, fn: Any, exclude_state: Any = ()) -> torch.nn.Module:
+        """torchmetrics moves the states (``.to``, ``.cuda``, ``.cpu``; not dtype casts); the scorer,
+        which is no submodule (its network is neither trained nor saved with the module), follows."""
+        this = super()._apply(fn, exclude_state)
+        self._move_scorer(self.device)
+        return this
+
+    def _move_scorer(self, device: torch.device) -> None:
+        scorer = self.scorer
+        if getattr(scorer, "device", device) == device:
+            return
+        if hasattr(scorer, "network"):
+            scorer.network = scorer.network.to(device)
+        scorer.device = device
+        if getattr(scorer, "precision", "exact") == "fast":
+            # bfloat16 on the CPU was measured (or not) at construction, for the device of then.
+            scorer.bf16_on_cpu = False
+            scorer.precision_note = ("" if device.type == "cuda" else
+                                     "fast asked for, but the metric moved to the CPU after it was built: "
+                                     "scored exactly, in float32")
 
     def update(self, images: Any) -> None:  # type: ignore[override]
+        """Add a batch ``(B, 3, H, W)`` or ``(B, H, W, 3)``, this process's next images in its sampler's order."""
         pixels = standardize_batch(images, self.input_range, "the batch given to update()")
-        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-        order = (self._received + np.arange(len(pixels))) * world + rank
-        self._received += len(pixels)
-        keep = order < self.num_images  # the rest is a DistributedSampler's padding
+        group = current_group(None, self.process_group)
+        rank, world = (group.rank, group.world_size) if group is not None else (0, 1)
+        order = (int(self.received) + np.arange(len(pixels))) * world + rank
+        self.received += len(pixels)
+        # A DistributedSampler's epoch has ceil(N / W) W positions; those from N on repeat its first images.
+        self.surplus += int((order >= math.ceil(self.num_images / world) * world).sum())
+        keep = order < self.num_images
         if not keep.any():
             return
         logits = self.scorer.logits(pixels[torch.from_numpy(np.flatnonzero(keep))])
         stats = SplitStatistics.zeros(self.splits, NUM_CLASSES)
         stats.add(logits, split_of_positions(self.positions[order[keep]], self.num_images, self.splits))
-        for field in dataclasses.fields(SplitStatistics):
-            state = getattr(self, field.name)
-            state += torch.from_numpy(np.asarray(getattr(stats, field.name), dtype=np.float64)).to(state.device)
+        for name in _STATISTICS:
+            state = getattr(self, name)
+            state += torch.from_numpy(np.asarray(getattr(stats, name), dtype=np.float64)).to(state.device)
 
-    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
-        values = {f.name: getattr(self, f.name).cpu().numpy() for f in dataclasses.fields(SplitStatistics)}
+    def compute(self) -> torch.Tensor:
+        """The mean Inception Score of every process's images since the last ``reset()``."""
+        values = {name: getattr(self, name).cpu().numpy() for name in _STATISTICS}
         values["count"] = np.rint(values["count"]).astype(np.int64)
         stats = SplitStatistics(**values)
-        received = int(stats.count.sum())
-        if received != self.num_images:
-            raise ValueError(f"the processes received {received} of the {self.num_images} images announced: "
-                             "score the whole data set, or announce its real size")
-        mean, std = summarize(stats.scores())
-        return torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+        scored, received, surplus = int(stats.count.sum()), int(self.received), int(self.surplus)
+        if surplus:
+            self._refuse(
+                f"the processes received {received} images for the {self.num_images} announced: {scored} scored, "
+                f"{received - scored - surplus} a DistributedSampler's padding (dropped) and {surplus} beyond both, "
+                "not scored. If a new epoch began, call reset() "
+                "after each compute() (Lightning does for a metric it logs as an object: self.log('is', metric)); "
+                "else announce the real number of images")
+        if scored != self.num_images:
+            self._refuse(
+                f"the processes received {scored} of the {self.num_images} images announced: score the whole data "
+                "set, or announce its real size (a DistributedSampler with drop_last=True gives floor(N / W) W; "
+                "Lightning's sanity check runs a few validation batches only: Trainer(num_sanity_val_steps=0))")
+        group = current_group(None, self.process_group)
+        world = 1 if group is None else group.world_size
+        order = self.order if world == 1 else (f"{self.order}, the k-th image of rank r at position k W + r "
+                                               f"(a DistributedSampler's order over {world} processes)")
+        self._result = dataclasses.replace(
+            _result(stats, self.scorer, 0.0, False, order, shuffled=self.shuffled),
+            processes=world, exchanged_bytes=0 if world == 1 else self.state_bytes())
+        return torch.tensor(self._result.mean, dtype=torch.float64, device=self.device)
+
+    def _refuse(self, message: str) -> None:
+        """Raise from inside compute(), first giving back this process's own states: torchmetrics restores
+        them after compute() returns, not after it raises, and updates may follow a caught error."""
+        if self._is_synced:
+            self.unsync()
+        raise InputError(message)

@@ -152,20 +152,59 @@ def metric_rank_major(rank: int, world: int, params: dict) -> dict:
 
 
 def torchmetrics_adapter(rank: int, world: int, params: dict) -> dict:
-    """The torchmetrics adapter in a DistributedSampler loop: torchmetrics syncs its sum states."""
+    """The torchmetrics adapter in a DistributedSampler loop: torchmetrics syncs its sum states. Then a
+    second epoch (other images) without reset(), and one after reset()."""
     from torch.utils.data import DistributedSampler
 
+    from inception_score.errors import InputError
     from inception_score.torchmetrics_adapter import InceptionScoreMetric
 
+    sampler = list(DistributedSampler(range(params["count"]), num_replicas=world, rank=rank, shuffle=False))
+    metric = InceptionScoreMetric(splits=params["splits"], num_images=params["count"], scorer=PixelProjection())
+
+    def epoch(seed: int) -> None:
+        pixels = images(params["count"], seed)
+        for start in range(0, len(sampler), 4):
+            metric.update(torch.from_numpy(pixels[np.array(sampler[start : start + 4])]))
+
+    epoch(0)
+    outcome = {"mean": float(metric.compute()), "std": metric.result.std, "processes": metric.result.processes,
+               "state_bytes": metric.state_bytes()}
+    epoch(1)
+    try:
+        metric.compute()
+    except InputError as error:
+        outcome["without_reset"] = str(error)
+    metric.reset()
+    epoch(1)
+    outcome["after_reset"] = float(metric.compute())
+    return outcome
+
+
+def metric_two_epochs(rank: int, world: int, params: dict) -> dict:
+    """The metric object given a second epoch without reset(): with a DistributedSampler's indices, then
+    without indices but with num_images announced. What compute() raised in each case."""
+    from torch.utils.data import DistributedSampler
+
+    from inception_score import InceptionScore
+
     pixels = images(params["count"])
-    sampler = list(DistributedSampler(range(len(pixels)), num_replicas=world, rank=rank, shuffle=False))
-    metric = InceptionScoreMetric(splits=params["splits"], num_images=len(pixels), scorer=PixelProjection())
-    for start in range(0, len(sampler), 4):
-        indices = np.array(sampler[start : start + 4])
-        metric.update(torch.from_numpy(pixels[indices]))
-    mean, std = metric.compute()
-    return {"mean": float(mean), "std": float(std), "state_bytes": metric.state_bytes()}
+    sampler = np.array(list(DistributedSampler(range(len(pixels)), num_replicas=world, rank=rank, shuffle=False)))
+    raised = {}
+    for indices in (True, False):
+        metric = InceptionScore(splits=10, num_images=len(pixels), scorer=PixelProjection())
+        for _ in range(2):
+            if indices:
+                metric.update(pixels[sampler], indices=sampler)
+            else:
+                metric.update(pixels[rank::world])  # each image once, no padding
+        try:
+            metric.compute()
+        except Exception as error:  # noqa: BLE001 - the test reads it
+            raised["indices" if indices else "plain"] = f"{type(error).__name__}: {error}"
+    return raised
 
 
 SCENARIOS = {"api": api, "api_array": api_array, "metric_sampler": metric_sampler,
-             "metric_rank_major": metric_rank_major, "torchmetrics_adapter": torchmetrics_adapter}
+             "metric_rank_major": metric_rank_major, "torchmetrics_adapter": torchmetrics_adapter,
+             "metric_two_epochs": metric_two_epochs}

@@ -120,12 +120,32 @@ def test_a_failing_rank_ends_every_rank_with_its_message(tmp_path: Path) -> None
 def test_torchmetrics_adapter_syncs_sums_only_and_equals_the_one_call(tmp_path: Path) -> None:
     pytest.importorskip("torchmetrics")
     outcomes = spawn(tmp_path, 3, "torchmetrics_adapter", count=31, splits=10)
-    # DistributedSampler(shuffle=False) order: global position k*3 + r is data set index k*3 + r.
-    expected = alone(workers.images(31), 10)
+    # DistributedSampler(shuffle=False) order: global position k*3 + r is data set index k*3 + r; the
+    # sampler pads rank 1 and 2 with indices 0 and 1 again (positions 31 and 32), which are dropped.
+    expected, second = alone(workers.images(31), 10), alone(workers.images(31, 1), 10)
     for outcome in outcomes:
+        assert "error" not in outcome, outcome.get("traceback")
         assert outcome["mean"] == pytest.approx(expected.mean, rel=FLOAT64_SUMS)
         assert outcome["std"] == pytest.approx(expected.std, rel=FLOAT64_SUMS)
-    assert outcomes[0]["state_bytes"] == statistics_bytes(10, 1008)
+        assert outcome["processes"] == 3
+        # A second epoch without reset(): refused on every process, with the counts.
+        assert outcome["without_reset"].startswith(
+            "the processes received 66 images for the 31 announced: 31 scored, 2 a DistributedSampler's padding "
+            "(dropped) and 33 beyond both, not scored")
+        assert outcome["after_reset"] == pytest.approx(second.mean, rel=FLOAT64_SUMS)
+    assert abs(second.mean - expected.mean) > 1e-3 * expected.mean  # so a stale value would fail
+    assert outcomes[0]["state_bytes"] == statistics_bytes(10, 1008) + 16  # and the two image counts
+
+
+def test_metric_object_refuses_a_second_epoch_without_reset_on_every_process(tmp_path: Path) -> None:
+    outcomes = spawn(tmp_path, 2, "metric_two_epochs", count=21)
+    for outcome in outcomes:
+        assert "error" not in outcome, outcome.get("traceback")
+        # With indices each process finds its own repeats (rank 1's 11th image is the sampler's padding).
+        assert outcome["indices"].startswith(
+            "InputError: 11 images came with indices this process had already given since the last reset() "
+            "(11 distinct of the 21 announced)")
+        assert outcome["plain"].startswith("InputError: the 2 processes received 42 images ([22, 20]) for the 21 announced")
 
 
 def test_split_size_across_processes_equals_one_process(tmp_path: Path) -> None:
