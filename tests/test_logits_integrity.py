@@ -204,7 +204,11 @@ def test_an_npy_that_is_not_a_logits_file_is_not_overwritten(tmp_path: Path) -> 
     images = tmp_path / "s.npy"
     np.save(images, workers.images(20, 0))
     before = images.read_bytes()
-    refused(invoke(str(images), "--splits", "2", "--save-logits", str(images)), "not a logits file")
+    refused(invoke(str(images), "--splits", "2", "--save-logits", str(images)), str(images))
+    other = tmp_path / "other.npy"
+    np.save(other, np.zeros(3))
+    refused(invoke(str(images), "--splits", "2", "--save-logits", str(other)), str(other), "not a logits file")
+    assert np.array_equal(np.load(other), np.zeros(3))
     assert images.read_bytes() == before
 
 
