@@ -140,16 +140,23 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int):
     return lambda: monkeypatch.setattr(workers.PixelProjection, "logits", original)
 
 
+def interrupted_run(folder: Path, monkeypatch: pytest.MonkeyPatch, count: int, call: int) -> tuple[np.ndarray, Path, Path]:
+    """``count`` images in ``s.npy`` whose --save-logits run (batches of 8) got Ctrl-C during batch ``call``:
+    the pixels, the array file and the logits file."""
+    pixels = workers.images(count, 0)
+    images, logits = folder / "s.npy", folder / "l.npy"
+    np.save(images, pixels)
+    undo = interrupt_at(monkeypatch, call)
+    outcome = invoke(str(images), "--splits", "2", "--batch-size", "8", "--save-logits", str(logits))
+    assert outcome.exit_code == 130, outcome.output
+    undo()
+    return pixels, images, logits
+
+
 def test_after_an_interrupt_a_change_in_the_last_row_kept_is_refused(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    pixels = workers.images(40, 0)
-    images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
-    np.save(images, pixels)
-    undo = interrupt_at(monkeypatch, 3)
-    outcome = invoke(str(images), "--splits", "2", "--batch-size", "8", "--save-logits", str(logits))
-    assert outcome.exit_code == 130
+    pixels, images, logits = interrupted_run(tmp_path, monkeypatch, 40, 3)
     assert json.loads(logits_file.sidecar(logits).read_text())["done"] == 16  # both batches, recorded on Ctrl-C
-    undo()
     changed = pixels.copy()
     changed[15] = 255 - changed[15]  # the last image whose logits were kept
     np.save(images, changed)
@@ -158,12 +165,7 @@ def test_after_an_interrupt_a_change_in_the_last_row_kept_is_refused(tmp_path: P
 
 def test_after_an_interrupt_new_images_after_the_rows_kept_are_scored_as_they_are_now(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pixels = workers.images(40, 0)
-    images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
-    np.save(images, pixels)
-    undo = interrupt_at(monkeypatch, 2)
-    assert invoke(str(images), "--splits", "2", "--batch-size", "8", "--save-logits", str(logits)).exit_code == 130
-    undo()
+    pixels, images, logits = interrupted_run(tmp_path, monkeypatch, 40, 2)
     pixels[30:] = workers.images(10, 5)  # images never scored: the resume scores them as they are now
     np.save(images, pixels)
     resumed = invoke(str(images), "--splits", "2", "--batch-size", "8", "--save-logits", str(logits), "--json")
@@ -175,13 +177,8 @@ def test_after_an_interrupt_new_images_after_the_rows_kept_are_scored_as_they_ar
 
 def test_an_interrupt_during_the_first_batch_leaves_a_file_that_resumes(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    pixels = workers.images(20, 0)
-    images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
-    np.save(images, pixels)
-    undo = interrupt_at(monkeypatch, 1)
-    assert invoke(str(images), "--splits", "2", "--save-logits", str(logits)).exit_code == 130
+    pixels, images, logits = interrupted_run(tmp_path, monkeypatch, 20, 1)
     assert json.loads(logits_file.sidecar(logits).read_text())["done"] == 0
-    undo()
     assert save(images, logits)["mean"] == pytest.approx(paper_score(pixels, 2), rel=1e-6)
 
 
@@ -382,10 +379,7 @@ def test_shuffle_and_the_precision_of_the_run_reach_the_result(tmp_path: Path, m
 
 
 def test_a_resume_in_another_precision_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
-    np.save(images, workers.images(20, 0))
-    interrupt_at(monkeypatch, 2)
-    assert invoke(str(images), "--splits", "2", "--batch-size", "8", "--save-logits", str(logits)).exit_code == 130
+    _, images, logits = interrupted_run(tmp_path, monkeypatch, 20, 2)
     info = json.loads(logits_file.sidecar(logits).read_text())
     logits_file.sidecar(logits).write_text(json.dumps({**info, "dtype": "bfloat16", "precision": "fast"}))
     refused(invoke(str(images), "--splits", "2", "--save-logits", str(logits)), "bfloat16", "same --precision")
