@@ -356,10 +356,12 @@ def _lock(path: Path) -> int:
     if fcntl is not None:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             os.close(handle)
             raise InputError(f"{path} is being written by another inception-score process (it holds the file's "
                              "lock): wait for that run to end, or choose another --save-logits file") from None
+        except OSError:  # a file system without flock (some network mounts): written without a lock
+            pass
     return handle
 
 
@@ -402,7 +404,8 @@ def _check_resumable(path: Path, saved: LogitsInfo, fresh: LogitsInfo) -> None:
     """Refuse, saying what differs, to continue rows of another input, weights or precision."""
     if saved.format < FORMAT or saved.fingerprint is None:
         raise _refusal(path, f"{saved.done} rows written by an older inception-score without a fingerprint of "
-                             "their images, so a resume cannot tell whether the images changed")
+                             "their images, so a resume cannot tell whether the images changed (--from-logits "
+                             "re-scores a complete one as it is)")
     if saved.num_images != fresh.num_images:
         raise _refusal(path, f"logits of {saved.num_images} images of {saved.input}, not of the {fresh.num_images} "
                              "this run scores")

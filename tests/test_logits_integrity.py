@@ -385,6 +385,21 @@ def test_a_resume_in_another_precision_is_refused(tmp_path: Path, monkeypatch: p
     refused(invoke(str(images), "--splits", "2", "--save-logits", str(logits)), "bfloat16", "same --precision")
 
 
+def test_a_file_of_an_older_version_is_re_scored_but_never_resumed(tmp_path: Path) -> None:
+    pixels = workers.images(20, 0)
+    images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
+    np.save(images, pixels)
+    save(images, logits)
+    info = json.loads(logits_file.sidecar(logits).read_text())
+    old = {key: info[key] for key in ("num_images", "done", "weights_sha256", "weights_path", "weights_verified",
+                                       "input")}  # what version 1 wrote
+    logits_file.sidecar(logits).write_text(json.dumps(old))
+    refused(invoke(str(images), "--splits", "2", "--save-logits", str(logits)), "older inception-score", "--from-logits")
+    result = scored("--from-logits", str(logits), "--splits", "2")
+    assert result["mean"] == pytest.approx(paper_score(pixels, 2), rel=1e-6)
+    assert result["precision"].startswith("not recorded") and not result["comparable"]
+
+
 # --- case 3: strict JSON ------------------------------------------------------------------------
 
 def test_every_json_written_is_strict(tmp_path: Path) -> None:
