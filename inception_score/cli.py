@@ -423,7 +423,8 @@ def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped
                     advance(len(batch))
     finally:
         writer.close()
-    return _report_from_logits(options.save_logits, options, description, skipped, time.perf_counter() - start,
+    elapsed = time.perf_counter() - start if len(remaining) else 0.0  # 0: no rate when every row was kept
+    return _report_from_logits(options.save_logits, options, description, skipped, elapsed,
                                _device_name(scorer.device), weights_verified=scorer.weights.verified,
                                labels=dataset_labels(dataset, count))
 

@@ -95,6 +95,8 @@ def test_an_array_overwritten_with_other_images_is_refused_and_a_fresh_file_scor
     images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
     np.save(images, first)
     assert save(images, logits)["mean"] == pytest.approx(paper_score(first, 2), rel=1e-6)
+    again = save(images, logits)  # the same images: every row kept, none computed, so no rate
+    assert again["mean"] == pytest.approx(paper_score(first, 2), rel=1e-6) and again["images_per_second"] is None
     assert paper_score(second, 2) != pytest.approx(paper_score(first, 2), rel=1e-3)  # the test can fail
     np.save(images, second)
     refused(invoke(str(images), "--splits", "2", "--save-logits", str(logits)),
