@@ -289,6 +289,11 @@ class LogitsWriter:
         if stop > self.info.num_images or len(digests) != logits.shape[0]:
             raise InputError(f"more images than the {self.info.num_images} this logits file was opened for")
         rows = np.ascontiguousarray(logits.detach().to("cpu", torch.float32).numpy(), dtype=_DTYPE)
+        finite = np.isfinite(rows).all(axis=1)
+        if not finite.all():  # never written: a file of finite rows is one a reader can trust
+            raise InputError(f"the network gave NaN or infinite logits for image {start + int(np.argmin(finite))}: "
+                             "the weights may be damaged; the rows before it are kept in "
+                             f"{self.path} (up to the last one saved)")
         data = memoryview(rows).cast("B")
         position = self._offset + start * ROW_BYTES
         try:
@@ -455,8 +460,8 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
         finite = torch.isfinite(chunk).all(dim=1)
         if not bool(finite.all()):
             row = start + int(torch.nonzero(~finite)[0])
-            raise InputError(f"{path}: row {row} (image {row}) holds NaN or infinite logits, which no network pass "
-                             "writes: the file is damaged; compute it again with --save-logits")
+            raise InputError(f"{path}: row {row} (image {row}) holds NaN or infinite logits, which --save-logits "
+                             "never writes: the file was changed or damaged; compute it again with --save-logits")
         stats.add(chunk, split_of_positions(positions[start:stop], info.num_images, splits))
         if buckets is not None and bucket_ids is not None:
             buckets.add(chunk, bucket_ids[start:stop])

@@ -345,6 +345,24 @@ def test_a_nan_row_is_an_error_naming_it(tmp_path: Path) -> None:
     refused(invoke("--from-logits", str(logits), "--splits", "2"), str(logits), "row 13", "NaN")
 
 
+def test_a_network_that_gives_nan_is_stopped_before_the_row_is_written(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = workers.PixelProjection.logits
+
+    def broken(self, batch):
+        logits = original(self, batch)
+        if len(batch) == 4:  # the last batch of 20 images in batches of 8: images 16-19
+            logits[2, 0] = float("nan")
+        return logits
+
+    monkeypatch.setattr(workers.PixelProjection, "logits", broken)
+    images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
+    np.save(images, workers.images(20, 0))
+    refused(invoke(str(images), "--splits", "2", "--batch-size", "8", "--save-logits", str(logits)),
+            "NaN or infinite logits for image 18", str(logits))
+    assert json.loads(logits_file.sidecar(logits).read_text())["done"] == 16
+
+
 def test_a_truncated_logits_file_is_an_error_naming_it(tmp_path: Path) -> None:
     images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
     np.save(images, workers.images(20, 0))
