@@ -13,7 +13,6 @@ the traceback instead). Ctrl-C exits with status 130.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import __version__
+from . import __version__, strict_json
 from .errors import InceptionScoreError, InputError, one_line_message
 from .protocol import NAMED_RANGES, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS, InputRange
 
@@ -102,13 +101,16 @@ class Report:
         result = self.result
         if result.weights_verified:
             weights = "2015-12-05 weights verified"
+        elif self.options.from_logits is not None and self.options.weights is None:
+            weights = (f"weights sha256 {result.weights_sha256[:12]}… as the logits file claims, unchecked (--weights "
+                       "FILE checks them), not comparable to published scores")
         else:
             weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable to published scores"
         skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
         chunks = "" if result.split_size is None else f" of {result.split_size} images"
         line = (
             f"Inception Score: {result.mean:.2f} ± {result.std:.2f}  ({result.num_images} images{skipped}, "
-            f"{result.splits} splits{chunks}, {weights}, {_rate(result.images_per_second)} img/s on {self.device})"
+            f"{result.splits} splits{chunks}, {weights}, {_rate_on(result.images_per_second, self.device)})"
         )
         if result.is_infinity is not None:
             line += (f"\nIS-infinity: {result.is_infinity:.2f}  (line through IS_n at {len(result.is_n)} n from "
@@ -131,7 +133,7 @@ class Report:
             "labels_sorted": result.labels_sorted,
             "shuffle": {"enabled": options.shuffle, "seed": options.seed if options.shuffle else None},
             "order": result.order,
-            "order_check": {"ratio": _finite(result.order_ratio), "threshold": _finite(result.order_threshold),
+            "order_check": {"ratio": result.order_ratio, "threshold": result.order_threshold,
                             "flagged": result.order_flagged},
             "comparable": result.comparable,
             "not_comparable": list(result.not_comparable),
@@ -139,7 +141,9 @@ class Report:
             "exchanged_bytes": result.exchanged_bytes,
             "limit": options.limit,
             "weights": {"path": result.weights_path, "sha256": result.weights_sha256,
-                        "verified": result.weights_verified},
+                        "verified": result.weights_verified,
+                        "claimed_by": None if options.from_logits is None or options.weights is not None
+                        else str(options.from_logits)},
             "device": self.device,
             "dtype": result.dtype,
             "precision": result.precision,
@@ -158,14 +162,13 @@ class Report:
         }
 
 
-def _finite(value: float) -> float | None:
-    """JSON has no NaN or Infinity: an undefined measure is null."""
-    return value if math.isfinite(value) else None
-
-
-def _rate(images_per_second: float) -> str:
-    """812 -> "812", 5.5812 -> "5.58": three significant digits, no exponent."""
-    return f"{images_per_second:.0f}" if images_per_second >= 100 else f"{images_per_second:.3g}"
+def _rate_on(images_per_second: float, device: str) -> str:
+    """812 -> "812 img/s on cpu", 5.5812 -> "5.58 img/s on cpu": three significant digits, no exponent;
+    only the device where no time was spent (re-scored from logits)."""
+    if not math.isfinite(images_per_second):
+        return device
+    rate = f"{images_per_second:.0f}" if images_per_second >= 100 else f"{images_per_second:.3g}"
+    return f"{rate} img/s on {device}"
 
 
 def _device_name(device: torch.device) -> str:
@@ -355,9 +358,9 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
                 record = {"path": str(path), **report.to_json()}
                 line = f"{shown(path)}: {report.human_line()}"
             if main_rank:
-                click.echo(json.dumps(record) if options.as_json else line)
+                click.echo(strict_json.dumps(record) if options.as_json else line)
                 if output is not None:
-                    output.write(json.dumps(record) + "\n")
+                    output.write(strict_json.dumps(record) + "\n")
                     output.flush()
     finally:
         if output is not None:
@@ -385,39 +388,70 @@ def _warn_about(result: ISResult, options: RunOptions) -> None:
 
 def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped: tuple[str, ...],
                          scorer: InceptionScorer, options: RunOptions, progress: bool) -> Report:
-    """Score through a logits file: the rows already there are kept (a resumed run), the rest are
-    computed and written batch by batch, and the score is read back from the complete file."""
+    """Score through a logits file: the rows already there are kept (a resumed run) once the images
+    behind them are found unchanged, the rest are computed and written batch by batch, and the score
+    is read back from the complete file."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from torch.utils.data import Subset
 
-    from .files import ITEM_RANGE
+    from .files import ITEM_RANGE, dataset_labels
     from .inputs import image_stream
-    from .logits_file import open_for_writing
+    from .logits_file import InputFingerprint, open_for_writing
     from .scorer import progress_bar
 
     assert options.save_logits is not None
-    weights = scorer.weights
-    writer = open_for_writing(options.save_logits, count, weights.sha256, str(weights.path), weights.verified,
-                              description)
-    if writer.done:
-        _warn(f"resuming {options.save_logits}: {writer.done} of {count} images were scored already", options)
-    start = time.perf_counter()
-    remaining = Subset(dataset, range(writer.done, count))
-    if len(remaining):
-        stream = image_stream(remaining, batch_size=options.batch_size, input_range=ITEM_RANGE,
-                              num_workers=options.num_workers, pin_memory=scorer.device.type == "cuda")
-        with progress_bar(progress, len(remaining)) as advance:
-            for batch in stream.batches:
-                writer.write(scorer.logits(batch))
-                advance(len(batch))
-    from .files import dataset_labels
+    fingerprint = InputFingerprint(dataset, count)
+    writer = open_for_writing(options.save_logits, scorer, fingerprint, description)
+    try:
+        if writer.done:
+            _warn(f"resuming {options.save_logits}: {writer.done} of {count} images were scored already", options)
+            kept = None if fingerprint.kind == "files" else image_stream(
+                Subset(dataset, range(writer.done)), batch_size=options.batch_size, input_range=ITEM_RANGE,
+                num_workers=options.num_workers).batches
+            writer.check_kept(fingerprint, kept)
+        start = time.perf_counter()
+        remaining = Subset(dataset, range(writer.done, count))
+        if len(remaining):
+            stream = image_stream(remaining, batch_size=options.batch_size, input_range=ITEM_RANGE,
+                                  num_workers=options.num_workers, pin_memory=scorer.device.type == "cuda")
+            # The images' digests in a thread, beside the network (both release the GIL).
+            with progress_bar(progress, len(remaining)) as advance, ThreadPoolExecutor(1) as digesting:
+                for batch in stream.batches:
+                    digests = digesting.submit(fingerprint.rows, writer.done, batch)
+                    writer.write(scorer.logits(batch), digests.result(), getattr(scorer, "precision_note", ""))
+                    advance(len(batch))
+    finally:
+        writer.close()
+    elapsed = time.perf_counter() - start if len(remaining) else 0.0  # 0: no rate when every row was kept
+    return _report_from_logits(options.save_logits, options, description, skipped, elapsed,
+                               _device_name(scorer.device), weights_verified=scorer.weights.verified,
+                               labels=dataset_labels(dataset, count))
 
-    return _report_from_logits(options.save_logits, options, description, skipped, time.perf_counter() - start,
-                               _device_name(scorer.device), dtype=scorer.dtype, labels=dataset_labels(dataset, count))
+
+def _claimed_weights(path: Path, claimed_sha256: str, weights: Path | None) -> bool:
+    """Whether the weights a logits file names are the verified ones: only when ``weights`` (--weights)
+    is given, has the sha256 the file claims, and is a genuine file. Other weights are an error."""
+    from .logits_file import sidecar
+    from .weights import KNOWN_FILES, weights_sha256
+
+    if weights is None:
+        return False
+    if not weights.is_file():
+        raise InputError(f"--weights {weights} does not exist: give the weights file to check {path} against")
+    digest, _ = weights_sha256(weights)
+    if digest != claimed_sha256:
+        raise InputError(f"--weights {weights} has sha256 {digest[:12]}…, but {sidecar(path).name} says {path} was "
+                         f"computed with {claimed_sha256[:12]}…: give the weights it was computed with")
+    return digest in KNOWN_FILES
 
 
 def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
-                        elapsed: float, device: str, dtype: str = "float32", labels: Any = None) -> Report:
-    """The report of a complete logits file; ``labels``: the images' own, when the input had them."""
+                        elapsed: float, device: str, weights_verified: bool | None = None, labels: Any = None) -> Report:
+    """The report of a complete logits file; ``labels``: the images' own, when the input had them.
+    ``weights_verified``: known when this process computed the rows with weights it checked; None
+    (--from-logits): the file only claims its weights, checked against --weights when given. The
+    precision, dtype and notes are the sidecar's."""
     from .logits_file import statistics_and_buckets_of
     from .order import label_order
     from .scorer import result_from_statistics
@@ -426,11 +460,22 @@ def _report_from_logits(path: Path, options: RunOptions, description: str | None
     shuffle_seed = options.seed if options.shuffle else None
     infinity_seed = options.infinity_seed if options.infinity else None
     stats, buckets, info = statistics_and_buckets_of(path, rule, shuffle_seed, infinity_seed)
+    weights_note = ""
+    weights_path = info.weights_path
+    if weights_verified is None:
+        weights_verified = _claimed_weights(path, info.weights_sha256, options.weights)
+        if options.weights is None:
+            weights_note = (f"the logits file only claims its weights (sha256 {info.weights_sha256[:12]}…); "
+                            "--weights FILE checks them")
+        else:
+            weights_path = str(options.weights)
+    unrecorded = "not recorded (a logits file of an older version)"
     result = result_from_statistics(
-        stats, weights_path=info.weights_path, weights_sha256=info.weights_sha256,
-        weights_verified=info.weights_verified, device=device, dtype=dtype, elapsed=elapsed,
-        return_marginal=options.per_class is not None,
-        order=f"shuffled (seed {options.seed})" if options.shuffle else "input order",
+        stats, weights_path=weights_path, weights_sha256=info.weights_sha256,
+        weights_verified=weights_verified, device=info.device or device, dtype=info.dtype or unrecorded,
+        elapsed=elapsed, return_marginal=options.per_class is not None,
+        order=f"shuffled (seed {options.seed})" if options.shuffle else "input order", shuffled=options.shuffle,
+        precision=info.precision or unrecorded, precision_note=info.precision_note, weights_note=weights_note,
         split_size=rule.split_size, labels=None if labels is None else label_order(labels, rule, shuffle_seed),
         buckets=buckets, infinity_seed=infinity_seed,
     )
@@ -443,7 +488,7 @@ def _write_outputs(report: Report, options: RunOptions) -> None:
     written: list[str] = []
     try:
         if options.output is not None:
-            options.output.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+            options.output.write_text(strict_json.dumps(report.to_json(), indent=2) + "\n")
             written.append(f"the score was written to {options.output}")
         if options.per_class is not None:
             _write_per_class(report, options)
@@ -528,7 +573,8 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--save-logits", type=click.Path(dir_okay=False), default=None,
               help="write each image's logits to this .npy (+ .json); rerunning the same command resumes it")
 @click.option("--from-logits", type=click.Path(dir_okay=False), default=None,
-              help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS")
+              help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS. The "
+                   "weights it names are checked only against a --weights file")
 @click.option("--generator", "generator_file", type=click.Path(dir_okay=False), default=None,
               help="score images made by this TorchScript (torch.jit.save) or ONNX (.onnx, needs the 'onnx' extra) "
                    "generator, none written; no PATHS. The file is a program: it runs with your rights, so name only "
@@ -631,4 +677,4 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
             sys.exit(EXIT_BAD_INPUT)
         return
     if group is None or group.is_main:
-        click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
+        click.echo(strict_json.dumps(report.to_json(), indent=2) if as_json else report.human_line())

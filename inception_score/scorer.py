@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -55,6 +54,7 @@ from .protocol import PUBLISHED_IMAGES, PUBLISHED_SPLIT_SIZE, PUBLISHED_SPLITS, 
 from .network import FEATURE_DIM, INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
 from .precision import native_bf16_cpu, precision_scope
 from .preprocess import to_network_input
+from .strict_json import without_non_finite
 from .weights import LoadedWeights, load_network
 
 Precision = Literal["exact", "fast"]
@@ -129,7 +129,7 @@ class ISResult:
         return self.num_images / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (the marginal as a list when present)."""
+        """JSON-ready fields (the marginal as a list when present; NaN and infinities as None)."""
         data = asdict(self)
         data["split_scores"] = list(self.split_scores)
         data["marginal"] = None if self.marginal is None else self.marginal.tolist()
@@ -139,9 +139,7 @@ class ISResult:
         if self.label_histogram is not None:  # JSON keys are strings
             data["label_histogram"] = {str(label): count for label, count in self.label_histogram.items()}
         data["is_n"] = [[n, score] for n, score in self.is_n]
-        for key in ("order_ratio", "order_threshold"):  # JSON has no NaN or Infinity
-            data[key] = data[key] if math.isfinite(data[key]) else None
-        return data
+        return without_non_finite(data)  # JSON has no NaN or Infinity: an undefined measure is None
 
     def __str__(self) -> str:
         verified = "2015-12-05 weights verified" if self.weights_verified else "UNVERIFIED weights"
@@ -420,7 +418,7 @@ def result_from_statistics(
     dtype: str, elapsed: float, return_marginal: bool = False, order: str = "input order", processes: int = 1,
     exchanged_bytes: int = 0, shuffled: bool = False, precision: str = "exact", precision_note: str = "",
     split_size: int | None = None, labels: LabelOrder | None = None,
-    buckets: SplitStatistics | None = None, infinity_seed: int | None = None,
+    buckets: SplitStatistics | None = None, infinity_seed: int | None = None, weights_note: str = "",
 ) -> ISResult:
     """The :class:`ISResult` of complete split statistics (all images, all processes), with the order
     diagnostic and the reasons, if any, why it is not comparable with published scores.
@@ -428,14 +426,15 @@ def result_from_statistics(
     ``split_size``: the statistics were cut in chunks of that many images (else in equal parts);
     ``labels``: what the samples' own labels say about the order (:func:`inception_score.order.label_order`);
     ``buckets``: the IS-infinity buckets' statistics of the same images (:mod:`.infinity`), ordered by
-    ``infinity_seed``."""
+    ``infinity_seed``; ``weights_note``: why unverified weights are so, when not simply unknown ones."""
     scores = stats.scores()
     mean, std = summarize(scores)
     diagnostic = order_diagnostic(stats)
     num_images = int(stats.count.sum())
     reasons = []
     if not weights_verified:
-        reasons.append("the weights are not the verified 2015-12-05 Inception network")
+        reasons.append("the weights are not the verified 2015-12-05 Inception network"
+                       + (f": {weights_note}" if weights_note else ""))
     if num_images != PUBLISHED_IMAGES:
         reasons.append(f"{num_images} images (published scores use {PUBLISHED_IMAGES:,})")
     if split_size is None and stats.splits != PUBLISHED_SPLITS:

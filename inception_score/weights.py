@@ -210,6 +210,15 @@ def _complete_state_dict(state_dict: dict[str, torch.Tensor], path: Path) -> dic
     return {key: state_dict[key] for key in expected}
 
 
+def weights_sha256(path: Path) -> tuple[str, bytes | None]:
+    """The sha256 that names a weights file in results (for a .tgz: of the .pb inside it), and for a
+    .tgz the .pb's bytes, read once."""
+    if _is_tgz(path):
+        graph_bytes = read_graph_def_bytes(path)
+        return _sha256_bytes(graph_bytes), graph_bytes
+    return file_digest(path), None
+
+
 def load_weights(
     weights: str | os.PathLike | None = None, allow_unverified: bool = False, progress: bool = True
 ) -> LoadedWeights:
@@ -220,12 +229,7 @@ def load_weights(
     :class:`WeightsFormatError` when the file cannot be parsed.
     """
     path = resolve_path(weights, progress=progress)
-    graph_bytes: bytes | None = None
-    if _is_tgz(path):
-        graph_bytes = read_graph_def_bytes(path)
-        digest = _sha256_bytes(graph_bytes)
-    else:
-        digest = file_digest(path)
+    digest, graph_bytes = weights_sha256(path)
     known = KNOWN_FILES.get(digest)
     if known is None and not allow_unverified:
         raise WeightsHashError(_hash_refused_message(path, digest, path.stat().st_size))

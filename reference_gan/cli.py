@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+from inception_score import strict_json
 
 from .checkpoints import CheckpointError
 from .data import DataError
@@ -179,7 +179,7 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                                  progress=sys.stderr.isatty(), distributed=False)
         report = Report(result, f"the generator of {checkpoint}", _device_name(scorer.device), (), options)
         _write_outputs(report, options)
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
+    click.echo(strict_json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
 
 
 @main.command("ablation")

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from inception_score import strict_json
 from inception_score.distributed import Group
 
 from .devices import my_share, run_on_devices
@@ -461,7 +462,7 @@ def write_semi_supervised_table(dataset: str, runs_dir: Path, results_dir: Path 
     path = results_dir / f"semi-supervised-{dataset}.md"
     path.write_text(semi_supervised_markdown(dataset, runs, {**provenance(), "runs": str(runs_dir)}, test_images))
     listing = {"runs": [run_summary(dataset, run, test_images) for run in runs]}
-    path.with_suffix(".json").write_text(json.dumps(listing, indent=1) + "\n")
+    path.with_suffix(".json").write_text(strict_json.dumps(listing, indent=1) + "\n")
     if runs:
         save_learning_curves(dataset, runs, path.with_suffix(".png"), test_images)
     return path

@@ -10,7 +10,6 @@ so a run resumed from a checkpoint is bit-identical to an uninterrupted one on t
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from inception_score import strict_json
 
 from .checkpoints import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .data import DataSet, balanced_labelled_subset, load
@@ -507,7 +507,7 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # The configuration as plain JSON: tables read a run's plan without opening its checkpoint.
-        (self.out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+        (self.out_dir / "config.json").write_text(strict_json.dumps(dataclasses.asdict(config), indent=1) + "\n")
         sums: dict[str, float] = {}
         count = 0
         begin = time.perf_counter()
@@ -538,7 +538,7 @@ class Trainer:
                 record.update(self.inception_score() or {})
             self.state.history.append(record)
             with open(metrics_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(strict_json.dumps(record) + "\n")
             if log:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                       flush=True)

@@ -70,11 +70,11 @@ def test_an_interrupted_run_resumes_from_the_first_missing_row(folder: Path, gen
     original = logits_file.LogitsWriter.write
     calls = []
 
-    def interrupted(self, logits):
+    def interrupted(self, logits, *rest):
         calls.append(len(logits))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        original(self, logits)
+        original(self, logits, *rest)
 
     monkeypatch.setattr(logits_file.LogitsWriter, "write", interrupted)
     outcome = CliRunner().invoke(cli.main, [str(folder), "--splits", "3", "--save-logits", str(saved), *weights])
@@ -94,4 +94,4 @@ def test_a_logits_file_of_other_images_is_not_resumed(folder: Path, genuine_weig
     saved = tmp_path / "logits.npy"
     score(str(folder), "--splits", "3", "--save-logits", str(saved), "--limit", "6", *weights)
     outcome = CliRunner().invoke(cli.main, [str(folder), "--splits", "3", "--save-logits", str(saved), *weights])
-    assert outcome.exit_code == 2 and "holds logits of other images or weights" in outcome.output
+    assert outcome.exit_code == 2 and "holds logits of 6 images" in outcome.output and "not of the 12" in outcome.output
