@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -178,8 +177,7 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                                  seed=seed, batch_size=GENERATOR_BATCH, input_range=None, splits=options.split_rule(), scorer=scorer,
                                  progress=sys.stderr.isatty(), distributed=False)
         report = Report(result, f"the generator of {checkpoint}", _device_name(scorer.device), (), options)
-        _write_outputs(report, options)
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
+        _write_outputs(report, options)  # the line or the JSON on stdout, then --output
 
 
 @main.command("ablation")
