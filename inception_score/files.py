@@ -229,11 +229,14 @@ def _read_image_file(path: Path, limits: ReadLimits | None = None) -> torch.Tens
     limits = limits or ReadLimits.from_environment()
     name = os.fspath(path)
     try:
-        status = path.stat()  # before opening: opening a FIFO would wait for a writer
-        if not stat.S_ISREG(status.st_mode):
-            raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files")
-        _check_size(status.st_size, name, limits, "on disk")
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO (one put in place of a listed file, even) must not wait for a writer;
+        # fstat then tells what was opened. On a regular file the flag changes nothing.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(descriptor, "rb") as handle:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
+                raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files")
+            _check_size(status.st_size, name, limits, "on disk")
             data = _read_capped(handle, name, limits)
     except OSError as error:
         raise _undecodable(
@@ -618,6 +621,8 @@ def open_path(path: Path | str, *, input_range: InputRange | None = None, limits
         raise InputError(f"{shown(path)} does not exist: check the path")
     if path.is_dir():
         return image_folder(path, limits)
+    if not path.is_file():  # reading a FIFO, socket or device could wait forever, or never end
+        raise InputError(f"{shown(path)} is not a regular file (a FIFO, socket or device): give a file or a folder")
     lower = path.name.lower()
     if lower.endswith(ARRAY_EXTENSIONS):
         return ImageArray(path, input_range, limits)
@@ -645,6 +650,16 @@ def dataset_labels(dataset: Dataset, count: int | None = None) -> np.ndarray | N
     if labels is None:
         return None
     return labels if count is None else labels[:count]
+
+
+def reads_files(dataset: Dataset) -> bool:
+    """Whether every item of ``dataset`` comes from a reader of this module, and so is ``(3, H, W)`` by
+    construction (decoded images are ``(H, W, 3)``; arrays have their layout checked at open)."""
+    if isinstance(dataset, ConcatDataset):
+        return all(reads_files(part) for part in dataset.datasets)
+    if isinstance(dataset, Subset):
+        return reads_files(dataset.dataset)
+    return isinstance(dataset, (ImageFiles, ImageArchive, ImageArray))
 
 
 def open_paths(

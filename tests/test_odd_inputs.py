@@ -1,0 +1,156 @@
+"""Odd inputs end in a score or in one line naming the file: images 1 or 3 pixels wide, FIFOs in
+folders, PNG chunks claiming hundreds of megabytes, damaged ``.npz`` files.
+Weights: genuine convolutions + a seeded random fc layer (numbers are not Inception Scores)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from inception_score.cli import main
+from inception_score.errors import ImageDecodeError, InputError
+from inception_score.files import decode_image, open_path, without_invalid
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+
+
+@contextlib.contextmanager
+def no_hang(seconds: int = 10) -> Iterator[None]:
+    """Fail instead of waiting forever (a FIFO opened for reading waits for a writer)."""
+
+    def hung(signum, frame):
+        raise AssertionError(f"still waiting after {seconds} s: a FIFO was opened")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_command(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def naive_inception_score(logits: torch.Tensor) -> float:
+    """One split: exp(mean over images of KL(p(y|x) || p(y))), written out in float64."""
+    p = torch.softmax(logits.double(), dim=1)
+    marginal = p.mean(dim=0, keepdim=True)
+    kl = (p * (torch.log(p) - torch.log(marginal))).sum(dim=1)
+    return float(torch.exp(kl.mean()))
+
+
+# --- images 1 or 3 pixels wide: decoded images are (H, W, 3), never guessed ------------------------------
+
+
+THIN_SIZES = {"a_32x3.png": (32, 3), "b_1x1.png": (1, 1), "c_3x32.png": (3, 32), "d_3x3.png": (3, 3),
+              "e_32x32.png": (32, 32)}  # (H, W)
+
+
+def test_thin_and_tiny_images_are_scored_like_any_other(tmp_path: Path, dev_scorer, loaded_once,
+                                                        genuine_weights_file: Path) -> None:
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "thin"
+    folder.mkdir()
+    pixels = []
+    for name, (height, width) in THIN_SIZES.items():
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(image).save(folder / name)
+        pixels.append(torch.from_numpy(image).permute(2, 0, 1).contiguous())
+    (folder / "f_broken.png").write_bytes(Image.new("RGB", (8, 8)).tobytes()[:40])  # not a PNG at all
+    status, stdout, stderr = run_command(str(folder), "--splits", "1", "--skip-invalid", "--json", "--quiet",
+                                         "--weights", str(genuine_weights_file), "--allow-unverified-weights")
+    assert status == 0, stderr
+    result = json.loads(stdout)
+    assert result["num_images"] == len(THIN_SIZES)
+    assert result["skipped_invalid"]["count"] == 1 and "f_broken.png" in result["skipped_invalid"]["files"][0]
+    # The same images, as (3, H, W) tensors of known layout, in one batch: the same kernel on the same pixels,
+    # so the logits agree; the score from them is then float64 arithmetic in another order (1e-12 covers it).
+    expected = naive_inception_score(dev_scorer.logits(pixels))
+    assert result["mean"] == pytest.approx(expected, rel=1e-9)
+    assert result["mean"] > 1.0  # five different images: a score of one would mean nothing was seen
+
+
+def test_a_thin_image_in_an_array_keeps_the_layout_checked_at_open(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (2, 32, 3, 3), dtype=np.uint8)  # (N, H, W, C), 3 pixels wide
+    np.save(tmp_path / "thin.npy", images)
+    dataset = open_path(tmp_path / "thin.npy")
+    from inception_score.inputs import image_stream
+
+    batch = next(iter(image_stream(dataset, batch_size=2).batches))
+    assert torch.equal(batch, torch.from_numpy(images).permute(0, 3, 1, 2))
+
+
+# --- FIFOs and other non-regular files: skipped and counted, never opened ------------------------------------
+
+
+def write_png(path: Path, seed: int) -> None:
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
+
+
+@needs_fifo
+def test_a_fifo_in_a_folder_is_skipped_and_counted(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png", 0)
+    os.mkfifo(tmp_path / "x.png")
+    with no_hang(), pytest.warns(UserWarning, match="1 special file skipped"):
+        dataset = open_path(tmp_path)
+        assert len(dataset) == 1 and dataset[0].shape == (3, 8, 8)
+    assert "1 special file skipped" in dataset.description
+
+
+@needs_fifo
+def test_a_file_swapped_for_a_fifo_during_the_run_is_named_not_waited_on(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png", 0)
+    write_png(tmp_path / "b.png", 1)
+    dataset = open_path(tmp_path)  # both listed as regular files
+    (tmp_path / "b.png").unlink()
+    os.mkfifo(tmp_path / "b.png")
+    with no_hang():
+        with pytest.raises(ImageDecodeError, match=r"b\.png is not a regular file"):
+            dataset[1]
+        kept, failures = without_invalid(dataset)
+    assert len(kept) == 1 and len(failures) == 1 and "b.png is not a regular file" in failures[0]
+
+
+@needs_fifo
+def test_the_check_is_made_on_what_was_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file swapped for a FIFO between a check by name and the open: the reader looks at what it opened."""
+    write_png(tmp_path / "a.png", 0)
+    write_png(tmp_path / "b.png", 1)
+    dataset = open_path(tmp_path)
+    regular = os.stat(tmp_path / "a.png")
+    (tmp_path / "b.png").unlink()
+    os.mkfifo(tmp_path / "b.png")
+    with no_hang():
+        monkeypatch.setattr(Path, "stat", lambda self, **kwargs: regular)  # a check by name would see a file
+        with pytest.raises(ImageDecodeError, match=r"b\.png is not a regular file"):
+            dataset[1]
+
+
+@needs_fifo
+@pytest.mark.parametrize("name", ["x.png", "x.npy", "x.npz", "x.tar"])
+def test_a_fifo_given_as_the_input_is_refused(tmp_path: Path, name: str) -> None:
+    os.mkfifo(tmp_path / name)
+    with no_hang():
+        status, stdout, stderr = run_command(str(tmp_path / name), "--device", "cpu")
+    assert status == 2 and stdout == ""
+    assert stderr.strip().splitlines() == [f"Error: {tmp_path / name} is not a regular file (a FIFO, socket or "
+                                           f"device): give a file or a folder"]
