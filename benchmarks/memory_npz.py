@@ -47,14 +47,16 @@ print(f"read {count} images in {time.perf_counter() - begin:.0f} s")
 """
 
 
-def peak_rss_mb(command: list[str]) -> tuple[float, float, str]:
-    """Peak RSS (MB) and seconds of ``command`` under ``/usr/bin/time -v``, and its stdout."""
+def peak_rss_mb(command: list[str], status: int = 0) -> tuple[float, float, str]:
+    """Peak RSS (MB) and seconds of ``command`` under ``/usr/bin/time -v``, and the last line it printed
+    (its stdout; its first stderr line when ``status``, the exit status it must end with, is not 0)."""
     begin = time.perf_counter()
     run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{run.stderr[-3000:]}")
+    if run.returncode != status:
+        raise SystemExit(f"{' '.join(command)} ended with status {run.returncode}, not {status}:\n{run.stderr[-3000:]}")
     kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
-    return kib / 1024, time.perf_counter() - begin, run.stdout.strip().splitlines()[-1]
+    said = run.stdout if status == 0 else run.stderr
+    return kib / 1024, time.perf_counter() - begin, said.strip().splitlines()[-1 if status == 0 else 0]
 
 
 def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarray) -> str:

@@ -10,7 +10,8 @@ A hostile or broken file must not take the machine's memory (:class:`ReadLimits`
 and archive member is checked against ``max_file_bytes`` before it is read (its size on disk, or the
 uncompressed size in the archive's header) and read by a stream that stops at the limit, since a
 header can lie. Each image's ``width * height`` is checked against ``max_image_pixels`` from its
-header, before its pixels are decoded. An image over a limit raises :class:`ImageDecodeError`, so
+header, before its pixels are decoded, and each PNG chunk other than pixel data against
+``MAX_PNG_CHUNK_BYTES`` from its header, before a file on disk is read. An image over a limit raises :class:`ImageDecodeError`, so
 ``--skip-invalid`` skips and counts it like any undecodable image.
 
 Links are followed to files only: a link to a folder, a broken or looping link, and the link
@@ -62,6 +63,13 @@ MAX_IMAGE_PIXELS = 40_000_000
 # 40 MP is at most 240 MB on disk, as uncompressed 16-bit RGB TIFF: 256 MiB fits every image of the
 # pixel limit, and bounds what one archive member read into memory costs.
 MAX_FILE_BYTES = 256 * 2**20
+# A PNG chunk other than pixel data (IDAT, fdAT) is metadata: text, an ICC profile, EXIF. Pillow reads such a
+# chunk whole before it judges it (a 200 MB iTXt chunk took the command to 2.0 GB before being refused), so
+# its length, from its header, is checked first. 16 MiB is far above real metadata (Pillow itself keeps at
+# most 1 MB of text a chunk) and costs little.
+MAX_PNG_CHUNK_BYTES = 16 * 2**20
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_PIXEL_CHUNKS = (b"IDAT", b"fdAT")
 ENV_MAX_PIXELS = "INCEPTION_SCORE_MAX_PIXELS"
 ENV_MAX_FILE_BYTES = "INCEPTION_SCORE_MAX_FILE_BYTES"
 _SKIP_ADVICE = ", or pass --skip-invalid"  # ends every ImageDecodeError message; dropped once skipping is on
@@ -139,6 +147,29 @@ def _read_capped(stream: BinaryIO, name: str, limits: ReadLimits) -> bytes:
     return data
 
 
+def _check_png_chunks(stream: BinaryIO, name: str) -> None:
+    """For a PNG, every chunk's length from its 8-byte header, seeking past its data (never reading it):
+    a chunk other than pixel data longer than ``MAX_PNG_CHUNK_BYTES`` is refused. Other files pass, and
+    the stream is left at its start."""
+    try:
+        if stream.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+            return
+        while len(header := stream.read(8)) == 8:
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"IEND":
+                return
+            if length > MAX_PNG_CHUNK_BYTES and kind not in _PNG_PIXEL_CHUNKS:
+                label = kind.decode("latin-1").encode("unicode_escape").decode("ascii")
+                raise _undecodable(
+                    name, f"has a PNG {label} chunk of {length:,} bytes (its header says), over the limit of "
+                    f"{MAX_PNG_CHUNK_BYTES:,} bytes for a chunk that is not pixel data",
+                    "strip its metadata (save the pixels again without text or profile chunks)",
+                )
+            stream.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
+    finally:
+        stream.seek(0)
+
+
 def _check_pixels(size: tuple[int, int], name: str, limits: ReadLimits) -> None:
     width, height = size
     if width * height > limits.max_image_pixels:
@@ -190,6 +221,7 @@ def decode_image(data: bytes, name: str, limits: ReadLimits | None = None) -> np
     limits = limits or ReadLimits.from_environment()
     if len(data) == 0:
         raise _undecodable(name, "is empty (0 bytes)", "remove it")
+    _check_png_chunks(io.BytesIO(data), name)
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 MP; the limit here is lower and raises its own error just below.
@@ -237,6 +269,7 @@ def _read_image_file(path: Path, limits: ReadLimits | None = None) -> torch.Tens
             if not stat.S_ISREG(status.st_mode):
                 raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files")
             _check_size(status.st_size, name, limits, "on disk")
+            _check_png_chunks(handle, name)  # before the data is read: a chunk's header can claim anything
             data = _read_capped(handle, name, limits)
     except OSError as error:
         raise _undecodable(

@@ -154,3 +154,44 @@ def test_a_fifo_given_as_the_input_is_refused(tmp_path: Path, name: str) -> None
     assert status == 2 and stdout == ""
     assert stderr.strip().splitlines() == [f"Error: {tmp_path / name} is not a regular file (a FIFO, socket or "
                                            f"device): give a file or a folder"]
+
+
+# --- PNG chunks: their length is checked from the header, before anything is read ------------------------
+
+
+def png_chunk(kind: bytes, data: bytes, length: int | None = None) -> bytes:
+    """One chunk as the PNG specification lays it out: length, type, data, CRC-32 of type and data."""
+    size = len(data) if length is None else length
+    return struct.pack(">I", size) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_huge_itxt(claimed: int) -> bytes:
+    """A 4x4 PNG's signature and header, then an iTXt chunk whose header claims ``claimed`` bytes but
+    holds a few: nothing of that size exists, so only a check of the header can refuse it in time."""
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + struct.pack(">I", claimed) + b"iTXt" + b"comment\x00\x00\x00\x00\x00" * 8
+
+
+def test_a_png_chunk_claiming_200_mb_is_refused_from_its_header(tmp_path: Path) -> None:
+    claimed = 200 * 2**20
+    data = png_with_huge_itxt(claimed)
+    with pytest.raises(ImageDecodeError, match=rf"x\.png has a PNG iTXt chunk of {claimed:,} bytes"):
+        decode_image(data, "x.png")
+    (tmp_path / "big.png").write_bytes(data)
+    write_png(tmp_path / "ok.png", 0)
+    dataset = open_path(tmp_path)
+    with pytest.raises(ImageDecodeError, match=r"big\.png has a PNG iTXt chunk .* not pixel data; strip its metadata"):
+        dataset[0]
+    kept, failures = without_invalid(dataset)
+    assert len(kept) == 1 and len(failures) == 1 and "big.png has a PNG iTXt chunk" in failures[0]
+
+
+def test_png_metadata_below_the_chunk_limit_still_decodes() -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    pixels = np.random.default_rng(5).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    info = PngInfo()
+    info.add_itxt("comment", "x" * 200_000)  # 200 kB of text, as generators' prompts and settings can be
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", pnginfo=info)
+    assert np.array_equal(decode_image(buffer.getvalue(), "meta.png"), pixels)
