@@ -150,18 +150,20 @@ def _read_capped(stream: BinaryIO, name: str, limits: ReadLimits) -> bytes:
 def _check_png_chunks(stream: BinaryIO, name: str) -> None:
     """For a PNG, every chunk's length from its 8-byte header, seeking past its data (never reading it):
     a chunk other than pixel data longer than ``MAX_PNG_CHUNK_BYTES`` is refused. Other files pass, and
-    the stream is left at its start."""
+    so does a PNG whose chunks are not well formed (its first not IHDR, a type not four letters): Pillow
+    says what is wrong with it. The stream is left at its start."""
     try:
         if stream.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
             return
+        first = True
         while len(header := stream.read(8)) == 8:
             length, kind = int.from_bytes(header[:4], "big"), header[4:]
-            if kind == b"IEND":
+            if kind == b"IEND" or not kind.isalpha() or (first and kind != b"IHDR"):
                 return
+            first = False
             if length > MAX_PNG_CHUNK_BYTES and kind not in _PNG_PIXEL_CHUNKS:
-                label = kind.decode("latin-1").encode("unicode_escape").decode("ascii")
                 raise _undecodable(
-                    name, f"has a PNG {label} chunk of {length:,} bytes (its header says), over the limit of "
+                    name, f"has a PNG {kind.decode('ascii')} chunk of {length:,} bytes (its header says), over the limit of "
                     f"{MAX_PNG_CHUNK_BYTES:,} bytes for a chunk that is not pixel data",
                     "strip its metadata (save the pixels again without text or profile chunks)",
                 )
