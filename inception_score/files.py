@@ -40,6 +40,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from .errors import ImageDecodeError, InputError
+from .npz import READ_ERRORS as NPZ_READ_ERRORS
 from .npz import NpzMember, npz_keys
 from .pixels import InputRange, channels_axis, standardize_batch
 
@@ -546,7 +547,7 @@ class ImageArray(Dataset):
             return NpzMember(self.path, self.key)
         except InputError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        except NPZ_READ_ERRORS as error:
             raise InputError(f"{shown(self.path)} could not be read as a numpy array file ({error})") from None
 
     def _read_labels(self) -> np.ndarray:
@@ -554,7 +555,7 @@ class ImageArray(Dataset):
         assert self.label_key is not None
         try:
             member = NpzMember(self.path, self.label_key)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        except NPZ_READ_ERRORS as error:
             raise InputError(f"{shown(self.path)}: its labels {self.label_key!r} could not be read ({error})") from None
         if member.shape != (self.count,) or member.dtype.kind not in "iu":
             raise InputError(

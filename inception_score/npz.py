@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ from .errors import InputError
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the fixed part of a zip local file header (30 bytes)
 _LOCAL_SIGNATURE = b"PK\x03\x04"
-_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+# What reading a damaged .npz raises: zip and deflate errors, short reads, and a .npy header numpy cannot
+# parse (it tokenizes the header's dict: TokenError and SyntaxError).
+READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+               SyntaxError, tokenize.TokenError)
+# Deflate expands at most 1032 times (RFC 1951: a 258-byte match per 2 bits at best). A member claiming more
+# than that from its compressed bytes is lying, and its shape must not be believed (its image count would
+# size what the scorer allocates).
+_DEFLATE_MAX_RATIO = 1032
 
 
 def _read_into(handle, buffer: bytearray) -> int:
@@ -113,6 +121,7 @@ class NpzMember:
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise InputError(f"{where} is compressed with zip method {info.compress_type}; only stored "
                                  "(np.savez) and deflated (np.savez_compressed) members are read")
+            self._check_sizes(info, where)
             with archive.open(info) as stream:
                 version = npy_format.read_magic(stream)
                 if version == (1, 0):
@@ -139,6 +148,21 @@ class NpzMember:
             offset = self._data_offset(info) + header_bytes
         return _Layout(dtype=dtype, shape=tuple(int(n) for n in shape), header_bytes=header_bytes,
                        compressed=info.compress_type != zipfile.ZIP_STORED, file_offset=offset)
+
+    def _check_sizes(self, info: zipfile.ZipInfo, where: str) -> None:
+        """The zip's record of the member fits the file: its bytes lie inside it, and a deflated member
+        claims no more than deflate can expand them to. A header claiming terabytes ends here."""
+        file_bytes = os.path.getsize(self.path)
+        damaged = "the file is damaged or truncated, or was not written by numpy"
+        if info.header_offset + info.compress_size > file_bytes:
+            raise InputError(f"{where}: the archive records {info.compress_size:,} bytes at offset "
+                             f"{info.header_offset:,}, past the end of the {file_bytes:,}-byte file; {damaged}")
+        stored = info.compress_type == zipfile.ZIP_STORED
+        if (stored and info.file_size != info.compress_size) or (
+                info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 64):
+            raise InputError(f"{where}: the archive records {info.file_size:,} bytes of data from "
+                             f"{info.compress_size:,} {'stored' if stored else 'compressed'} bytes, more than "
+                             f"{'storing' if stored else 'deflate'} can give; {damaged}")
 
     def _data_offset(self, info: zipfile.ZipInfo) -> int:
         """Where a stored member's bytes start: after its local header, whose name and extra field
@@ -191,7 +215,7 @@ class NpzMember:
                 assert self._layout.file_offset is not None
                 handle.seek(self._layout.file_offset + start * self.row_bytes)
             read = _read_into(handle, data)
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             self.close()
             raise InputError(f"{_shown(self.path)}: rows {start}..{stop} of array {self.key!r} could not be read "
                              f"({error}); the file may be truncated or damaged") from None

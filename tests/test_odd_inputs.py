@@ -195,3 +195,68 @@ def test_png_metadata_below_the_chunk_limit_still_decodes() -> None:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG", pnginfo=info)
     assert np.array_equal(decode_image(buffer.getvalue(), "meta.png"), pixels)
+
+
+# --- damaged .npz files: exit 2 and one line naming the file, never "unexpected" ----------------------------
+
+
+def one_error_line(status: int, stdout: str, stderr: str) -> str:
+    assert status == 2 and stdout == "", stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "unexpected" not in lines[0], stderr
+    return lines[0]
+
+
+def test_corrupt_deflate_data_in_an_npz_names_the_file(tmp_path: Path, loaded_once,
+                                                       genuine_weights_file: Path) -> None:
+    # 16 levels: deflate codes them (no stored blocks, whose damage only a CRC would show)
+    images = np.random.default_rng(6).integers(0, 16, (6, 16, 16, 3), dtype=np.uint8)
+    path = tmp_path / "samples.npz"
+    np.savez_compressed(path, images=images)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("images.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)  # the deflate stream
+    data[start + info.compress_size * 3 // 4 : start + info.compress_size * 3 // 4 + 8] = b"\xff" * 8
+    path.write_bytes(data)
+    with pytest.raises(zlib.error):  # the damage is in the deflate data itself, not only its CRC
+        zlib.decompressobj(-15).decompress(bytes(data[start : start + info.compress_size]))
+    line = one_error_line(*run_command(str(path), "--splits", "1", "--weights", str(genuine_weights_file),
+                                       "--allow-unverified-weights"))
+    assert line.startswith(f"Error: {path} ") and "while decompressing" in line  # zlib's reason, after the name
+
+
+def test_an_unparsable_npy_header_in_an_npz_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "samples.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (2, 8, 8, 3)})
+    broken = header.getvalue().replace(b"'shape'", b"'''sha")  # an unterminated string: numpy's tokenizer fails
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("images.npy", broken + bytes(2 * 8 * 8 * 3))
+    line = one_error_line(*run_command(str(path), "--device", "cpu"))
+    assert line.startswith(f"Error: {path} could not be read as a numpy array file")
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED], ids=["deflated", "stored"])
+def test_an_npz_header_claiming_terabytes_is_refused_at_open(tmp_path: Path, method: int) -> None:
+    """A 2 KB file whose zip directory and .npy headers claim 2.4 TiB of images (and 6.9 GB of labels):
+    refused from the sizes the zip records, before any count from it sizes an allocation."""
+    count = int(2.4 * 2**40) // (32 * 32 * 3)
+    path = tmp_path / "claims.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, shape, dtype in (("images", (count, 32, 32, 3), np.uint8), ("labels", (count,), np.int64)):
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+            info = zipfile.ZipInfo(f"{key}.npy")
+            info.compress_type = method
+            with archive.open(info, "w", force_zip64=True) as member:
+                member.write(header.getvalue() + bytes(1000))
+            # The central directory is written at close, from these: it claims what the header claims.
+            info.file_size = len(header.getvalue()) + int(np.prod(shape)) * np.dtype(dtype).itemsize
+            if method == zipfile.ZIP_STORED:
+                info.compress_size = info.file_size
+    assert path.stat().st_size < 4096
+    line = one_error_line(*run_command(str(path), "--device", "cpu"))
+    expected = "more than deflate can give" if method == zipfile.ZIP_DEFLATED else "past the end of the"
+    assert line.startswith(f"Error: {path}: array 'images': the archive records ") and expected in line
