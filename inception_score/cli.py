@@ -701,10 +701,11 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     )
     group = None
     try:
-        from .distributed import init_from_environment, launched_by_torchrun, local_device
+        from .distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
         from .scorer import resolve_device
 
         if launched_by_torchrun():
+            say_when_terminated()
             options = dataclasses.replace(options, device=local_device(options.device))
             group = init_from_environment(resolve_device(options.device))
         if options.each:
