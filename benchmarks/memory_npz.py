@@ -32,7 +32,7 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
+from _record import append_result, provenance_markdown  # noqa: E402
 
 SHAPE = (7_630, 256, 256, 3)  # 1.50 GB of uint8
 READ_ALL = """
@@ -59,7 +59,7 @@ def peak_rss_mb(command: list[str], status: int = 0) -> tuple[float, float, str]
     return kib / 1024, time.perf_counter() - begin, said.strip().splitlines()[-1 if status == 0 else 0]
 
 
-def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarray) -> str:
+def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarray) -> list[str]:
     """The section of the stored file scored in full, every image through the network."""
     path = folder / "stored.npz"
     np.savez(path, images, labels)
@@ -71,14 +71,14 @@ def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarr
         size = path.stat().st_size / 1e9
     finally:
         path.unlink(missing_ok=True)
-    return "\n".join([
+    return [
         "", "## A large `.npz` scored in full", "",
         f"The same {SHAPE[0]:,} random images as above, written with `np.savez` ({size:.2f} GB), every image "
         "scored (development weights: not an Inception Score). Peak RSS from `/usr/bin/time -v`.", "",
         "| file | run | peak RSS (MB) | seconds |", "| --- | --- | --- | --- |",
         f"| `np.savez` ({size:.2f} GB) | `inception-score FILE` (all {SHAPE[0]:,} images: {said}) | {mb:,.0f} | {seconds:.0f} |",
         "", provenance_markdown(),
-    ]) + "\n"
+    ]
 
 
 @click.command()
@@ -93,12 +93,10 @@ def main(folder: Path, full: bool) -> None:
     labels = np.random.default_rng(1).integers(0, 1000, SHAPE[0])
     if full:
         try:
-            text = full_score(folder, weights, images, labels)
+            section = full_score(folder, weights, images, labels)
         finally:
             weights.unlink(missing_ok=True)
-        with open(RESULTS_DIR / "memory.md", "a") as results:
-            results.write(text)
-        print(text)
+        print(append_result("memory.md", section))
         return
     files = {"np.savez": folder / "stored.npz", "np.savez_compressed": folder / "deflated.npz"}
     np.savez(files["np.savez"], images, labels)
@@ -136,10 +134,7 @@ def main(folder: Path, full: bool) -> None:
         "",
         provenance_markdown(),
     ]
-    text = "\n".join(lines) + "\n"
-    with open(RESULTS_DIR / "memory.md", "a") as results:
-        results.write(text)
-    print(text)
+    print(append_result("memory.md", lines))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
+from _record import append_result, provenance_markdown  # noqa: E402
 from memory_npz import peak_rss_mb  # noqa: E402
 
 TEXT_BYTES = 200 * 2**20
@@ -94,10 +94,7 @@ def main(folder: Path) -> None:
         "",
         provenance_markdown(),
     ]
-    text = "\n".join(lines) + "\n"
-    with open(RESULTS_DIR / "memory.md", "a") as results:
-        results.write(text)
-    print(text)
+    print(append_result("memory.md", lines))
 
 
 if __name__ == "__main__":
