@@ -722,6 +722,12 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         # In a group, rank 0 speaks for all (the failing rank's message reaches it); a lost peer is
         # reported by every survivor, since rank 0 may be the one that is gone.
         if group is None or group.is_main or "stopped answering" in str(error):
+            if isinstance(error, OSError) and error.filename is not None:  # the system refused a file: not a bug
+                from .files import shown
+
+                click.echo(f"Error: {shown(error.filename)}: {error.strerror or error}; check the path and its "
+                           f"permissions", err=True)
+                sys.exit(EXIT_BAD_INPUT)
             if not isinstance(error, InceptionScoreError) and "Original Traceback" not in str(error):
                 click.echo(f"Error: unexpected {type(error).__name__}: {error} (run again with --debug)", err=True)
                 sys.exit(1)

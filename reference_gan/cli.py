@@ -157,7 +157,7 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                   weights: str | None, allow_unverified_weights: bool, as_json: bool, output: str | None) -> None:
     """Inception Score of N images from CHECKPOINT's generator, none written. It equals the score of `sample`
     (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
-    from inception_score.cli import Report, RunOptions, _device_name, _write_outputs
+    from inception_score.cli import Report, RunOptions, _check_outputs, _device_name, _write_outputs
     from inception_score.generator import score_generator
     from inception_score.scorer import InceptionScorer, resolve_device
 
@@ -168,6 +168,7 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                          weights=Path(weights) if weights else None, allow_unverified=allow_unverified_weights,
                          precision=precision, as_json=as_json, output=Path(output) if output else None)
     with user_errors():
+        _check_outputs(options)  # --output: writable, and not the checkpoint
         where = resolve_device(device)
         generator = load_generator(checkpoint, device=str(where))  # before the network: a bad file fails at once
         scorer = InceptionScorer(options.weights, device=where, allow_unverified=allow_unverified_weights,

@@ -137,3 +137,27 @@ def test_each_keeps_every_line_when_its_output_fails(samples: Path, options: lis
     assert status == 2
     assert [json.loads(line)["path"] for line in stdout.splitlines()] == [str(samples), str(second)]
     assert only_error(stderr).startswith("Error: --output /dev/full could not be written (No space left on device)")
+
+
+def test_a_file_the_system_refuses_is_named_with_status_2(samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError that names a file (permissions, a vanished file) is about the input, not a bug: no "unexpected"."""
+    import inception_score.cli as cli
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(samples))
+
+    monkeypatch.setattr(cli, "run", refused)
+    status, stdout, stderr = run_command(str(samples), "--device", "cpu")
+    assert status == 2 and stdout == ""
+    assert only_error(stderr) == f"Error: {samples}: Permission denied; check the path and its permissions"
+
+
+def test_reference_gan_score_refuses_to_write_over_its_checkpoint(tmp_path: Path) -> None:
+    from reference_gan.cli import main as gan_main
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"not read: the output is checked first")
+    result = CliRunner().invoke(gan_main, ["score", str(checkpoint), "-n", "10", "--output", str(checkpoint)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert only_error(result.stderr).startswith(f"Error: --output {checkpoint} is also the input {checkpoint}")
+    assert checkpoint.read_bytes() == b"not read: the output is checked first"
