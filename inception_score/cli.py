@@ -5,9 +5,10 @@
     inception-score samples.tar.gz --per-class classes.png
 
 Everything that can be checked before the network runs is checked first (device, inputs, image
-count against splits, output paths, matplotlib), so a long run does not fail at its end. Errors
-print one line naming the file or value and what to do, and exit with status 2 (``--debug`` shows
-the traceback instead). Ctrl-C exits with status 130.
+count against splits, output paths, matplotlib), so a long run does not fail at its end. The result
+goes to stdout before any file is written, so a write that fails loses no score. Errors print one
+line naming the file or value and what to do, and exit with status 2 (``--debug`` shows the traceback
+instead). Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
@@ -548,13 +549,14 @@ def _write_json(report: Report, path: Path | None) -> None:
         with open(path, "w") as handle:
             handle.write(text)
         return
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    target = Path(os.path.realpath(path))  # a link keeps pointing where it did; its target is replaced
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        temporary.replace(path)
+        temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)
 
