@@ -20,6 +20,7 @@ members of a tar are skipped, and counted in ``description`` and a :class:`Skipp
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -259,21 +260,33 @@ def _channels_first(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
 
 
+class NotRegularFileError(OSError):
+    """A path that was a regular file when listed is now a FIFO, socket or device."""
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``open(path, "rb")`` that never waits: opened non-blocking (opening a FIFO, one put in place of a
+    listed file even, would wait for a writer), then kept only if ``fstat`` says it is a regular file,
+    else :class:`NotRegularFileError`. On a regular file the flag changes nothing."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    handle = open(descriptor, "rb")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        handle.close()
+        raise NotRegularFileError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", os.fspath(path))
+    return handle
+
+
 def _read_image_file(path: Path, limits: ReadLimits | None = None) -> torch.Tensor:
     """One image file -> ``(3, H, W)`` uint8, its size checked before reading and its pixels before decoding."""
     limits = limits or ReadLimits.from_environment()
     name = os.fspath(path)
     try:
-        # O_NONBLOCK: opening a FIFO (one put in place of a listed file, even) must not wait for a writer;
-        # fstat then tells what was opened. On a regular file the flag changes nothing.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        with open(descriptor, "rb") as handle:
-            status = os.fstat(descriptor)
-            if not stat.S_ISREG(status.st_mode):
-                raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files")
-            _check_size(status.st_size, name, limits, "on disk")
+        with open_regular(path) as handle:
+            _check_size(os.fstat(handle.fileno()).st_size, name, limits, "on disk")
             _check_png_chunks(handle, name)  # before the data is read: a chunk's header can claim anything
             data = _read_capped(handle, name, limits)
+    except NotRegularFileError:
+        raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files") from None
     except OSError as error:
         raise _undecodable(
             name, f"could not be read ({error.strerror or error})", "check that it exists and is readable"
@@ -449,7 +462,8 @@ class ImageArchive(Dataset):
 
     def _archive(self) -> zipfile.ZipFile | tarfile.TarFile:
         if self._handle is None or self._pid != os.getpid():
-            self._handle = zipfile.ZipFile(self.path) if self.is_zip else tarfile.open(self.path)
+            raw = open_regular(self.path)  # the archive is opened again in each worker: by then it could be a FIFO
+            self._handle = zipfile.ZipFile(raw) if self.is_zip else tarfile.open(fileobj=raw)
             self._pid = os.getpid()
         return self._handle
 
@@ -528,6 +542,7 @@ class ImageArray(Dataset):
     def _load(self) -> np.ndarray | NpzMember:
         try:
             if self._is_npy():
+                open_regular(self.path).close()  # mapped again in each worker: by then it could be a FIFO
                 return np.load(self.path, mmap_mode="r", allow_pickle=False)
             if self.key is not None:  # a copy in another process: the member was chosen at open
                 return NpzMember(self.path, self.key)

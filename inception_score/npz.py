@@ -86,6 +86,7 @@ class NpzMember:
         self._layout = self._read_layout()
         self._handle = None  # the open file (stored) or zip stream (deflated), of process self._pid
         self._archive: zipfile.ZipFile | None = None
+        self._raw = None  # the file the deflated member's ZipFile reads
         self._pid: int | None = None
 
     @property
@@ -178,16 +179,20 @@ class NpzMember:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_handle"], state["_archive"], state["_pid"] = None, None, None
+        state["_handle"], state["_archive"], state["_raw"], state["_pid"] = None, None, None, None
         return state
 
     def _opened(self):
         if self._handle is None or self._pid != os.getpid():
+            from .files import open_regular  # files imports this module
+
+            raw = open_regular(self.path)  # opened again in each worker: by then the path could be a FIFO
             if self._layout.compressed:
-                self._archive = zipfile.ZipFile(self.path)
+                self._raw = raw
+                self._archive = zipfile.ZipFile(raw)
                 self._handle = self._archive.open(self.member)
             else:
-                self._handle = open(self.path, "rb")
+                self._handle = raw
             self._pid = os.getpid()
         return self._handle
 
@@ -197,7 +202,8 @@ class NpzMember:
             self._handle.close()
             if self._archive is not None:
                 self._archive.close()
-        self._handle, self._archive, self._pid = None, None, None
+                self._raw.close()  # a ZipFile leaves a file it was handed open
+        self._handle, self._archive, self._raw, self._pid = None, None, None, None
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """``array[start:stop]`` as a new ``ndarray`` (only these rows' bytes are read)."""

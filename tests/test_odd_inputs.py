@@ -146,6 +146,36 @@ def test_the_check_is_made_on_what_was_opened(tmp_path: Path, monkeypatch: pytes
 
 
 @needs_fifo
+@pytest.mark.parametrize("name", ["x.npy", "x.npz", "x.npz-deflated", "x.tar", "x.zip"])
+def test_an_array_or_archive_swapped_for_a_fifo_is_not_waited_on_by_a_worker(tmp_path: Path, name: str) -> None:
+    """Each DataLoader worker opens the file again (a pickled reader holds no handle): by then it may be a FIFO."""
+    import pickle
+    import tarfile
+
+    images = np.random.default_rng(8).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    path = tmp_path / name.replace("-deflated", "")
+    if name == "x.npy":
+        np.save(path, images)
+    elif name.startswith("x.npz"):
+        (np.savez_compressed if "deflated" in name else np.savez)(path, images=images)
+    else:
+        write_png(tmp_path / "a.png", 0)
+        if name == "x.tar":
+            with tarfile.open(path, "w") as archive:
+                archive.add(tmp_path / "a.png", arcname="a.png")
+        else:
+            with zipfile.ZipFile(path, "w") as archive:
+                archive.write(tmp_path / "a.png", arcname="a.png")
+    dataset = open_path(path)
+    in_a_worker = pickle.loads(pickle.dumps(dataset))
+    path.unlink()
+    os.mkfifo(path)
+    with no_hang(), pytest.raises(InputError, match="not a regular file") as caught:
+        in_a_worker[0]
+    assert str(path) in str(caught.value)
+
+
+@needs_fifo
 @pytest.mark.parametrize("name", ["x.png", "x.npy", "x.npz", "x.tar"])
 def test_a_fifo_given_as_the_input_is_refused(tmp_path: Path, name: str) -> None:
     os.mkfifo(tmp_path / name)
