@@ -507,7 +507,7 @@ def _write_outputs(report: Report, options: RunOptions) -> None:
     named in an :class:`OutputError` once the others are written. An interrupt says what was written."""
     _warn_about(report.result, options)
     if not options.each:  # --each prints a line per path itself
-        click.echo(json.dumps(report.to_json(), indent=2) if options.as_json else report.human_line())
+        click.echo(_json_text(report) if options.as_json else report.human_line())
     written: list[str] = []
     failed: list[str] = []
     writers = ((options.output, "--output", lambda: _write_json(report, options.output)),
@@ -529,6 +529,11 @@ def _write_outputs(report: Report, options: RunOptions) -> None:
         raise OutputError("; ".join(failed) + " (the score above is complete)")
 
 
+def _json_text(report: Report) -> str:
+    """The JSON of ``report`` as stdout and ``--output`` get it."""
+    return json.dumps(report.to_json(), indent=2)
+
+
 class OutputError(InceptionScoreError):
     """A file the result was to be written to could not be written (the result was shown already)."""
 
@@ -544,7 +549,7 @@ def _write_json(report: Report, path: Path | None) -> None:
     """The JSON of ``report`` to ``path``; a regular file is replaced whole (a temporary file, fsynced
     and renamed), so a failed write leaves no half-written JSON; a device (``/dev/stdout``) is written."""
     assert path is not None
-    text = json.dumps(report.to_json(), indent=2) + "\n"
+    text = _json_text(report) + "\n"
     if path.exists() and not path.is_file():
         with open(path, "w") as handle:
             handle.write(text)
