@@ -22,3 +22,12 @@ def write_result(name: str, lines: list[str]) -> str:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / name).write_text(text)
     return text
+
+
+def append_result(name: str, lines: list[str]) -> str:
+    """Append ``lines`` (a section) to ``benchmarks/results/<name>`` and return the text (to print as well)."""
+    text = "\n".join(lines) + "\n"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS_DIR / name, "a") as results:
+        results.write(text)
+    return text

@@ -32,7 +32,7 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
+from _record import append_result, provenance_markdown  # noqa: E402
 
 SHAPE = (7_630, 256, 256, 3)  # 1.50 GB of uint8
 READ_ALL = """
@@ -47,17 +47,19 @@ print(f"read {count} images in {time.perf_counter() - begin:.0f} s")
 """
 
 
-def peak_rss_mb(command: list[str]) -> tuple[float, float, str]:
-    """Peak RSS (MB) and seconds of ``command`` under ``/usr/bin/time -v``, and its stdout."""
+def peak_rss_mb(command: list[str], status: int = 0) -> tuple[float, float, str]:
+    """Peak RSS (MB) and seconds of ``command`` under ``/usr/bin/time -v``, and the last line it printed
+    (its stdout; its first stderr line when ``status``, the exit status it must end with, is not 0)."""
     begin = time.perf_counter()
     run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{run.stderr[-3000:]}")
+    if run.returncode != status:
+        raise SystemExit(f"{' '.join(command)} ended with status {run.returncode}, not {status}:\n{run.stderr[-3000:]}")
     kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
-    return kib / 1024, time.perf_counter() - begin, run.stdout.strip().splitlines()[-1]
+    said = run.stdout if status == 0 else run.stderr
+    return kib / 1024, time.perf_counter() - begin, said.strip().splitlines()[-1 if status == 0 else 0]
 
 
-def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarray) -> str:
+def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarray) -> list[str]:
     """The section of the stored file scored in full, every image through the network."""
     path = folder / "stored.npz"
     np.savez(path, images, labels)
@@ -69,14 +71,14 @@ def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarr
         size = path.stat().st_size / 1e9
     finally:
         path.unlink(missing_ok=True)
-    return "\n".join([
+    return [
         "", "## A large `.npz` scored in full", "",
         f"The same {SHAPE[0]:,} random images as above, written with `np.savez` ({size:.2f} GB), every image "
         "scored (development weights: not an Inception Score). Peak RSS from `/usr/bin/time -v`.", "",
         "| file | run | peak RSS (MB) | seconds |", "| --- | --- | --- | --- |",
         f"| `np.savez` ({size:.2f} GB) | `inception-score FILE` (all {SHAPE[0]:,} images: {said}) | {mb:,.0f} | {seconds:.0f} |",
         "", provenance_markdown(),
-    ]) + "\n"
+    ]
 
 
 @click.command()
@@ -91,12 +93,10 @@ def main(folder: Path, full: bool) -> None:
     labels = np.random.default_rng(1).integers(0, 1000, SHAPE[0])
     if full:
         try:
-            text = full_score(folder, weights, images, labels)
+            section = full_score(folder, weights, images, labels)
         finally:
             weights.unlink(missing_ok=True)
-        with open(RESULTS_DIR / "memory.md", "a") as results:
-            results.write(text)
-        print(text)
+        print(append_result("memory.md", section))
         return
     files = {"np.savez": folder / "stored.npz", "np.savez_compressed": folder / "deflated.npz"}
     np.savez(files["np.savez"], images, labels)
@@ -134,10 +134,7 @@ def main(folder: Path, full: bool) -> None:
         "",
         provenance_markdown(),
     ]
-    text = "\n".join(lines) + "\n"
-    with open(RESULTS_DIR / "memory.md", "a") as results:
-        results.write(text)
-    print(text)
+    print(append_result("memory.md", lines))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@
     inception-score samples.tar.gz --per-class classes.png
 
 Everything that can be checked before the network runs is checked first (device, inputs, image
-count against splits, output paths, matplotlib), so a long run does not fail at its end. Errors
-print one line naming the file or value and what to do, and exit with status 2 (``--debug`` shows
-the traceback instead). Ctrl-C exits with status 130.
+count against splits, output paths, matplotlib), so a long run does not fail at its end. The result
+goes to stdout before any file is written, so a write that fails loses no score. Errors print one
+line naming the file or value and what to do, and exit with status 2 (``--debug`` shows the traceback
+instead). Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -183,11 +185,67 @@ def _device_name(device: torch.device) -> str:
 def _check_writable(path: Path | None, option: str) -> None:
     if path is None:
         return
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder; give the name of a file to write")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{option} {path}: the folder {folder} does not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"{option} {path}: the folder {folder} is not writable; choose another path")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        where = path if path.exists() else f"the folder {folder}"
+        raise InputError(f"{option} {path}: {where} is not writable; choose another path")
+
+
+def _outputs(options: RunOptions) -> list[tuple[str, Path]]:
+    """The files this run writes, with their options."""
+    named = (("--output", options.output), ("--per-class", options.per_class),
+             ("--save-logits", options.save_logits), ("--infinity-plot", options.infinity_plot))
+    return [(option, path) for option, path in named if path is not None]
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.resolve() == second.resolve() or (first.exists() and second.exists() and first.samefile(second))
+    except OSError:
+        return False
+
+
+def _check_outputs(options: RunOptions) -> None:
+    """Before anything is scored: every output is a writable file of its own, none of them an input (which
+    writing would destroy) nor an image inside an input folder (which the next run would score), and the
+    pictures have an extension matplotlib writes."""
+    from .files import is_image_name, shown
+
+    outputs = _outputs(options)
+    read = [("input", path) for path in options.paths] + [
+        (option, path) for option, path in (("--from-logits", options.from_logits), ("--weights", options.weights),
+                                           ("--labels", options.labels), ("--generator", options.generator))
+        if path is not None]
+    for index, (option, path) in enumerate(outputs):
+        _check_writable(path, option)
+        for kind, source in read:
+            if _same_file(path, source):
+                raise InputError(f"{option} {shown(path)} is also the {kind} {shown(source)}: writing it would destroy "
+                                 f"what is read; choose another path")
+            if kind == "input" and source.is_dir() and is_image_name(path.name) and path.resolve().is_relative_to(
+                    source.resolve()):
+                raise InputError(f"{option} {shown(path)} is an image inside the input folder {shown(source)}, which a "
+                                 f"later run of the same command would score; write it elsewhere")
+        for other_option, other in outputs[:index]:
+            if _same_file(path, other):
+                raise InputError(f"{option} and {other_option} both name {shown(path)}; give each its own file")
+    for option, path in (("--per-class", options.per_class), ("--infinity-plot", options.infinity_plot)):
+        if path is not None:
+            _check_matplotlib(option)
+            _check_picture_format(path, option)
+
+
+def _check_picture_format(path: Path, option: str) -> None:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise InputError(f"{option} {path}: matplotlib writes no format of extension {path.suffix or '(none)'!r}; "
+                         f"name a .png file (or {', '.join('.' + name for name in sorted(formats) if name != 'png')})")
 
 
 def _check_matplotlib(option: str = "--per-class") -> None:
@@ -255,14 +313,7 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
 
     main_rank = group is None or group.is_main
     if main_rank:
-        _check_writable(options.output, "--output")
-        _check_writable(options.per_class, "--per-class")
-        _check_writable(options.save_logits, "--save-logits")
-        if options.per_class is not None:
-            _check_matplotlib()
-        _check_writable(options.infinity_plot, "--infinity-plot")
-        if options.infinity_plot is not None:
-            _check_matplotlib("--infinity-plot")
+        _check_outputs(options)
     if options.from_logits is not None:
         if group is not None:
             raise InputError("--from-logits needs no network: run it in one process, not under torchrun")
@@ -338,11 +389,12 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
 
     main_rank = group is None or group.is_main
     if main_rank:
-        _check_writable(options.output, "--output")
+        _check_outputs(options)
     scorer = InceptionScorer(options.weights, device=resolve_device(options.device),
                              allow_unverified=options.allow_unverified, precision=options.precision,  # type: ignore[arg-type]
                              progress=_progress(options) and main_rank)
     failed = 0
+    write_error = None
     output = open(options.output, "w") if options.output is not None and main_rank else None
     try:
         for path in options.paths:
@@ -360,11 +412,23 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
             if main_rank:
                 click.echo(strict_json.dumps(record) if options.as_json else line)
                 if output is not None:
-                    output.write(strict_json.dumps(record) + "\n")
-                    output.flush()
+                    try:
+                        output.write(strict_json.dumps(record) + "\n")
+                        output.flush()
+                    except OSError as error:  # the lines shown so far, and the rest, stay on stdout
+                        with contextlib.suppress(OSError):
+                            output.close()
+                        output = None
+                        write_error = _write_failure("--output", options.output, error)
+                        _warn(f"{write_error}; the other paths are scored and shown on stdout", options)
     finally:
         if output is not None:
-            output.close()
+            try:
+                output.close()
+            except OSError as error:
+                write_error = _write_failure("--output", options.output, error)
+    if write_error is not None:
+        raise OutputError(f"{write_error} (every score was shown on stdout)")
     return failed
 
 
@@ -483,19 +547,68 @@ def _report_from_logits(path: Path, options: RunOptions, description: str | None
 
 
 def _write_outputs(report: Report, options: RunOptions) -> None:
-    """The warnings, ``--output``, then ``--per-class``; an interrupt between the two says what was written."""
+    """The warnings, the result on stdout, then ``--output``, ``--per-class`` and ``--infinity-plot``. The
+    result is shown before any file is written, so a write that fails (a full disk) loses nothing: it is
+    named in an :class:`OutputError` once the others are written. An interrupt says what was written."""
     _warn_about(report.result, options)
+    if not options.each:  # --each prints a line per path itself
+        click.echo(_json_text(report) if options.as_json else report.human_line())
     written: list[str] = []
+    failed: list[str] = []
+    writers = ((options.output, "--output", lambda: _write_json(report, options.output)),
+               (options.per_class, "--per-class", lambda: _write_per_class(report, options)),
+               (options.infinity_plot, "--infinity-plot", lambda: _write_infinity_plot(report, options)))
     try:
-        if options.output is not None:
-            options.output.write_text(strict_json.dumps(report.to_json(), indent=2) + "\n")
-            written.append(f"the score was written to {options.output}")
-        if options.per_class is not None:
-            _write_per_class(report, options)
-        if options.infinity_plot is not None:
-            _write_infinity_plot(report, options)
+        for path, option, write in writers:
+            if path is None:
+                continue
+            try:
+                write()
+            except (OSError, ValueError, RuntimeError) as error:  # disk full, unwritable, a format matplotlib lacks
+                failed.append(_write_failure(option, path, error))
+            else:
+                written.append(f"the score was written to {path}" if option == "--output" else f"{path} was written")
     except KeyboardInterrupt:
-        raise Interrupted("; ".join(written) or "no score was written") from None
+        raise Interrupted("; ".join(written) or "the score was shown, no file was written") from None
+    if failed:
+        raise OutputError("; ".join(failed) + " (the score above is complete)")
+
+
+def _json_text(report: Report) -> str:
+    """The JSON of ``report`` as stdout and ``--output`` get it."""
+    return strict_json.dumps(report.to_json(), indent=2)
+
+
+class OutputError(InceptionScoreError):
+    """A file the result was to be written to could not be written (the result was shown already)."""
+
+
+def _write_failure(option: str, path: Path, error: Exception) -> str:
+    from .files import shown
+
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else one_line_message(error)
+    return f"{option} {shown(path)} could not be written ({reason})"
+
+
+def _write_json(report: Report, path: Path | None) -> None:
+    """The JSON of ``report`` to ``path``; a regular file is replaced whole (a temporary file, fsynced
+    and renamed), so a failed write leaves no half-written JSON; a device (``/dev/stdout``) is written."""
+    assert path is not None
+    text = _json_text(report) + "\n"
+    if path.exists() and not path.is_file():
+        with open(path, "w") as handle:
+            handle.write(text)
+        return
+    target = Path(os.path.realpath(path))  # a link keeps pointing where it did; its target is replaced
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -641,16 +754,17 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     )
     group = None
     try:
-        from .distributed import init_from_environment, launched_by_torchrun, local_device
+        from .distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
         from .scorer import resolve_device
 
         if launched_by_torchrun():
+            say_when_terminated()
             options = dataclasses.replace(options, device=local_device(options.device))
             group = init_from_environment(resolve_device(options.device))
         if options.each:
             failed = run_each(options, group)
         else:
-            report = run(options, group)
+            run(options, group)  # shows the result, then writes the files
     except KeyboardInterrupt as interrupt:
         outcome = str(interrupt) if isinstance(interrupt, Interrupted) else "no score was computed"
         click.echo(f"interrupted: {outcome}", err=True)
@@ -661,6 +775,12 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         # In a group, rank 0 speaks for all (the failing rank's message reaches it); a lost peer is
         # reported by every survivor, since rank 0 may be the one that is gone.
         if group is None or group.is_main or "stopped answering" in str(error):
+            if isinstance(error, OSError) and error.filename is not None:  # the system refused a file: not a bug
+                from .files import shown
+
+                click.echo(f"Error: {shown(error.filename)}: {error.strerror or error}; check the path and its "
+                           f"permissions", err=True)
+                sys.exit(EXIT_BAD_INPUT)
             if not isinstance(error, InceptionScoreError) and "Original Traceback" not in str(error):
                 click.echo(f"Error: unexpected {type(error).__name__}: {error} (run again with --debug)", err=True)
                 sys.exit(1)
@@ -672,9 +792,5 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
 
             if torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
-    if options.each:  # its lines are printed as each PATH is done
-        if failed:
-            sys.exit(EXIT_BAD_INPUT)
-        return
-    if group is None or group.is_main:
-        click.echo(strict_json.dumps(report.to_json(), indent=2) if as_json else report.human_line())
+    if options.each and failed:  # the lines were printed as each PATH was done, the result of a run by run()
+        sys.exit(EXIT_BAD_INPUT)

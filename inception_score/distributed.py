@@ -199,6 +199,31 @@ def init_from_environment(device: torch.device, timeout_s: float = 120.0) -> Gro
     return current_group()
 
 
+def say_when_terminated() -> None:
+    """Under torchrun, on SIGTERM: print one line and end with status 143 (128 + SIGTERM), instead of
+    dying without a word. Installed before the group is joined, so it covers the whole run.
+
+    torchrun sends SIGTERM to every process of a run when one of them fails (a crash, ``kill -9``, out of
+    memory), within a second, and when it is stopped itself; its own report then names the process that
+    failed and how."""
+    import signal
+    import sys
+
+    if not launched_by_torchrun():
+        return
+    rank, world = os.environ["RANK"], os.environ["WORLD_SIZE"]
+
+    def terminated(signum: int, frame: Any) -> None:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"Error: process {rank} of {world} was stopped by SIGTERM: torchrun stops every process when one of "
+            "them fails (or when it is stopped itself); its report names the process that failed\n")
+        sys.stderr.flush()
+        os._exit(128 + signal.SIGTERM)  # no clean-up: the group is broken, and a collective could wait
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
 def local_device(device: str) -> str:
     """``--device auto`` under torchrun means this process's own GPU, ``cuda:LOCAL_RANK``, when CUDA exists."""
     if device == "auto" and launched_by_torchrun() and torch.cuda.is_available():

@@ -10,7 +10,8 @@ A hostile or broken file must not take the machine's memory (:class:`ReadLimits`
 and archive member is checked against ``max_file_bytes`` before it is read (its size on disk, or the
 uncompressed size in the archive's header) and read by a stream that stops at the limit, since a
 header can lie. Each image's ``width * height`` is checked against ``max_image_pixels`` from its
-header, before its pixels are decoded. An image over a limit raises :class:`ImageDecodeError`, so
+header, before its pixels are decoded, and each PNG chunk other than pixel data against
+``MAX_PNG_CHUNK_BYTES`` from its header, before a file on disk is read. An image over a limit raises :class:`ImageDecodeError`, so
 ``--skip-invalid`` skips and counts it like any undecodable image.
 
 Links are followed to files only: a link to a folder, a broken or looping link, and the link
@@ -19,6 +20,7 @@ members of a tar are skipped, and counted in ``description`` and a :class:`Skipp
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -39,6 +41,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from .errors import ImageDecodeError, InputError
+from .npz import READ_ERRORS as NPZ_READ_ERRORS
 from .npz import NpzMember, npz_keys
 from .pixels import InputRange, channels_axis, standardize_batch
 
@@ -62,6 +65,13 @@ MAX_IMAGE_PIXELS = 40_000_000
 # 40 MP is at most 240 MB on disk, as uncompressed 16-bit RGB TIFF: 256 MiB fits every image of the
 # pixel limit, and bounds what one archive member read into memory costs.
 MAX_FILE_BYTES = 256 * 2**20
+# A PNG chunk other than pixel data (IDAT, fdAT) is metadata: text, an ICC profile, EXIF. Pillow reads such a
+# chunk whole before it judges it (a 200 MB iTXt chunk took the command to 2.0 GB before being refused), so
+# its length, from its header, is checked first. 16 MiB is far above real metadata (Pillow itself keeps at
+# most 1 MB of text a chunk) and costs little.
+MAX_PNG_CHUNK_BYTES = 16 * 2**20
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_PIXEL_CHUNKS = (b"IDAT", b"fdAT")
 ENV_MAX_PIXELS = "INCEPTION_SCORE_MAX_PIXELS"
 ENV_MAX_FILE_BYTES = "INCEPTION_SCORE_MAX_FILE_BYTES"
 _SKIP_ADVICE = ", or pass --skip-invalid"  # ends every ImageDecodeError message; dropped once skipping is on
@@ -139,6 +149,31 @@ def _read_capped(stream: BinaryIO, name: str, limits: ReadLimits) -> bytes:
     return data
 
 
+def _check_png_chunks(stream: BinaryIO, name: str) -> None:
+    """For a PNG, every chunk's length from its 8-byte header, seeking past its data (never reading it):
+    a chunk other than pixel data longer than ``MAX_PNG_CHUNK_BYTES`` is refused. Other files pass, and
+    so does a PNG whose chunks are not well formed (its first not IHDR, a type not four letters): Pillow
+    says what is wrong with it. The stream is left at its start."""
+    try:
+        if stream.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+            return
+        first = True
+        while len(header := stream.read(8)) == 8:
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"IEND" or not kind.isalpha() or (first and kind != b"IHDR"):
+                return
+            first = False
+            if length > MAX_PNG_CHUNK_BYTES and kind not in _PNG_PIXEL_CHUNKS:
+                raise _undecodable(
+                    name, f"has a PNG {kind.decode('ascii')} chunk of {length:,} bytes (its header says), over the limit of "
+                    f"{MAX_PNG_CHUNK_BYTES:,} bytes for a chunk that is not pixel data",
+                    "strip its metadata (save the pixels again without text or profile chunks)",
+                )
+            stream.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
+    finally:
+        stream.seek(0)
+
+
 def _check_pixels(size: tuple[int, int], name: str, limits: ReadLimits) -> None:
     width, height = size
     if width * height > limits.max_image_pixels:
@@ -190,6 +225,7 @@ def decode_image(data: bytes, name: str, limits: ReadLimits | None = None) -> np
     limits = limits or ReadLimits.from_environment()
     if len(data) == 0:
         raise _undecodable(name, "is empty (0 bytes)", "remove it")
+    _check_png_chunks(io.BytesIO(data), name)
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 MP; the limit here is lower and raises its own error just below.
@@ -224,17 +260,33 @@ def _channels_first(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
 
 
+class NotRegularFileError(OSError):
+    """A path that was a regular file when listed is now a FIFO, socket or device."""
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``open(path, "rb")`` that never waits: opened non-blocking (opening a FIFO, one put in place of a
+    listed file even, would wait for a writer), then kept only if ``fstat`` says it is a regular file,
+    else :class:`NotRegularFileError`. On a regular file the flag changes nothing."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    handle = open(descriptor, "rb")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        handle.close()
+        raise NotRegularFileError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", os.fspath(path))
+    return handle
+
+
 def _read_image_file(path: Path, limits: ReadLimits | None = None) -> torch.Tensor:
     """One image file -> ``(3, H, W)`` uint8, its size checked before reading and its pixels before decoding."""
     limits = limits or ReadLimits.from_environment()
     name = os.fspath(path)
     try:
-        status = path.stat()  # before opening: opening a FIFO would wait for a writer
-        if not stat.S_ISREG(status.st_mode):
-            raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files")
-        _check_size(status.st_size, name, limits, "on disk")
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
+            _check_size(os.fstat(handle.fileno()).st_size, name, limits, "on disk")
+            _check_png_chunks(handle, name)  # before the data is read: a chunk's header can claim anything
             data = _read_capped(handle, name, limits)
+    except NotRegularFileError:
+        raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files") from None
     except OSError as error:
         raise _undecodable(
             name, f"could not be read ({error.strerror or error})", "check that it exists and is readable"
@@ -410,7 +462,8 @@ class ImageArchive(Dataset):
 
     def _archive(self) -> zipfile.ZipFile | tarfile.TarFile:
         if self._handle is None or self._pid != os.getpid():
-            self._handle = zipfile.ZipFile(self.path) if self.is_zip else tarfile.open(self.path)
+            raw = open_regular(self.path)  # the archive is opened again in each worker: by then it could be a FIFO
+            self._handle = zipfile.ZipFile(raw) if self.is_zip else tarfile.open(fileobj=raw)
             self._pid = os.getpid()
         return self._handle
 
@@ -489,6 +542,7 @@ class ImageArray(Dataset):
     def _load(self) -> np.ndarray | NpzMember:
         try:
             if self._is_npy():
+                open_regular(self.path).close()  # mapped again in each worker: by then it could be a FIFO
                 return np.load(self.path, mmap_mode="r", allow_pickle=False)
             if self.key is not None:  # a copy in another process: the member was chosen at open
                 return NpzMember(self.path, self.key)
@@ -508,7 +562,7 @@ class ImageArray(Dataset):
             return NpzMember(self.path, self.key)
         except InputError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        except NPZ_READ_ERRORS as error:
             raise InputError(f"{shown(self.path)} could not be read as a numpy array file ({error})") from None
 
     def _read_labels(self) -> np.ndarray:
@@ -516,7 +570,7 @@ class ImageArray(Dataset):
         assert self.label_key is not None
         try:
             member = NpzMember(self.path, self.label_key)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        except NPZ_READ_ERRORS as error:
             raise InputError(f"{shown(self.path)}: its labels {self.label_key!r} could not be read ({error})") from None
         if member.shape != (self.count,) or member.dtype.kind not in "iu":
             raise InputError(
@@ -618,6 +672,8 @@ def open_path(path: Path | str, *, input_range: InputRange | None = None, limits
         raise InputError(f"{shown(path)} does not exist: check the path")
     if path.is_dir():
         return image_folder(path, limits)
+    if not path.is_file():  # reading a FIFO, socket or device could wait forever, or never end
+        raise InputError(f"{shown(path)} is not a regular file (a FIFO, socket or device): give a file or a folder")
     lower = path.name.lower()
     if lower.endswith(ARRAY_EXTENSIONS):
         return ImageArray(path, input_range, limits)
@@ -645,6 +701,16 @@ def dataset_labels(dataset: Dataset, count: int | None = None) -> np.ndarray | N
     if labels is None:
         return None
     return labels if count is None else labels[:count]
+
+
+def reads_files(dataset: Dataset) -> bool:
+    """Whether every item of ``dataset`` comes from a reader of this module, and so is ``(3, H, W)`` by
+    construction (decoded images are ``(H, W, 3)``; arrays have their layout checked at open)."""
+    if isinstance(dataset, ConcatDataset):
+        return all(reads_files(part) for part in dataset.datasets)
+    if isinstance(dataset, Subset):
+        return reads_files(dataset.dataset)
+    return isinstance(dataset, (ImageFiles, ImageArchive, ImageArray))
 
 
 def open_paths(

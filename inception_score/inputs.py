@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .errors import InputError
-from .files import dataset_labels, open_paths
+from .files import dataset_labels, open_paths, reads_files
 # NAMED_RANGES and InputRange are imported from here by the CLI and the scorer.
 from .pixels import (  # noqa: F401
     NAMED_RANGES,
@@ -49,18 +49,21 @@ class ImageStream:
 
 
 class _CollateImages:
-    """Collate dataset items into a stacked batch when sizes agree, else a list (picklable)."""
+    """Collate dataset items into a stacked batch when sizes agree, else a list (picklable).
+    ``channels_first``: the items are ``(C, H, W)`` by construction (the file readers')."""
 
-    def __init__(self, input_range: InputRange | None) -> None:
+    def __init__(self, input_range: InputRange | None, channels_first: bool = False) -> None:
         self.input_range = input_range
+        self.channels_first = channels_first
 
     def __call__(self, items: list[Any]) -> ImageBatch:
-        return _images_batch(items, self.input_range, "a batch of the dataset")
+        return _images_batch(items, self.input_range, "a batch of the dataset", self.channels_first)
 
 
-def _images_batch(items: Sequence[Any], input_range: InputRange | None, what: str) -> ImageBatch:
+def _images_batch(items: Sequence[Any], input_range: InputRange | None, what: str,
+                  channels_first: bool = False) -> ImageBatch:
     """Single images -> a stacked ``(B, 3, H, W)`` batch when sizes agree, else a list of ``(3, H, W)``."""
-    images = [standardize_image(item, input_range) for item in items]
+    images = [standardize_image(item, input_range, channels_first=channels_first) for item in items]
     floats = [image for image in images if image.is_floating_point()]
     if floats:  # one image alone is too little to tell floats in [0, 1] declared as 0..255; the batch is not
         refuse_unit_scale(len(floats), max(float(image.max()) for image in floats), input_range, what)
@@ -201,7 +204,7 @@ def _dataset_stream(
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=_CollateImages(input_range),
+        collate_fn=_CollateImages(input_range, channels_first=reads_files(dataset)),
         pin_memory=pin_memory,
         persistent_workers=False,
     )

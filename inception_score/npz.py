@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ from .errors import InputError
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the fixed part of a zip local file header (30 bytes)
 _LOCAL_SIGNATURE = b"PK\x03\x04"
-_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+# What reading a damaged .npz raises: zip and deflate errors, short reads, and a .npy header numpy cannot
+# parse (it tokenizes the header's dict: TokenError and SyntaxError).
+READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+               SyntaxError, tokenize.TokenError)
+# Deflate expands at most 1032 times (RFC 1951: a 258-byte match per 2 bits at best). A member claiming more
+# than that from its compressed bytes is lying, and its shape must not be believed (its image count would
+# size what the scorer allocates).
+_DEFLATE_MAX_RATIO = 1032
 
 
 def _read_into(handle, buffer: bytearray) -> int:
@@ -78,6 +86,7 @@ class NpzMember:
         self._layout = self._read_layout()
         self._handle = None  # the open file (stored) or zip stream (deflated), of process self._pid
         self._archive: zipfile.ZipFile | None = None
+        self._raw = None  # the file the deflated member's ZipFile reads
         self._pid: int | None = None
 
     @property
@@ -113,6 +122,7 @@ class NpzMember:
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise InputError(f"{where} is compressed with zip method {info.compress_type}; only stored "
                                  "(np.savez) and deflated (np.savez_compressed) members are read")
+            self._check_sizes(info, where)
             with archive.open(info) as stream:
                 version = npy_format.read_magic(stream)
                 if version == (1, 0):
@@ -140,6 +150,21 @@ class NpzMember:
         return _Layout(dtype=dtype, shape=tuple(int(n) for n in shape), header_bytes=header_bytes,
                        compressed=info.compress_type != zipfile.ZIP_STORED, file_offset=offset)
 
+    def _check_sizes(self, info: zipfile.ZipInfo, where: str) -> None:
+        """The zip's record of the member fits the file: its bytes lie inside it, and a deflated member
+        claims no more than deflate can expand them to. A header claiming terabytes ends here."""
+        file_bytes = os.path.getsize(self.path)
+        damaged = "the file is damaged or truncated, or was not written by numpy"
+        if info.header_offset + info.compress_size > file_bytes:
+            raise InputError(f"{where}: the archive records {info.compress_size:,} bytes at offset "
+                             f"{info.header_offset:,}, past the end of the {file_bytes:,}-byte file; {damaged}")
+        stored = info.compress_type == zipfile.ZIP_STORED
+        if (stored and info.file_size != info.compress_size) or (
+                info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 64):
+            raise InputError(f"{where}: the archive records {info.file_size:,} bytes of data from "
+                             f"{info.compress_size:,} {'stored' if stored else 'compressed'} bytes, more than "
+                             f"{'storing' if stored else 'deflate'} can give; {damaged}")
+
     def _data_offset(self, info: zipfile.ZipInfo) -> int:
         """Where a stored member's bytes start: after its local header, whose name and extra field
         may differ in length from the central directory's."""
@@ -154,16 +179,20 @@ class NpzMember:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_handle"], state["_archive"], state["_pid"] = None, None, None
+        state["_handle"], state["_archive"], state["_raw"], state["_pid"] = None, None, None, None
         return state
 
     def _opened(self):
         if self._handle is None or self._pid != os.getpid():
+            from .files import open_regular  # files imports this module
+
+            raw = open_regular(self.path)  # opened again in each worker: by then the path could be a FIFO
             if self._layout.compressed:
-                self._archive = zipfile.ZipFile(self.path)
+                self._raw = raw
+                self._archive = zipfile.ZipFile(raw)
                 self._handle = self._archive.open(self.member)
             else:
-                self._handle = open(self.path, "rb")
+                self._handle = raw
             self._pid = os.getpid()
         return self._handle
 
@@ -173,7 +202,8 @@ class NpzMember:
             self._handle.close()
             if self._archive is not None:
                 self._archive.close()
-        self._handle, self._archive, self._pid = None, None, None
+                self._raw.close()  # a ZipFile leaves a file it was handed open
+        self._handle, self._archive, self._raw, self._pid = None, None, None, None
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """``array[start:stop]`` as a new ``ndarray`` (only these rows' bytes are read)."""
@@ -191,7 +221,7 @@ class NpzMember:
                 assert self._layout.file_offset is not None
                 handle.seek(self._layout.file_offset + start * self.row_bytes)
             read = _read_into(handle, data)
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             self.close()
             raise InputError(f"{_shown(self.path)}: rows {start}..{stop} of array {self.key!r} could not be read "
                              f"({error}); the file may be truncated or damaged") from None

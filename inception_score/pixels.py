@@ -164,11 +164,18 @@ def standardize_batch(batch: Any, input_range: InputRange | None = None, what: s
     return _to_pixel_values(images, input_range, what)
 
 
-def standardize_image(image: Any, input_range: InputRange | None = None, what: str = "an image") -> torch.Tensor:
-    """One image (tensor, array or PIL; CHW, HWC or HW; or an ``(image, label)`` pair) -> ``(3, H, W)``."""
+def standardize_image(image: Any, input_range: InputRange | None = None, what: str = "an image", *,
+                      channels_first: bool = False) -> torch.Tensor:
+    """One image (tensor, array or PIL; CHW, HWC or HW; or an ``(image, label)`` pair) -> ``(3, H, W)``.
+
+    ``channels_first``: the image is ``(C, H, W)`` by construction (a file reader's item), so its layout
+    is taken as it is, never guessed: a 32x3 or 1x1 image is an image like any other.
+    """
     if isinstance(image, (list, tuple)) and len(image) == 2:
         image = image[0]
     axis = 3 if _is_pil_image(image) else None  # PIL pixels are always (H, W, C)
+    if channels_first:
+        axis = 1
     tensor = _to_tensor(image, what)
     if tensor.ndim == 2:
         tensor, axis = tensor[None], 1  # (H, W) grayscale: its channels axis is the one added here

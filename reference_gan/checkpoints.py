@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,55 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path} is not a reference-gan checkpoint of format {FORMAT} "
                               "(written by another program or version): start the run afresh")
     return state
+
+
+def saved_config(state: dict[str, Any], path: Path, known: Collection[str]) -> dict[str, Any]:
+    """The configuration a checkpoint was trained with, each key one that this version's ``known`` fields
+    name (a key it does not know: the checkpoint comes from another version, whose model may differ)."""
+    config = state.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} holds no training configuration ('config'; it holds {_keys(state)}): "
+                              "not a checkpoint of reference-gan train")
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise CheckpointError(
+            f"{path} holds a configuration with {len(unknown)} key{'s' * (len(unknown) > 1)} this version does not "
+            f"know ({', '.join(map(str, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}): it was written by "
+            "another version of reference-gan; use that version, or start the run afresh")
+    return config
+
+
+def restore_module(module: torch.nn.Module, state: dict[str, Any], key: str, path: Path, what: str,
+                   expected: str) -> None:
+    """``module.load_state_dict(state[key])``, once the checkpoint is known to hold it with the names and
+    shapes of ``module`` (``what``: "generator"; ``expected``: where the module's shape comes from)."""
+    saved = state.get(key)
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} holds no {what} ('{key}'; it holds {_keys(state)}): not a complete "
+                              "checkpoint of reference-gan train")
+    wanted = module.state_dict()
+    differ = [(name, tuple(getattr(saved[name], "shape", ())), tuple(tensor.shape))
+              for name, tensor in wanted.items()
+              if name in saved and tuple(getattr(saved[name], "shape", ())) != tuple(tensor.shape)]
+    missing = [name for name in wanted if name not in saved]
+    extra = [name for name in saved if name not in wanted]
+    if differ or missing or extra:
+        if differ:
+            name, there, here = differ[0]
+            detail = f"{name} is {there} there, {here} expected"
+        elif missing:
+            detail = f"it lacks {missing[0]}"
+        else:
+            detail = f"it has {extra[0]}, which is not expected"
+        others = len(differ) + len(missing) + len(extra) - 1
+        raise CheckpointError(f"{path} holds a {what} of another shape than {expected}: {detail}"
+                              f"{f' ({others} more tensors differ)' if others else ''}")
+    module.load_state_dict(saved)
+
+
+def _keys(state: dict[str, Any]) -> str:
+    names = sorted(str(key) for key in state)
+    return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else "nothing"
 
 
 def _first_line(error: Exception) -> str:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from inception_score import strict_json
 
-from .checkpoints import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .checkpoints import (CheckpointError, load_checkpoint, restore_module, rng_states, save_checkpoint,
+                          saved_config, set_rng_states)
 from .data import DataSet, balanced_labelled_subset, load
 from .layers import data_dependent_init
 from .models import Z_DIM, Discriminator, Generator, ModelConfig, generate_uint8, sample_z
@@ -123,6 +124,8 @@ class TrainConfig:
     def uses_labels(self) -> bool:
         return self.labels != "none"
 
+
+TRAIN_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))  # what a checkpoint's config may name
 
 # The original CIFAR-10 minibatch-discrimination script, the base of Table 3 (whose own scripts were not
 # released): public (train_cifar_minibatch_discrimination.py, 2016-06-14) and as first published
@@ -481,15 +484,30 @@ class Trainer:
         return save_checkpoint(self.checkpoint(), path or self.out_dir / "checkpoint.pt")
 
     def load(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path``: it must be of this run's models (a
+        :class:`CheckpointError` naming the first tensor that differs otherwise)."""
         state = load_checkpoint(path, map_location=self.device)
-        self.D.load_state_dict(state["D"])
-        self.G.load_state_dict(state["G"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.ema.load_state_dict(state["ema"])
-        for name, ha in (("ha_d", self.ha_d), ("ha_g", self.ha_g)):
-            if ha is not None:
-                ha.load_state_dict(state[name])
+        saved_config(state, path, TRAIN_CONFIG_FIELDS)
+        expected = f"the models of this run's configuration ({self.config.dataset})"
+        restore_module(self.D, state, "D", path, "discriminator", expected)
+        restore_module(self.G, state, "G", path, "generator", expected)
+        names = ["opt_d", "opt_g", "ema", "step", "history", "rng"]
+        names += [name for name, ha in (("ha_d", self.ha_d), ("ha_g", self.ha_g)) if ha is not None]
+        absent = [name for name in names if name not in state]
+        if absent:
+            raise CheckpointError(f"{path} holds no {', '.join(absent)}, which resuming this run needs: it was "
+                                  "written by another version or set-up; start the run afresh")
+        try:
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.ema.load_state_dict(state["ema"])
+            for name, ha in (("ha_d", self.ha_d), ("ha_g", self.ha_g)):
+                if ha is not None:
+                    ha.load_state_dict(state[name])
+        except (KeyError, ValueError, RuntimeError, TypeError) as error:
+            raise CheckpointError(f"{path}: its optimiser or averaged weights do not fit this run's "
+                                  f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); start the run "
+                                  "afresh") from None
         self.state = State(step=state["step"], history=state["history"])
         set_rng_states(state["rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
@@ -558,7 +576,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, data: DataSet |
 def load_trainer(checkpoint: str | Path, device: str | None = None, **overrides: Any) -> Trainer:
     """A trainer rebuilt from a checkpoint's configuration, with its weights loaded."""
     saved = load_checkpoint(Path(checkpoint))
-    fields = {**saved["config"], **overrides}
+    fields = {**saved_config(saved, Path(checkpoint), TRAIN_CONFIG_FIELDS), **overrides}
     if device is not None:
         fields["device"] = device
     trainer = Trainer(TrainConfig(**fields))
@@ -569,9 +587,11 @@ def load_trainer(checkpoint: str | Path, device: str | None = None, **overrides:
 
 def load_generator(checkpoint: str | Path, device: str = "cpu") -> Generator:
     """The generator of a checkpoint, in training mode (batch statistics), without loading any data."""
-    saved = load_checkpoint(Path(checkpoint))
-    config = TrainConfig(**saved["config"])
+    path = Path(checkpoint)
+    saved = load_checkpoint(path)
+    config = TrainConfig(**saved_config(saved, path, TRAIN_CONFIG_FIELDS))
     reference = torch.zeros(config.batch_size, Z_DIM) if config.generator_norm == "virtual" else None
     generator = Generator(model_config(config), reference_z=reference)
-    generator.load_state_dict(saved["G"])  # the reference batch of z is a buffer: restored here
+    # The reference batch of z is a buffer: restored here.
+    restore_module(generator, saved, "G", path, "generator", f"the generator its configuration builds ({config.dataset})")
     return generator.to(device)

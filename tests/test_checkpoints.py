@@ -124,3 +124,87 @@ def test_a_save_killed_half_way_leaves_the_previous_checkpoint_usable(tmp_path: 
         trainer.save()
     assert path.read_bytes() == before
     assert load_checkpoint(path)["step"] == 2  # still the previous one, whole
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the tiny MNIST run (two steps)."""
+    folder = tmp_path_factory.mktemp("trained")
+    trainer = Trainer(preset("mnist-fm", **tiny(folder)))
+    trainer.run(log=False)
+    return Path(trainer.out_dir) / "checkpoint.pt"
+
+
+def altered(trained: Path, folder: Path, change) -> Path:
+    """A copy of ``trained`` with ``change(state)`` applied."""
+    state = load_checkpoint(trained)
+    change(state)
+    state.pop("format")
+    return save_checkpoint(state, folder / "altered.pt")
+
+
+def widened(state: dict) -> None:
+    name = next(key for key, value in state["G"].items() if value.ndim == 2)
+    state["G"][name] = torch.zeros(state["G"][name].shape[0], state["G"][name].shape[1] + 1)
+
+
+def assert_one_line(outcome, path: Path, *parts: str) -> None:
+    """Status 2 and one line on stderr naming the checkpoint (after the set-up line of ``train``)."""
+    assert outcome.exit_code == 2, outcome.output
+    lines = [line for line in outcome.stderr.strip().splitlines() if not line.startswith("training mnist-fm: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {path} holds "), outcome.stderr
+    for part in parts:
+        assert part in lines[0], outcome.stderr
+
+
+def resume_args(path: Path) -> list[str]:
+    return ["train", "--preset", "mnist-fm", "--dataset", "synthetic-mnist", "--labels", "2", "--out", "run",
+            "--epochs", "2", "--set", "steps_per_epoch=2", "--set", "batch_size=10", "--set", "init_examples=20",
+            "--set", "sample_every_epochs=0", "--resume", str(path)]
+
+
+@pytest.mark.parametrize("command", ["sample", "score", "resume"])
+def test_a_checkpoint_of_another_shape_names_the_tensor(command: str, trained: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = altered(trained, tmp_path, widened)
+    name = next(key for key, value in load_checkpoint(path)["G"].items() if value.ndim == 2)
+    there = tuple(load_checkpoint(path)["G"][name].shape)
+    here = (there[0], there[1] - 1)
+    args = {"sample": ["sample", "--checkpoint", str(path), "-n", "2", "--out", "s.npz"],
+            "score": ["score", str(path), "-n", "10", "--device", "cpu"], "resume": resume_args(path)}[command]
+    outcome = CliRunner().invoke(main, args)
+    assert_one_line(outcome, path, f"a generator of another shape than the ", f"{name} is {there} there, {here} expected")
+    assert not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["sample", "resume"])
+def test_a_checkpoint_without_its_generator_says_what_it_holds(command: str, trained: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = altered(trained, tmp_path, lambda state: state.pop("G"))
+    args = ["sample", "--checkpoint", str(path), "-n", "2", "--out", "s.npz"] if command == "sample" else resume_args(path)
+    outcome = CliRunner().invoke(main, args)
+    assert_one_line(outcome, path, "holds no generator ('G'; it holds D, config, ema, ")
+
+
+@pytest.mark.parametrize("command", ["sample", "resume"])
+def test_a_checkpoint_with_an_unknown_config_key_is_another_version(command: str, trained: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = altered(trained, tmp_path, lambda state: state["config"].update(warp_factor=9))
+    args = ["sample", "--checkpoint", str(path), "-n", "2", "--out", "s.npz"] if command == "sample" else resume_args(path)
+    outcome = CliRunner().invoke(main, args)
+    assert_one_line(outcome, path, "a configuration with 1 key this version does not know (warp_factor)",
+                    "another version of reference-gan")
+
+
+def test_an_unaltered_checkpoint_still_resumes_and_samples(trained: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = CliRunner().invoke(main, ["sample", "--checkpoint", str(trained), "-n", "2",
+                                                        "--out", "s.npz"])
+    assert outcome.exit_code == 0, outcome.stderr
+    assert np.load(tmp_path / "s.npz")["images"].shape == (2, 28, 28, 1)
+    outcome = CliRunner().invoke(main, resume_args(trained))
+    assert outcome.exit_code == 0, outcome.stderr

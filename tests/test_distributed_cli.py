@@ -142,3 +142,27 @@ def test_skip_invalid_checks_each_ranks_own_files_and_agrees(genuine_weights_fil
     assert document["mean"] == pytest.approx(expected["mean"], rel=FLOAT32_LOGITS)
     np.testing.assert_allclose(document["split_scores"], expected["split_scores"], rtol=FLOAT32_LOGITS_SPLIT)
     assert ranks[0].stderr.count("img-06.png") == 1 and "img-06.png" not in ranks[1].stderr  # said once
+
+
+KILL_WORKER = Path(__file__).resolve().parent / "torchrun_kill_worker.py"
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg") or sys.platform == "darwin", reason="SIGKILL and torchrun on Linux")
+def test_kill_9_of_one_process_under_torchrun_leaves_one_line_from_the_other(tmp_path: Path) -> None:
+    """torchrun stops the surviving process with SIGTERM within a second of the other's death: the
+    survivor says so in one line (or, when its collective broke first, that the other stopped answering),
+    and torchrun's own report names the process killed by signal 9. Stand-in network: seconds, not minutes."""
+    images = tmp_path / "images.npy"
+    np.save(images, np.random.default_rng(5).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8))
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(KILL_WORKER), str(images)], env=environment(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and done.stdout == "", done.stderr  # torchrun's status when a process fails
+    ours = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    terminated = ("Error: process 0 of 2 was stopped by SIGTERM: torchrun stops every process when one of them "
+                  "fails (or when it is stopped itself); its report names the process that failed")
+    assert len(ours) == 1, done.stderr
+    assert ours[0] == terminated or "another process of the group stopped answering" in ours[0], done.stderr
+    root_cause = done.stderr.split("Root Cause")[-1]
+    assert "rank      : 1 (local_rank: 1)" in root_cause and "exitcode  : -9" in root_cause, done.stderr
+    assert "inception_score/" not in "".join(line for line in done.stderr.splitlines() if 'File "' in line)
