@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ReferenceGanError
 
-class DataError(Exception):
+
+class DataError(ReferenceGanError):
     """A data file is missing, damaged or of an unexpected format."""
 
 
