@@ -6,7 +6,13 @@
 Writes ``benchmarks/results/ablation-<preset>.md`` / ``.csv`` / ``.png``; see ``--help``.
 """
 
-from reference_gan.cli import ablation_command
+import sys
+from pathlib import Path
 
-if __name__ == "__main__":
-    ablation_command(prog_name="benchmarks/ablation.py")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import RESULTS_DIR  # noqa: E402
+
+from reference_gan.cli import ablation_command  # noqa: E402
+
+if __name__ == "__main__":  # the tables go beside this script's other results, wherever it is run from
+    ablation_command(prog_name="benchmarks/ablation.py", default_map={"results_dir": str(RESULTS_DIR)})

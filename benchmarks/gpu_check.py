@@ -1,4 +1,5 @@
-"""The steps of the GPU check (issue 16), run one by one by ``benchmarks/gpu_check.sh``.
+"""The steps of the GPU check (exactness, speed and the trainer's step time on a GPU), run one by one by
+``benchmarks/gpu_check.sh``.
 
 Each step writes one JSON file; ``report`` turns them into ``gpu-check.md``. Sizes are options, so
 that the whole check dry-runs on a CPU in about a minute (``DEVICE=cpu SMALL=1 bash benchmarks/gpu_check.sh``).
@@ -43,8 +44,6 @@ from _record import provenance_markdown  # noqa: E402
 from throughput import synthetic_images  # noqa: E402
 
 CIFAR10_TRAIN_IMAGES = 50_000  # one epoch of the paper's ablation = 50,000 / batch size steps
-# Table 3's rows besides real data, as named in reference_gan.train.PRESETS.
-TABLE3_VARIANTS = ("our-methods", "minus-vbn-plus-bn", "minus-l-plus-ha", "minus-ls", "minus-l", "minus-mbf")
 CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 
 
@@ -380,9 +379,10 @@ def files(weights_path: str, count: int, workers: str, batch_size: int, splits: 
 def training(seconds: float, batch_size: int, variants: str, init_examples: int | None, device: str, out: Path) -> None:
     """Training steps per second of each Table 3 variant on random CIFAR-shaped data, and the paper run's hours."""
     from reference_gan.data import synthetic
-    from reference_gan.train import Trainer, preset
+    from reference_gan.presets import TABLE3_VARIANTS, preset
+    from reference_gan.train import Trainer
 
-    names = [v for v in variants.split(",") if v] or TABLE3_VARIANTS
+    names = [v for v in variants.split(",") if v] or list(TABLE3_VARIANTS)  # Table 3's rows and ours
     data = synthetic("cifar10", count=5000)  # 500 per class: enough for the presets' 400 labels per class
     torch_device = torch.device(device)
     rows = []
@@ -394,7 +394,7 @@ def training(seconds: float, batch_size: int, variants: str, init_examples: int 
                 overrides["init_examples"] = init_examples
             config = preset(name, **overrides)
             trainer = Trainer(config, data)
-            orders = trainer._epoch_orders(0)
+            orders = trainer.epoch_orders(0)
             trainer.step(orders, 0, config.lr)  # warm-up: allocator, cuDNN/cuBLAS handles
             _sync(torch_device)
             steps, start = 0, time.perf_counter()
@@ -538,8 +538,11 @@ def _training_lines(training_: dict, exact: dict | None) -> list[str]:
     for row in training_["rows"]:
         lines.append(f"| {row['variant']} | {row['g_steps']} | {row['steps']} | {row['seconds_per_step'] * 1000:.1f} | "
                      f"{row['paper_steps']} ({row['epochs']} x 500) | {row['projected_hours']:.1f} |")
+    from reference_gan.presets import ABLATION_PRESETS, TABLE3_VARIANTS
+
     hours = sum(row["projected_hours"] for row in training_["rows"])
-    images = 7 * 50_000  # six variants' samples and the real-data row, 50,000 each (ABLATION_PRESETS["paper"])
+    paper = ABLATION_PRESETS["paper"]
+    images = len(TABLE3_VARIANTS) * paper.samples + paper.real_images  # every variant's samples and the real data
     scoring = "" if exact is None else (f", plus {images / exact['images_per_second'] / 3600:.2f} h to score its {images} "
                                         f"images exactly at the best in-memory rate")
     return [*lines, "", f"`reference-gan ablation --preset paper` on this machine: {hours:.1f} h of training for the "

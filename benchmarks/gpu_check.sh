@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 16, whole, in one command, meant to take at most 8 minutes on one H100 or H200.
+# The GPU check (benchmarks/gpu_check.py's steps), whole, in one command, meant to take at most 8 minutes on one H100 or H200.
 # Its one full run (H200, 2026-11-28, benchmarks/results/gpu-check.md) took 525 s and ran out of BUDGET in
 # the training step: cuDNN's algorithm search, on in the scorer then and off since, took most of the
 # throughput step's 273 s.

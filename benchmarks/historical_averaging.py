@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
 
 from reference_gan.data import load  # noqa: E402
-from reference_gan.train import Trainer, preset  # noqa: E402
+from reference_gan.presets import preset  # noqa: E402
+from reference_gan.train import Trainer  # noqa: E402
 
 
 def _split_gradients(parameters: list[torch.nn.Parameter], means: list[torch.Tensor], weight: float) -> dict[str, float]:

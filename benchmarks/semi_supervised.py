@@ -8,7 +8,13 @@
 Writes ``benchmarks/results/semi-supervised-<dataset>.md`` (+ learning curves ``.png``); see ``--help``.
 """
 
-from reference_gan.cli import semi_supervised_command
+import sys
+from pathlib import Path
 
-if __name__ == "__main__":
-    semi_supervised_command(prog_name="benchmarks/semi_supervised.py")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import RESULTS_DIR  # noqa: E402
+
+from reference_gan.cli import semi_supervised_command  # noqa: E402
+
+if __name__ == "__main__":  # the tables go beside this script's other results, wherever it is run from
+    semi_supervised_command(prog_name="benchmarks/semi_supervised.py", default_map={"results_dir": str(RESULTS_DIR)})

@@ -15,7 +15,9 @@ from .techniques import (
     supervised_loss,
 )
 from .models import Discriminator, Generator, ModelConfig, generate_uint8
-from .train import PRESETS, TrainConfig, Trainer, load_generator, load_trainer, preset, train
+from .config import TrainConfig
+from .presets import PRESETS, preset
+from .train import Trainer, load_generator, load_trainer, train
 
 __all__ = [
     "Discriminator",

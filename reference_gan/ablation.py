@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,10 +27,13 @@ from inception_score.distributed import Group
 
 from .data import DataSet, load
 from .devices import my_share, run_on_devices
-from .records import RESULTS_DIR, provenance, provenance_markdown
-from .train import TABLE3_SETUPS, TrainConfig, Trainer, preset, table3_preset
+from .config import TrainConfig
+from .errors import ConfigError
+from .presets import ABLATION_PRESETS, TABLE3_VARIANTS, AblationPreset, preset, table3_preset
+from .records import provenance, provenance_markdown
+from .train import Trainer
 
-# --- the paper's numbers (REFERENCE.md section 4) -------------------------------------------------
+# --- the paper's numbers (its Table 3) ---------------------------------------------------------
 
 # Table 3: Inception Score (mean, std over 10 splits) of 50,000 images. Our extra row has no paper number.
 PAPER_TABLE3: dict[str, tuple[float, float]] = {
@@ -52,15 +55,12 @@ TABLE3_ROWS: dict[str, str] = {
     "minus-mbf": "-MBF",
     "minus-vbn-scale": "-VBN scale (ours)",  # VBN without its learned scale: not a row of the paper
 }
-VARIANTS = [name for name in TABLE3_ROWS if name != "real"]
-SETUPS = list(TABLE3_SETUPS)  # "public", "2016-06-08"
+VARIANTS = list(TABLE3_VARIANTS)  # the rows besides real data, in the paper's order, ours last
 
 
 def ablation_name(preset_name: str, setup: str = "public") -> str:
-    """The stem of a run's files and folder: ``smoke``, ``smoke-2016-06-08``."""
-    if setup not in TABLE3_SETUPS:
-        raise ValueError(f"unknown set-up {setup!r}; choose one of {', '.join(TABLE3_SETUPS)}")
-    return preset_name if setup == "public" else f"{preset_name}-{setup}"
+    """The stem of a run's files and folder: ``smoke``, ``smoke-2016-06-08`` (named as the presets are)."""
+    return table3_preset(preset_name, setup)
 
 
 @dataclass(frozen=True)
@@ -133,35 +133,6 @@ def choices_markdown() -> str:
 
 
 
-@dataclass(frozen=True)
-class AblationPreset:
-    """How big an ablation run is. ``overrides`` apply to every variant's :class:`TrainConfig`."""
-
-    name: str
-    dataset: str
-    samples: int  # generated images scored per variant
-    real_images: int  # training images scored for the "Real data" row
-    overrides: dict[str, Any] = field(default_factory=dict)
-    splits: int = 10
-    device: str = "auto"
-    labels: str | None = None  # labels per class for the variants that use labels (None: the preset's 400)
-
-
-ABLATION_PRESETS: dict[str, AblationPreset] = {
-    # The original set-up: 1200 epochs of CIFAR-10 per variant, 50,000 samples each. For a GPU.
-    "paper": AblationPreset("paper", "cifar10", samples=50_000, real_images=50_000),
-    # End to end on a 2-core CPU in minutes, on the partial CIFAR-10: shows the pipeline works,
-    # says nothing about the paper's numbers.
-    "smoke": AblationPreset("smoke", "cifar10-partial", samples=200, real_images=200, device="cpu",
-                            overrides=dict(batch_size=20, max_steps=10, init_examples=100, sample_every_epochs=0,
-                                           eval_every_epochs=0)),
-    # For the test suite: synthetic images, two steps, a handful of samples.
-    "tiny": AblationPreset("tiny", "synthetic-cifar10", samples=4, real_images=4, splits=2, device="cpu", labels="2",
-                           overrides=dict(batch_size=4, max_steps=1, init_examples=20, sample_every_epochs=0,
-                                          eval_every_epochs=0)),
-}
-
-
 def _variant_config(spec: AblationPreset, variant: str, data_dir: str | None, run_dir: Path, device: str,
                     setup: str = "public") -> TrainConfig:
     config = preset(table3_preset(variant, setup), dataset=spec.dataset, data_dir=data_dir,
@@ -215,7 +186,7 @@ class ScoreRow:
 
 
 def run_ablation(preset_name: str, data_dir: str | None, weights: str | None, run_dir: Path,
-                 results_dir: Path = RESULTS_DIR, only: list[str] | None = None, device: str | None = None,
+                 results_dir: Path, only: list[str] | None = None, device: str | None = None,
                  allow_unverified: bool = True, log: Callable[[str], None] = print,
                  devices: list[str] | None = None, threads: int | None = None, setup: str = "public") -> Path:
     """Train, sample and score the Table 3 variants of ``preset_name`` (built on the script version
@@ -230,7 +201,7 @@ def run_ablation(preset_name: str, data_dir: str | None, weights: str | None, ru
     name = ablation_name(preset_name, setup)
     unknown = set(only or []) - set(VARIANTS)
     if unknown:
-        raise ValueError(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+        raise ConfigError(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
     if devices is None:
         devices = [device or spec.device]
     if len(devices) > 1:  # a missing weights file: one line, before any process starts training
@@ -313,7 +284,7 @@ def expected_time(spec: AblationPreset, data: DataSet, scorer: Any, device: str,
     config = _variant_config(spec, variants[0], None, Path("/nonexistent"), device, setup)
     trainer = Trainer(config, data)
     begin = time.perf_counter()
-    trainer.step(trainer._epoch_orders(0), 0, config.lr)
+    trainer.step(trainer.epoch_orders(0), 0, config.lr)
     per_step = time.perf_counter() - begin
     batch = torch.randint(0, 256, (min(16, spec.samples), 3, 32, 32), dtype=torch.uint8)
     begin = time.perf_counter()

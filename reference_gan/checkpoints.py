@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import ReferenceGanError
+
 FORMAT = 2  # 1: versions before 0.2 (numpy objects in the pickle, loadable only with code execution)
 
 
-class CheckpointError(Exception):
+class CheckpointError(ReferenceGanError):
     """A checkpoint that cannot be loaded safely: not a checkpoint, damaged, or written by an old version."""
 
 

@@ -8,20 +8,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .checkpoints import CheckpointError
-from .data import DataError
+from .config import TrainConfig
+from .errors import user_errors
 from .models import Z_DIM, PixelGenerator, generate_uint8
-from .train import PRESETS, TrainConfig, Trainer, load_generator, preset
+from .presets import PRESETS, preset
+from .train import Trainer, load_generator
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -60,18 +59,6 @@ def _device_list(devices: str | None) -> list[str] | None:
     return [d.strip() for d in devices.split(",") if d.strip()] if devices else None
 
 
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """A bad input (data, checkpoint, set-up, Inception weights) ends the command with one line and status 2."""
-    from inception_score.errors import InceptionScoreError
-
-    try:
-        yield
-    except (DataError, CheckpointError, ValueError, InceptionScoreError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The reference GAN trainer of inception-score (Salimans et al. 2016)."""
@@ -102,11 +89,15 @@ def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed,
         if value is not None:
             overrides[key] = value
     overrides.setdefault("out_dir", out_dir or f"runs/{preset_name}")
-    config = preset(preset_name, **overrides)
-    click.echo(f"training {preset_name}: {config}", err=True)
     with user_errors():
+        config = preset(preset_name, **overrides)
+        click.echo(f"training {preset_name}: {config}", err=True)
         Trainer(config).run(Path(resume) if resume else None)
 
+
+# Where the paper tables go unless --results says otherwise: a folder of the current one (the
+# repository's, when run from its root; benchmarks/ablation.py and semi_supervised.py pass their own).
+RESULTS = "benchmarks/results"
 
 # The generator runs in batches of this many z, in training mode (batch statistics), as in training;
 # `sample` and `score` share it, so that the same seed gives them the same images.
@@ -193,7 +184,8 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                    "norm initialised per layer); files and runs get the suffix -2016-06-08")
 @click.option("--runs", "runs_dir", type=click.Path(), default=None,
               help="where the variants train (default runs/ablation-<preset>[-<setup>])")
-@click.option("--results", "results_dir", type=click.Path(), default=None, help="where the table goes (default benchmarks/results)")
+@click.option("--results", "results_dir", type=click.Path(), default=RESULTS, show_default=True,
+              help="the folder the table goes to (made if needed)")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N (default: the preset's)")
 @click.option("--devices", default=None,
               help="comma-separated, e.g. cuda:0,cuda:1 or cpu,cpu: one process per device, variants spread over "
@@ -206,14 +198,13 @@ def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, resu
     import torch
 
     from .ablation import ablation_name, run_ablation
-    from .records import RESULTS_DIR
 
     if threads is not None:
         torch.set_num_threads(threads)
     with user_errors():  # missing weights: one line, before any training
         path = run_ablation(preset_name, data_dir, weights,
                             Path(runs_dir or f"runs/ablation-{ablation_name(preset_name, setup)}"),
-                            Path(results_dir) if results_dir else RESULTS_DIR, only=list(only) or None, device=device,
+                            Path(results_dir), only=list(only) or None, device=device,
                             log=say, devices=_device_list(devices), threads=threads, setup=setup)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone shows the table
         return
@@ -234,7 +225,8 @@ def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, resu
                    "0.001 decaying to 0 over the last 100 epochs, tested with D's current weights; public (the "
                    "default elsewhere): the original scripts as last changed (MNIST: lr 0.003, moving-average test)")
 @click.option("--runs", "runs_dir", type=click.Path(), default="runs/semi-supervised", show_default=True)
-@click.option("--results", "results_dir", type=click.Path(), default=None, help="where the table goes (default benchmarks/results)")
+@click.option("--results", "results_dir", type=click.Path(), default=RESULTS, show_default=True,
+              help="the folder the table goes to (made if needed)")
 @click.option("--collect-only", is_flag=True, help="do not train: rewrite the table from the runs that exist")
 @click.option("--device", default=None)
 @click.option("--devices", default=None,
@@ -247,7 +239,6 @@ def semi_supervised_command(dataset, data_dir, label_counts, seeds, data_seed, s
     """Tables 1 and 2 and SVHN: train one run per (labels, seed), resumable, then write the table and the curves."""
     import torch
 
-    from .records import RESULTS_DIR
     from .semi_supervised import PAPER_SEMI_SUPERVISED, run_semi_supervised, write_semi_supervised_table
 
     if threads is not None:
@@ -263,5 +254,5 @@ def semi_supervised_command(dataset, data_dir, label_counts, seeds, data_seed, s
                                 **overrides)
         if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone writes the table
             return
-        path = write_semi_supervised_table(dataset, Path(runs_dir), Path(results_dir) if results_dir else RESULTS_DIR)
+        path = write_semi_supervised_table(dataset, Path(runs_dir), Path(results_dir))
     click.echo(path.read_text())

@@ -69,7 +69,7 @@ def _spawned(rank: int, devices: list[str], rendezvous: str, job: Callable[..., 
         torch.cuda.set_device(torch.device(devices[rank]))
     dist.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank, world_size=len(devices),
                             timeout=WAIT)
-    from .cli import user_errors  # one line and status 2 for a bad input, as in one process
+    from .errors import user_errors  # one line and status 2 for a bad input, as in one process
 
     try:
         with user_errors():

@@ -1,5 +1,5 @@
-"""The paper's models (REFERENCE.md section 5), built from a configuration so each technique can be
-switched on or off.
+"""The paper's models, as openai/improved-gan's mnist_svhn_cifar10/ scripts build them, built from a
+configuration so each technique can be switched on or off.
 
 * CIFAR-10 / SVHN discriminator: input noise (Gaussian, sigma 0.2, as the original minibatch-discrimination
   script; or dropout 0.2, as its feature-matching scripts), nine weight-normalised convolutions

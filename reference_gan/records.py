@@ -1,5 +1,6 @@
-"""What every result file under ``benchmarks/results`` records beside its numbers: the command line,
-the machine (CPU model and flags, or the GPU), the commit and the date; and where results go."""
+"""What every result file (the paper tables, the benchmarks) records beside its numbers: the command
+line, the machine (CPU model and flags, or the GPU), the commit and the date. Where the files go is the
+caller's to say (``--results``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,6 @@ import sys
 from pathlib import Path
 
 import torch
-
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
-
 
 def cpu_flags() -> str:
     """The CPU's vector and matrix extensions (what decides float32 and bfloat16 speed): AVX2, AVX-512
@@ -29,8 +27,8 @@ def cpu_flags() -> str:
 
 
 def provenance(device: str = "cpu") -> dict[str, str]:
-    """Command line, machine, commit and UTC date of this process: what every result file under
-    ``benchmarks/results`` records beside its numbers."""
+    """Command line, machine, commit and UTC date of this process: what every result file records
+    beside its numbers."""
     if device.startswith("cuda") and torch.cuda.is_available():
         hardware = torch.cuda.get_device_name(torch.device(device))
     else:

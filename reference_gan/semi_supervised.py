@@ -19,9 +19,12 @@ import numpy as np
 from inception_score import strict_json
 from inception_score.distributed import Group
 
+from .config import TrainConfig
 from .devices import my_share, run_on_devices
-from .records import RESULTS_DIR, provenance, provenance_markdown
-from .train import TrainConfig, Trainer, preset
+from .errors import ConfigError, RecordError
+from .presets import SEMI_SUPERVISED_SETUPS, default_setup, preset, semi_supervised_setup
+from .records import provenance, provenance_markdown
+from .train import Trainer
 
 
 # Semi-supervised results: total labels -> (mean, std) over seeds.
@@ -33,72 +36,7 @@ PAPER_SEMI_SUPERVISED: dict[str, dict[int, tuple[float, float]]] = {
 }
 
 
-@dataclass(frozen=True)
-class SemiSupervisedSetup:
-    """One way of running a data set's experiment: the preset it trains, which of D's weights its test
-    error is read from (``"average"``: the moving average; ``"current"``: the weights as trained), and
-    what it is, in words for the table."""
-
-    preset: str
-    tested_with: str
-    description: str
-
-    @property
-    def error_key(self) -> str:
-        """The ``metrics.jsonl`` field holding this set-up's test error."""
-        return "test_err_ema" if self.tested_with == "average" else "test_err"
-
-
-# Each data set has the public scripts' last version ("public"); MNIST also has the script as first
-# published, two days before the paper, which trains differently and is the one that reproduces Table 1
-# (seed 1, 100 labels: 92 test errors against the paper's 93 +/- 6.5; "public" gave 219), so it is
-# MNIST's default.
-SEMI_SUPERVISED_SETUPS: dict[str, dict[str, SemiSupervisedSetup]] = {
-    "mnist": {
-        "public": SemiSupervisedSetup(
-            "mnist-fm", "average",
-            "The original train_mnist_feature_matching.py (openai/improved-gan) as last changed (0fa06b5, "
-            "2016-06-14): Adam lr 0.003 for all 300 epochs; tested with the moving average of D's weights (rate 1e-4)"),
-        "2016-06-08": SemiSupervisedSetup(
-            "mnist-fm-2016-06-08", "current",
-            "The same script as first published (bb3d27b, 2016-06-08, two days before the paper): Adam lr 0.001 "
-            "for 200 epochs, then linearly to 0 at epoch 300; no averaging, tested with D's current weights"),
-    },
-    "cifar10": {
-        "public": SemiSupervisedSetup(
-            "cifar10-fm", "average",
-            "The original train_cifar_feature_matching.py (openai/improved-gan): Adam lr 3e-4, 1200 epochs, the last "
-            "400 decaying linearly to 0; tested with the moving average of D's weights"),
-        "2016-06-08": SemiSupervisedSetup(
-            "cifar10-fm-2016-06-08", "average",
-            "The same script as first published (bb3d27b, 2016-06-08): Adam lr 3e-4 constant for 1001 epochs, leaky "
-            "ReLU 0.1, weight norm initialised with one spread per layer and outputs at scale 1; tested with a moving "
-            "average of D's weights of rate 1e-3 started from its initialised weights. As published that script stops "
-            "in its first epoch (it shuffles an array it never defines, trainx_unl2); this set-up gives it the "
-            "second permutation of the training set that its later version defines"),
-    },
-    "svhn": {"public": SemiSupervisedSetup(
-        "svhn-fm", "average",
-        "The original train_svhn_feature_matching.py (openai/improved-gan): Adam lr 3e-4, 900 epochs, the last "
-        "300 decaying linearly to 0; tested with the moving average of D's weights")},
-}
-DEFAULT_SETUPS = {"mnist": "2016-06-08", "cifar10": "public", "svhn": "public"}
-
-
-def default_setup(dataset: str) -> str:
-    """The set-up a data set's table and commands use unless told otherwise."""
-    return DEFAULT_SETUPS[dataset.removeprefix("synthetic-")]
-
-
-def semi_supervised_setup(dataset: str, setup: str | None = None) -> SemiSupervisedSetup:
-    setups = SEMI_SUPERVISED_SETUPS[dataset.removeprefix("synthetic-")]
-    setup = setup or default_setup(dataset)
-    if setup not in setups:
-        raise ValueError(f"{dataset} has no set-up {setup!r}; choose one of {', '.join(setups)}")
-    return setups[setup]
-
-
-# How to run each, and on what (the times are measured on the 2-core CPU this was developed on).
+# How to run each, and on what (the times: measured on the 2-core CPU the texts name).
 SEMI_SUPERVISED_HOWTO = {
     "mnist": ("python benchmarks/semi_supervised.py --dataset mnist --data-dir MNIST_DIR --labels 100 --seeds 1,2,3",
               "CPU is enough: 300 epochs of 600 iterations, measured at 22-28 s per epoch with torch's two threads "
@@ -118,7 +56,7 @@ SEMI_SUPERVISED_HOWTO = {
 
 def labels_per_class(total_labels: int, num_classes: int = 10) -> int:
     if total_labels % num_classes:
-        raise ValueError(f"{total_labels} labels cannot be balanced over {num_classes} classes")
+        raise ConfigError(f"{total_labels} labels cannot be balanced over {num_classes} classes")
     return total_labels // num_classes
 
 
@@ -136,11 +74,11 @@ def seed_folder(seed: int, data_seed: int | None = None) -> str:
 def parse_seed_folder(name: str) -> tuple[int, int]:
     """(seed, data seed) of a folder named by :func:`seed_folder`."""
     parts = name.split("-")
-    if len(parts) == 2 and parts[0] == "seed":
+    if len(parts) == 2 and parts[0] == "seed" and parts[1].isdigit():
         return int(parts[1]), int(parts[1])
-    if len(parts) == 4 and parts[0] == "seed" and parts[2] == "data":
+    if len(parts) == 4 and parts[0] == "seed" and parts[2] == "data" and parts[1].isdigit() and parts[3].isdigit():
         return int(parts[1]), int(parts[3])
-    raise ValueError(f"{name!r} is not a run folder (seed-N or seed-N-data-M)")
+    raise RecordError(f"{name!r} is not a run folder (seed-N or seed-N-data-M)")
 
 
 def semi_supervised_run_dir(runs_dir: Path, dataset: str, total_labels: int, seed: int, setup: str | None = None,
@@ -232,7 +170,16 @@ def _run_from_history(setup: str, key: str, total_labels: int, seed: int, data_s
 
 
 def _read_history(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [_parsed(line, path) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _parsed(text: str, path: Path) -> Any:
+    """The JSON ``text`` read from ``path``; a damaged file is named."""
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise RecordError(f"{path} is damaged ({error}): move it out of the runs (or results) folder, or "
+                          "rerun that run") from None
 
 
 def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str | None = None) -> list[SemiSupervisedRun]:
@@ -245,10 +192,13 @@ def collect_semi_supervised(dataset: str, runs_dir: Path, setup: str | None = No
         planned = None
         config_file = metrics.parent / "config.json"
         if config_file.is_file():  # plain JSON: collecting reads no pickle
-            config = json.loads(config_file.read_text())
+            config = _parsed(config_file.read_text(), config_file)
             planned = config["epochs"] if config.get("max_steps") is None else None
             data_seed = config.get("data_seed", data_seed)
-        run = _run_from_history(setup, key, int(metrics.parent.parent.name.split("-")[1]), seed, data_seed,
+        labels = metrics.parent.parent.name.removeprefix("labels-")
+        if not labels.isdigit():
+            raise RecordError(f"{metrics.parent.parent} is not a run folder (labels-N)")
+        run = _run_from_history(setup, key, int(labels), seed, data_seed,
                                 _read_history(metrics), planned, metrics)
         if run is not None:
             runs.append(run)
@@ -440,7 +390,7 @@ def run_summary(dataset: str, run: SemiSupervisedRun, test_images: int) -> dict[
             "hours": run.seconds / 3600, "record": record_name(dataset, run)}
 
 
-def write_semi_supervised_table(dataset: str, runs_dir: Path, results_dir: Path = RESULTS_DIR) -> Path:
+def write_semi_supervised_table(dataset: str, runs_dir: Path, results_dir: Path) -> Path:
     """Collect every set-up's runs of ``dataset`` into ``semi-supervised-<dataset>.md`` (+ ``.png`` when
     runs exist) and ``semi-supervised-<dataset>.json`` (every run, machine-readable). The runs are those
     under ``runs_dir``, and those whose per-epoch records lie in ``results_dir`` from an earlier

@@ -17,7 +17,8 @@ from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from reference_gan import checkpoints
 from reference_gan.checkpoints import CheckpointError, load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from reference_gan.cli import main
-from reference_gan.train import Trainer, preset
+from reference_gan.presets import preset
+from reference_gan.train import Trainer
 
 MARKER = "payload-ran"
 

@@ -220,7 +220,7 @@ def test_exponential_moving_average_as_the_original_from_zero_over_trainable_par
 
 
 def test_adam_as_the_original_with_epsilon_inside_the_square_root() -> None:
-    from reference_gan.train import Adam
+    from reference_gan.optim import Adam
 
     p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
     optimiser = Adam([p], lr=0.1, betas=(0.5, 0.999))
@@ -327,7 +327,8 @@ def test_exponential_moving_average_started_at_the_initial_weights() -> None:
 
 
 def test_without_labels_d_keeps_k_logits_when_asked() -> None:
-    from reference_gan.train import model_config, preset
+    from reference_gan.config import model_config
+    from reference_gan.presets import preset
 
     assert model_config(preset("minus-l")).num_outputs == 1
     assert model_config(preset("minus-l", unlabelled_single_logit=False)).num_outputs == 10

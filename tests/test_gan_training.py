@@ -17,7 +17,9 @@ from reference_gan.cli import main
 from reference_gan.data import DataError, balanced_labelled_subset, load_cifar10, load_cifar10_partial, load_mnist, load_svhn
 from reference_gan.layers import GaussianNoise, WNConv2d
 from reference_gan.models import Discriminator
-from reference_gan.train import PRESETS, Trainer, learning_rate, model_config, preset
+from reference_gan.config import model_config
+from reference_gan.presets import PRESETS, preset
+from reference_gan.train import Trainer, learning_rate
 
 
 def tiny(name: str, tmp_path: Path, **overrides) -> Trainer:

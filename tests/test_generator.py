@@ -368,7 +368,7 @@ class Conditional4(torch.nn.Module):
 @pytest.mark.slow
 def test_reference_gan_score_equals_sample_then_inception_score(tmp_path: Path, genuine_weights_file: Path) -> None:
     from reference_gan.cli import main as gan_main
-    from reference_gan.train import Trainer, preset
+    from reference_gan import Trainer, preset
 
     torch.set_num_threads(1)
     trainer = Trainer(preset("mnist-fm", dataset="synthetic-mnist", batch_size=4, init_examples=8, steps_per_epoch=1,

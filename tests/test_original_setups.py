@@ -23,8 +23,9 @@ from torch import nn
 from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from reference_gan.layers import GaussianNoise, WNConv2d
 from reference_gan.models import Discriminator, Generator, sample_z
-from reference_gan.semi_supervised import SEMI_SUPERVISED_SETUPS
-from reference_gan.train import PRESETS, learning_rate, model_config, preset
+from reference_gan.config import model_config
+from reference_gan.presets import PRESETS, SEMI_SUPERVISED_SETUPS, preset
+from reference_gan.train import learning_rate
 
 PUBLIC, FIRST = "0fa06b5", "bb3d27b"
 MNIST_PUBLIC = (PUBLIC, "mnist_svhn_cifar10/train_mnist_feature_matching.py")

@@ -25,8 +25,9 @@ from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from inception_score.weights import LoadedWeights
 from reference_gan.checkpoints import load_checkpoint
 from reference_gan.cli import main
-from reference_gan.ablation import ABLATION_PRESETS, AblationPreset
-from reference_gan.train import TrainConfig, Trainer, learning_rate, preset
+from reference_gan.config import TrainConfig
+from reference_gan.presets import ABLATION_PRESETS, AblationPreset, preset
+from reference_gan.train import Trainer, learning_rate
 
 
 class PixelProjection:
