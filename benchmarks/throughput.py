@@ -148,7 +148,7 @@ def stage_times(scorer, tensor: torch.Tensor, batch_size: int) -> dict[str, floa
 
     from PIL import Image
 
-    from inception_score.files import decode_image
+    from inception_score.decode import decode_image
     from inception_score.metric import SplitStatistics, split_of_positions
 
     count = len(tensor)

@@ -4,15 +4,9 @@ Each reader is a map-style ``Dataset``: ``len()`` is the number of images, item 
 ``(3, H, W)`` uint8 tensor (float32 in [0, 255] for float arrays read with a declared range), and
 ``description`` says where the images came from. The order is fixed (names sorted), so the
 contiguous splits of a score are reproducible. Readers are picklable and open their files lazily,
-once per process, so ``DataLoader`` workers can decode in parallel.
-
-A hostile or broken file must not take the machine's memory (:class:`ReadLimits`). Each image file
-and archive member is checked against ``max_file_bytes`` before it is read (its size on disk, or the
-uncompressed size in the archive's header) and read by a stream that stops at the limit, since a
-header can lie. Each image's ``width * height`` is checked against ``max_image_pixels`` from its
-header, before its pixels are decoded, and each PNG chunk other than pixel data against
-``MAX_PNG_CHUNK_BYTES`` from its header, before a file on disk is read. An image over a limit raises :class:`ImageDecodeError`, so
-``--skip-invalid`` skips and counts it like any undecodable image.
+once per process, so ``DataLoader`` workers can decode in parallel. Each image is read and decoded
+within :class:`~inception_score.decode.ReadLimits` (:mod:`.decode`); the arrays are read by
+:mod:`.array_files`.
 
 Links are followed to files only: a link to a folder, a broken or looping link, and the link
 members of a tar are skipped, and counted in ``description`` and a :class:`SkippedInputWarning`.
@@ -20,168 +14,48 @@ members of a tar are skipped, and counted in ``description`` and a :class:`Skipp
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import stat
 import tarfile
-import unicodedata
 import warnings
 import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from .array_files import ImageArray
+from .decode import (
+    ENV_MAX_FILE_BYTES,
+    ReadLimits,
+    check_size,
+    decode_to_tensor,
+    open_regular,
+    read_capped,
+    read_image_file,
+    shown,
+    undecodable,
+)
 from .errors import ImageDecodeError, InputError
-from .npz import READ_ERRORS as NPZ_READ_ERRORS
-from .npz import NpzMember, npz_keys
-from .pixels import InputRange, channels_axis, standardize_batch
+from .protocol import PIXEL_RANGE, InputRange
+from .skip_invalid import decodable, keep_valid  # noqa: F401 (kept until the callers move)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-# The Pillow decoders of those extensions (JPEG opens cameras' MPO files too). Naming them keeps
-# Pillow from trying its other decoders on a renamed file (EPS, for one, runs Ghostscript).
-PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF")
 ARRAY_EXTENSIONS = (".npy", ".npz")
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-ITEM_RANGE: InputRange = (0.0, 255.0)  # float items of every reader are already mapped to this range
-_VALIDATION_CHUNK = 1024  # images per chunk when a float array is checked at open,
-_VALIDATION_BYTES = 64 * 2**20  # and at most this many bytes
-
-# 40 MP (8000x5000) is above the 24-36 MP of most camera photos and 40 times a 1024x1024 sample; the
-# network sees 299x299 of it. Decoding costs about 13 bytes a pixel (Pillow's RGBX, the array, the
-# (3, H, W) tensor; measured: a 40 MP PNG adds 0.53 GB to the reader, and takes the command from
-# 0.85 GB to 1.4 GB). Pillow's own limits (89 MP: a warning; 179 MP: an error) would allow 2.4 GB.
-MAX_IMAGE_PIXELS = 40_000_000
-# 40 MP is at most 240 MB on disk, as uncompressed 16-bit RGB TIFF: 256 MiB fits every image of the
-# pixel limit, and bounds what one archive member read into memory costs.
-MAX_FILE_BYTES = 256 * 2**20
-# A PNG chunk other than pixel data (IDAT, fdAT) is metadata: text, an ICC profile, EXIF. Pillow reads such a
-# chunk whole before it judges it (a 200 MB iTXt chunk took the command to 2.0 GB before being refused), so
-# its length, from its header, is checked first. 16 MiB is far above real metadata (Pillow itself keeps at
-# most 1 MB of text a chunk) and costs little.
-MAX_PNG_CHUNK_BYTES = 16 * 2**20
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_PIXEL_CHUNKS = (b"IDAT", b"fdAT")
-ENV_MAX_PIXELS = "INCEPTION_SCORE_MAX_PIXELS"
-ENV_MAX_FILE_BYTES = "INCEPTION_SCORE_MAX_FILE_BYTES"
-_SKIP_ADVICE = ", or pass --skip-invalid"  # ends every ImageDecodeError message; dropped once skipping is on
+ITEM_RANGE = PIXEL_RANGE  # kept until the callers move: float items of every reader are mapped to PIXEL_RANGE
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error,
                    NotImplementedError, RuntimeError)  # the last two: a zip member compressed or encrypted unreadably
 
 
 class SkippedInputWarning(UserWarning):
     """Entries of a folder or archive were passed over without being read (links, special files)."""
-
-
-def _positive_limit(value: int | str, source: str) -> int:
-    try:
-        limit = int(value)
-    except ValueError:
-        raise InputError(f"{source} is {value!r}, not a whole number; give a count such as 100000000") from None
-    if limit < 1:
-        raise InputError(f"{source} is {limit}; give a positive count")
-    return limit
-
-
-@dataclass(frozen=True)
-class ReadLimits:
-    """The most one image may cost before it is decoded: bytes read (one file, one archive member, or
-    all the images of a compressed tar read out of order), and pixels (``width * height``)."""
-
-    max_file_bytes: int = MAX_FILE_BYTES
-    max_image_pixels: int = MAX_IMAGE_PIXELS
-
-    def __post_init__(self) -> None:
-        _positive_limit(self.max_file_bytes, "max_file_bytes")
-        _positive_limit(self.max_image_pixels, "max_image_pixels")
-
-    @classmethod
-    def from_environment(cls) -> ReadLimits:
-        """The defaults, or ``$INCEPTION_SCORE_MAX_FILE_BYTES`` and ``$INCEPTION_SCORE_MAX_PIXELS`` where set."""
-        values = {}
-        for field_name, variable in (("max_file_bytes", ENV_MAX_FILE_BYTES), ("max_image_pixels", ENV_MAX_PIXELS)):
-            if os.environ.get(variable):
-                values[field_name] = _positive_limit(os.environ[variable], f"${variable}")
-        return cls(**values)
-
-
-def shown(name: str | os.PathLike) -> str:
-    """A file name as messages print it: control characters (a newline would cut a one-line error
-    short), line separators and undecodable bytes escaped as ``repr`` writes them; the rest unchanged."""
-    return "".join(
-        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp")
-        else char
-        for char in os.fspath(name)
-    )
-
-
-def _undecodable(name: str, problem: str, fix: str) -> ImageDecodeError:
-    """``name problem; fix, or pass --skip-invalid``: the error of one image that cannot be used."""
-    return ImageDecodeError(f"{shown(name)} {problem}; {fix}{_SKIP_ADVICE}")
-
-
-def _check_size(size: int, name: str, limits: ReadLimits, where: str) -> None:
-    if size > limits.max_file_bytes:
-        raise _undecodable(
-            name, f"is {size:,} bytes ({where}), over the limit of {limits.max_file_bytes:,} bytes for one image",
-            f"if it is genuine, raise the limit ({ENV_MAX_FILE_BYTES}={size})",
-        )
-
-
-def _read_capped(stream: BinaryIO, name: str, limits: ReadLimits) -> bytes:
-    """All of ``stream``, but never more than the limit plus one byte: a size in a header can lie."""
-    data = stream.read(limits.max_file_bytes + 1)
-    if len(data) > limits.max_file_bytes:
-        raise _undecodable(
-            name, f"holds more than {limits.max_file_bytes:,} bytes, though its recorded size was less",
-            f"if it is genuine, raise the limit ({ENV_MAX_FILE_BYTES})",
-        )
-    return data
-
-
-def _check_png_chunks(stream: BinaryIO, name: str) -> None:
-    """For a PNG, every chunk's length from its 8-byte header, seeking past its data (never reading it):
-    a chunk other than pixel data longer than ``MAX_PNG_CHUNK_BYTES`` is refused. Other files pass, and
-    so does a PNG whose chunks are not well formed (its first not IHDR, a type not four letters): Pillow
-    says what is wrong with it. The stream is left at its start."""
-    try:
-        if stream.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
-            return
-        first = True
-        while len(header := stream.read(8)) == 8:
-            length, kind = int.from_bytes(header[:4], "big"), header[4:]
-            if kind == b"IEND" or not kind.isalpha() or (first and kind != b"IHDR"):
-                return
-            first = False
-            if length > MAX_PNG_CHUNK_BYTES and kind not in _PNG_PIXEL_CHUNKS:
-                raise _undecodable(
-                    name, f"has a PNG {kind.decode('ascii')} chunk of {length:,} bytes (its header says), over the limit of "
-                    f"{MAX_PNG_CHUNK_BYTES:,} bytes for a chunk that is not pixel data",
-                    "strip its metadata (save the pixels again without text or profile chunks)",
-                )
-            stream.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
-    finally:
-        stream.seek(0)
-
-
-def _check_pixels(size: tuple[int, int], name: str, limits: ReadLimits) -> None:
-    width, height = size
-    if width * height > limits.max_image_pixels:
-        raise _undecodable(
-            name, f"is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), over the limit of "
-            f"{limits.max_image_pixels:,} pixels",
-            f"if it is genuine, raise the limit ({ENV_MAX_PIXELS}={width * height})",
-        )
 
 
 def _plural(count: int, noun: str) -> str:
@@ -214,86 +88,6 @@ def _supported_list() -> str:
     return ", ".join(extension.lstrip(".") for extension in IMAGE_EXTENSIONS)
 
 
-def decode_image(data: bytes, name: str, limits: ReadLimits | None = None) -> np.ndarray:
-    """Encoded image bytes -> ``(H, W, 3)`` uint8 RGB.
-
-    EXIF orientation is applied; grayscale and palette images become RGB; alpha is dropped;
-    16-bit images keep their top 8 bits (0..65535 -> 0..255); a GIF gives its first frame.
-    ``name`` is used in error messages only. ``limits`` (default: from the environment) bounds
-    the pixels, checked from the header before decoding.
-    """
-    limits = limits or ReadLimits.from_environment()
-    if len(data) == 0:
-        raise _undecodable(name, "is empty (0 bytes)", "remove it")
-    _check_png_chunks(io.BytesIO(data), name)
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns from 89 MP; the limit here is lower and raises its own error just below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
-        with opened:
-            _check_pixels(opened.size, name, limits)
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-            if image.mode in _SIXTEEN_BIT_MODES:
-                wide = np.asarray(image, dtype=np.int64)
-                gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            if image.mode == "F":
-                raise _undecodable(name, "holds floating-point pixels", "save it as 8-bit RGB")
-            if image.mode != "RGB":
-                image = image.convert("RGB")  # L, P, RGBA, LA, PA, CMYK, 1, ...: alpha is dropped
-            return np.array(image, dtype=np.uint8)
-    except ImageDecodeError:
-        raise
-    except Image.DecompressionBombError as error:  # over twice Pillow's limit, which is not lifted here
-        raise _undecodable(name, f"is too large for Pillow to decode ({error})", "shrink it") from None
-    except UnidentifiedImageError:
-        reason = f"not a {'/'.join(PILLOW_FORMATS)} image, or its header is corrupt"
-    except (OSError, ValueError, SyntaxError) as error:
-        reason = str(error)
-    raise _undecodable(name, f"could not be decoded ({reason})", "fix or remove it")
-
-
-def _channels_first(pixels: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` -> ``(3, H, W)``, contiguous."""
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
-
-
-class NotRegularFileError(OSError):
-    """A path that was a regular file when listed is now a FIFO, socket or device."""
-
-
-def open_regular(path: Path) -> BinaryIO:
-    """``open(path, "rb")`` that never waits: opened non-blocking (opening a FIFO, one put in place of a
-    listed file even, would wait for a writer), then kept only if ``fstat`` says it is a regular file,
-    else :class:`NotRegularFileError`. On a regular file the flag changes nothing."""
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    handle = open(descriptor, "rb")
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        handle.close()
-        raise NotRegularFileError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", os.fspath(path))
-    return handle
-
-
-def _read_image_file(path: Path, limits: ReadLimits | None = None) -> torch.Tensor:
-    """One image file -> ``(3, H, W)`` uint8, its size checked before reading and its pixels before decoding."""
-    limits = limits or ReadLimits.from_environment()
-    name = os.fspath(path)
-    try:
-        with open_regular(path) as handle:
-            _check_size(os.fstat(handle.fileno()).st_size, name, limits, "on disk")
-            _check_png_chunks(handle, name)  # before the data is read: a chunk's header can claim anything
-            data = _read_capped(handle, name, limits)
-    except NotRegularFileError:
-        raise _undecodable(name, "is not a regular file (a FIFO, socket or device)", "give image files") from None
-    except OSError as error:
-        raise _undecodable(
-            name, f"could not be read ({error.strerror or error})", "check that it exists and is readable"
-        ) from None
-    return _channels_first(decode_image(data, name, limits))
-
-
 class ImageFiles(Dataset):
     """Image files given by path, in the order given."""
 
@@ -311,7 +105,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """``(3, H, W)`` uint8."""
-        return _read_image_file(self.paths[index], self.limits)
+        return read_image_file(self.paths[index], self.limits)
 
 
 def _list_folder(root: Path) -> tuple[list[str], Counter]:
@@ -452,7 +246,7 @@ class ImageArchive(Dataset):
             if id(member) in wanted:
                 stream = archive.extractfile(member)
                 name = f"{os.fspath(self.path)}:{member.name}"
-                data[member.name] = _read_capped(stream, name, self.limits)  # type: ignore[arg-type]
+                data[member.name] = read_capped(stream, name, self.limits)  # type: ignore[arg-type]
         return [data.get(name) for name in self.members]
 
     def __getstate__(self) -> dict:
@@ -480,15 +274,15 @@ class ImageArchive(Dataset):
     def _read(self, index: int) -> bytes:
         """The bytes of member ``index``, its size checked first from the header, then while reading."""
         name = self._member_name(index)
-        _check_size(self._sizes[index], name, self.limits, "uncompressed, as the archive's header says")
+        check_size(self._sizes[index], name, self.limits, "uncompressed, as the archive's header says")
         if self._in_memory is not None:
             return self._in_memory[index] or b""
         archive = self._archive()
         if isinstance(archive, zipfile.ZipFile):
             with archive.open(self.members[index]) as member:
-                return _read_capped(member, name, self.limits)
+                return read_capped(member, name, self.limits)
         extracted = archive.extractfile(self._tar_members[index])
-        return _read_capped(extracted, name, self.limits) if extracted is not None else b""
+        return read_capped(extracted, name, self.limits) if extracted is not None else b""
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """``(3, H, W)`` uint8."""
@@ -497,151 +291,11 @@ class ImageArchive(Dataset):
         except ImageDecodeError:
             raise
         except _ARCHIVE_ERRORS as error:
-            raise _undecodable(
+            raise undecodable(
                 self._member_name(index), f"could not be read from the archive ({error})",
                 "the archive may be truncated or damaged",
             ) from None
-        return _channels_first(decode_image(data, self._member_name(index), self.limits))
-
-
-IMAGE_KEYS = ("images", "arr_0")  # the array of a .npz read as images: named so, or np.savez's first positional one
-LABEL_KEYS = ("labels", "y", "arr_1")  # and its labels, one integer per image: guided-diffusion writes arr_1
-
-
-class ImageArray(Dataset):
-    """Images stored as one 4-d array in a ``.npy`` or ``.npz``: uint8 ``(N, H, W, 3)`` or ``(N, 3, H, W)``
-    (one channel is repeated to RGB), or floats with a declared ``input_range``.
-
-    A ``.npz`` uses its array ``images``, else ``arr_0`` (what ``np.savez(path, images, labels)``
-    writes, as guided-diffusion's samplers do), else its only array; ``description`` names the one
-    used. Labels are read from ``labels``, ``y`` or ``arr_1`` when present: one integer per image
-    (``labels``, ``(N,)`` int64; None without). Shape, dtype, range and finiteness are checked once at
-    open, so errors come before any scoring, and each image's size against ``limits``. Nothing is
-    read whole: ``.npy`` files are memory-mapped, ``.npz`` members read by rows (:mod:`.npz`).
-    """
-
-    def __init__(self, path: Path, input_range: InputRange | None = None, limits: ReadLimits | None = None) -> None:
-        self.path = Path(path)
-        self.input_range = input_range
-        self.limits = limits or ReadLimits.from_environment()
-        self.key: str | None = None  # the .npz member read as images
-        self.label_key: str | None = None
-        array = self._load()
-        self._check(array)
-        self.count = int(array.shape[0])
-        self.labels = self._read_labels() if self.label_key is not None else None
-        member = "" if self.key is None else f" [{self.key!r}]"
-        self.description = f"array {shown(self.path)}{member} {tuple(array.shape)} {array.dtype}"
-        if self.labels is not None:
-            self.description += f", labels [{self.label_key!r}] ({len(np.unique(self.labels))} classes)"
-        self._array: np.ndarray | NpzMember | None = array
-
-    def _is_npy(self) -> bool:
-        return self.path.name.lower().endswith(".npy")
-
-    def _load(self) -> np.ndarray | NpzMember:
-        try:
-            if self._is_npy():
-                open_regular(self.path).close()  # mapped again in each worker: by then it could be a FIFO
-                return np.load(self.path, mmap_mode="r", allow_pickle=False)
-            if self.key is not None:  # a copy in another process: the member was chosen at open
-                return NpzMember(self.path, self.key)
-            keys = npz_keys(self.path)
-            chosen = [key for key in IMAGE_KEYS if key in keys]
-            if chosen:
-                self.key = chosen[0]
-            elif len(keys) == 1:
-                self.key = keys[0]
-            else:
-                raise InputError(
-                    f"{shown(self.path)} holds the arrays {keys} and none is named 'images' (or 'arr_0', the first "
-                    f"array of np.savez(path, images, labels)): save the images under that name "
-                    f"(np.savez(path, images=...))"
-                )
-            self.label_key = next((key for key in LABEL_KEYS if key in keys and key != self.key), None)
-            return NpzMember(self.path, self.key)
-        except InputError:
-            raise
-        except NPZ_READ_ERRORS as error:
-            raise InputError(f"{shown(self.path)} could not be read as a numpy array file ({error})") from None
-
-    def _read_labels(self) -> np.ndarray:
-        """The ``(N,)`` labels, checked to be one integer per image."""
-        assert self.label_key is not None
-        try:
-            member = NpzMember(self.path, self.label_key)
-        except NPZ_READ_ERRORS as error:
-            raise InputError(f"{shown(self.path)}: its labels {self.label_key!r} could not be read ({error})") from None
-        if member.shape != (self.count,) or member.dtype.kind not in "iu":
-            raise InputError(
-                f"{shown(self.path)}: the array {self.label_key!r} is read as the images' labels, but it is "
-                f"{member.shape} {member.dtype}, not one integer per image ({self.count},); save labels as "
-                f"integers, or under another name if they are not labels"
-            )
-        labels = member.rows(0, self.count).astype(np.int64)
-        member.close()
-        return labels
-
-    def _check(self, array: np.ndarray | NpzMember) -> None:
-        where = shown(self.path)
-        if array.ndim != 4:
-            raise InputError(
-                f"{where} holds an array of shape {array.shape}; expected images (N, H, W, 3) or (N, 3, H, W)"
-            )
-        floating = np.issubdtype(array.dtype, np.floating)
-        if array.dtype != np.uint8 and not floating:
-            raise InputError(
-                f"{where} holds {array.dtype} values; save uint8 pixels (0..255), "
-                f"or floats and pass --input-range"
-            )
-        if floating and self.input_range is None:
-            raise InputError(
-                f"{where} holds floats ({array.dtype}); declare their range with --input-range 0,1, -1,1 or 0,255"
-            )
-        if array.shape[0] == 0:
-            raise InputError(f"{where} holds no images (shape {array.shape})")
-        axis = channels_axis(array.shape, where)  # the whole array's shape in the message, not a slice's
-        height, width = [size for i, size in enumerate(array.shape[1:], start=1) if i != axis]
-        image_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
-        if width * height > self.limits.max_image_pixels or image_bytes > self.limits.max_file_bytes:
-            raise InputError(
-                f"{where}: each image is {width}x{height} pixels, {image_bytes:,} bytes, over the limit of "
-                f"{self.limits.max_image_pixels:,} pixels or {self.limits.max_file_bytes:,} bytes for one image; "
-                f"if it is genuine, raise the limits ({ENV_MAX_PIXELS}={width * height}, "
-                f"{ENV_MAX_FILE_BYTES}={image_bytes})"
-            )
-        if not floating:
-            return
-        chunk_images = max(1, min(_VALIDATION_CHUNK, _VALIDATION_BYTES // image_bytes))
-        for start in range(0, array.shape[0], chunk_images):
-            chunk = np.array(array[start : start + chunk_images])
-            finite = np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)
-            if not finite.all():
-                first = start + int(np.argmin(finite))
-                raise InputError(
-                    f"{where}: image {first} contains non-finite values (NaN or inf); "
-                    f"fix the generator's output first"
-                )
-            standardize_batch(chunk, self.input_range, f"{where}[{start}:{start + len(chunk)}]")
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if self._is_npy():
-            state["_array"] = None  # a memory map: each process maps the file itself
-        return state
-
-    def __len__(self) -> int:
-        return self.count
-
-    def name(self, index: int) -> str:
-        """``file[index]``, for messages."""
-        return f"{shown(self.path)}[{index}]"
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        """``(3, H, W)`` uint8, or float32 in [0, 255] for a float array."""
-        if self._array is None:
-            self._array = self._load()
-        return standardize_batch(np.array(self._array[index : index + 1]), self.input_range, self.name(index))[0]
+        return decode_to_tensor(data, self._member_name(index), self.limits)
 
 
 class ImageSources(ConcatDataset):
@@ -721,74 +375,3 @@ def open_paths(
         raise InputError("no input given: name a folder, an array file or an archive")
     limits = limits or ReadLimits.from_environment()
     return ImageSources([open_path(p, input_range=input_range, limits=limits) for p in paths])
-
-
-class _DecodeFailure(Dataset):
-    """Item ``i``: None when item ``i`` of ``dataset`` decodes, else the error's message."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> str | None:
-        try:
-            self.dataset[index]
-        except ImageDecodeError as error:
-            return str(error).removesuffix(_SKIP_ADVICE)  # it is being skipped already
-        return None
-
-
-def _keep_list(items: list) -> list:
-    return items
-
-
-def decodable(dataset: Dataset, num_workers: int = 0, progress: bool = False) -> tuple[list[int], list[str]]:
-    """Decode every image of ``dataset`` once: the indices of those that decode, and the messages of
-    those that do not."""
-    loader = DataLoader(_DecodeFailure(dataset), batch_size=64, num_workers=num_workers, collate_fn=_keep_list)
-    failures: list[str] = []
-    valid: list[int] = []
-    index = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(dataset), unit="img", desc="Checking images", dynamic_ncols=True)  # type: ignore[arg-type]
-    try:
-        for batch in loader:
-            for failure in batch:
-                if failure is None:
-                    valid.append(index)
-                else:
-                    failures.append(failure)
-                index += 1
-            if bar is not None:
-                bar.update(len(batch))
-    finally:
-        if bar is not None:
-            bar.close()
-    return valid, failures
-
-
-def keep_valid(dataset: ImageSources, valid: list[int], failures: list[str]) -> Dataset:
-    """``dataset`` without the images that failed (all of it when none did)."""
-    if not failures:
-        return dataset
-    if not valid:
-        raise InputError(f"all {len(failures)} images failed to decode; the first: {failures[0]}")
-    subset = Subset(dataset, valid)
-    subset.description = f"{dataset.description}, {len(failures)} invalid skipped"  # type: ignore[attr-defined]
-    return subset
-
-
-def without_invalid(
-    dataset: ImageSources, num_workers: int = 0, progress: bool = False
-) -> tuple[Dataset, list[str]]:
-    """Decode every image once; return the dataset without those that fail, and their messages.
-
-    The number of images, and so the splits, is then final before scoring starts.
-    """
-    valid, failures = decodable(dataset, num_workers, progress)
-    return keep_valid(dataset, valid, failures), failures

@@ -12,6 +12,7 @@ of differing sizes, each uint8 or float32 in [0, 255].
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,19 +21,12 @@ from typing import Any, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
 from .errors import InputError
-from .files import dataset_labels, open_paths, reads_files
-# NAMED_RANGES and InputRange are imported from here by the CLI and the scorer.
-from .pixels import (  # noqa: F401
-    NAMED_RANGES,
-    InputRange,
-    parse_input_range,
-    refuse_unit_scale,
-    standardize_batch,
-    standardize_image,
-)
+from .files import ImageSources, dataset_labels, open_paths, reads_files
+from .pixels import is_pil_image, parse_input_range, refuse_unit_scale, standardize_batch, standardize_image
+from .protocol import PIXEL_RANGE, InputRange
 
 ImageBatch = Union[torch.Tensor, list[torch.Tensor]]
 
@@ -72,10 +66,64 @@ def _images_batch(items: Sequence[Any], input_range: InputRange | None, what: st
     return images
 
 
-def _is_path_like(value: Any) -> bool:
+class InputKind(enum.Enum):
+    """What an input to score is, as :func:`classify_input` tells it."""
+
+    PATHS = "paths"  # a path or a list of paths: folders, array files, archives, image files
+    ARRAY = "array"  # one tensor or numpy array of images, (N, 3, H, W) or (N, H, W, 3)
+    DATALOADER = "DataLoader"  # batches from a torch DataLoader
+    DATASET = "Dataset"  # a map-style Dataset with a length: item i is an image or (image, label)
+    ITERABLE_DATASET = "sized IterableDataset"  # an IterableDataset with a length: read in order only
+    IMAGES = "sequence of images"  # a sequence of single images (tensors, arrays, PIL images), any sizes
+    BATCHES = "iterable of batches"  # any other iterable, each item a batch
+
+    @property
+    def shardable(self) -> bool:
+        """Whether its images can be counted and any contiguous part of them read alone, so that each
+        process of a group reads only its own part."""
+        return self in (InputKind.PATHS, InputKind.ARRAY, InputKind.DATASET, InputKind.IMAGES)
+
+
+def is_path_like(value: Any) -> bool:
+    """A path (``str`` or ``os.PathLike``), or a non-empty list or tuple of them."""
     if isinstance(value, (str, os.PathLike)):
         return True
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, (str, os.PathLike)) for v in value)
+
+
+def is_single_image(value: Any) -> bool:
+    """One image: a PIL image, or a tensor or array ``(H, W)``, ``(C, H, W)`` or ``(H, W, C)``."""
+    return is_pil_image(value) or (isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim in (2, 3))
+
+
+def classify_input(images: Any) -> InputKind | None:
+    """The kind of ``images`` (see :class:`InputKind`), or None when it is none of them. The checks go
+    in this order, so a ``Dataset`` that is also a sequence counts as a ``Dataset``."""
+    if is_path_like(images):
+        return InputKind.PATHS
+    if isinstance(images, (torch.Tensor, np.ndarray)):
+        return InputKind.ARRAY
+    if isinstance(images, DataLoader):
+        return InputKind.DATALOADER
+    if isinstance(images, Dataset) and hasattr(images, "__len__"):
+        return InputKind.ITERABLE_DATASET if isinstance(images, IterableDataset) else InputKind.DATASET
+    if isinstance(images, Sequence) and len(images) > 0 and is_single_image(images[0]):
+        return InputKind.IMAGES
+    if isinstance(images, Iterable):
+        return InputKind.BATCHES
+    return None
+
+
+def open_path_input(images: str | os.PathLike | Sequence[str | os.PathLike],
+                    input_range: InputRange | None) -> tuple[ImageSources, InputRange | None]:
+    """The reader of a :attr:`InputKind.PATHS` input, and the range its items are in: the readers map
+    a declared float range to :data:`~inception_score.protocol.PIXEL_RANGE` already; uint8 items need none."""
+    paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
+    reader = open_paths([Path(p) for p in paths], input_range=input_range)
+    return reader, (PIXEL_RANGE if input_range is not None else None)
+
+
+_is_path_like, _is_single_image = is_path_like, is_single_image  # kept until the callers move
 
 
 def _limited(batches: Iterable[ImageBatch], limit: int | None) -> Iterator[ImageBatch]:
@@ -115,22 +163,19 @@ def image_stream(
     def capped(count: int | None) -> int | None:
         return count if limit is None or count is None else min(count, limit)
 
-    if _is_path_like(images):
-        paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-        dataset = open_paths([Path(p) for p in paths], input_range=input_range)
-        description = getattr(dataset, "description", ", ".join(str(p) for p in paths))
-        # The file readers already map declared float ranges to [0, 255].
-        pixel_range = (0.0, 255.0) if input_range is not None else None
-        return _dataset_stream(dataset, description, batch_size, pixel_range, num_workers, limit, pin_memory)
+    kind = classify_input(images)
+    if kind is InputKind.PATHS:
+        dataset, pixel_range = open_path_input(images, input_range)
+        return _dataset_stream(dataset, dataset.description, batch_size, pixel_range, num_workers, limit, pin_memory)
 
-    if isinstance(images, (torch.Tensor, np.ndarray)):
+    if kind is InputKind.ARRAY:
         tensor = standardize_batch(images, input_range, "the image array")
         if limit is not None:
             tensor = tensor[:limit]
         description = f"{type(images).__name__} {tuple(images.shape)} {images.dtype}"
         return ImageStream(_split_array(tensor, batch_size), tensor.shape[0], description)
 
-    if isinstance(images, DataLoader):
+    if kind is InputKind.DATALOADER:
         loader = images
         known = None
         if not loader.drop_last and loader.batch_size is not None and hasattr(loader.sampler, "__len__"):
@@ -138,14 +183,14 @@ def image_stream(
         batches = (standardize_batch(b, input_range, "a DataLoader batch") for b in loader)
         return ImageStream(_limited(batches, limit), capped(num_images or known), "DataLoader")
 
-    if isinstance(images, Dataset) and hasattr(images, "__len__"):
+    if kind in (InputKind.DATASET, InputKind.ITERABLE_DATASET):
         return _dataset_stream(images, type(images).__name__, batch_size, input_range, num_workers, limit, pin_memory)
 
-    if isinstance(images, Sequence) and len(images) > 0 and _is_single_image(images[0]):
+    if kind is InputKind.IMAGES:
         dataset = _SequenceDataset(images)
         return _dataset_stream(dataset, f"{len(images)} images", batch_size, input_range, num_workers, limit, False)
 
-    if isinstance(images, Iterable):
+    if kind is InputKind.BATCHES:
         batches = (_standardize_any_batch(b, input_range) for b in images)
         known = num_images
         if known is None and isinstance(images, Sequence):
@@ -158,19 +203,8 @@ def image_stream(
     )
 
 
-def _is_single_image(value: Any) -> bool:
-    try:
-        from PIL import Image
-
-        if isinstance(value, Image.Image):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim in (2, 3)
-
-
 def _standardize_any_batch(batch: Any, input_range: InputRange | None) -> ImageBatch:
-    if isinstance(batch, list) and batch and _is_single_image(batch[0]):
+    if isinstance(batch, list) and batch and is_single_image(batch[0]):
         return _images_batch(batch, input_range, "a batch")
     return standardize_batch(batch, input_range, "a batch")
 

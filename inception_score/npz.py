@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
+from .decode import open_regular, shown
 from .errors import InputError
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the fixed part of a zip local file header (30 bytes)
@@ -51,12 +52,6 @@ def _read_into(handle, buffer: bytearray) -> int:
             break
         filled += count
     return filled
-
-
-def _shown(path: Path) -> str:
-    from .files import shown  # files imports this module; the name printing lives there
-
-    return shown(path)
 
 
 @dataclass(frozen=True)
@@ -114,7 +109,7 @@ class NpzMember:
         return int(np.prod(self._layout.shape[1:], dtype=np.int64)) * self._layout.dtype.itemsize
 
     def _read_layout(self) -> _Layout:
-        where = f"{_shown(self.path)}: array {self.key!r}"
+        where = f"{shown(self.path)}: array {self.key!r}"
         with zipfile.ZipFile(self.path) as archive:
             info = archive.getinfo(self.member)
             if info.flag_bits & 0x1:
@@ -172,7 +167,7 @@ class NpzMember:
             handle.seek(info.header_offset)
             fixed = handle.read(_LOCAL_HEADER.size)
         if len(fixed) != _LOCAL_HEADER.size or fixed[:4] != _LOCAL_SIGNATURE:
-            raise InputError(f"{_shown(self.path)}: the zip entry of {self.member!r} is damaged")
+            raise InputError(f"{shown(self.path)}: the zip entry of {self.member!r} is damaged")
         fields = _LOCAL_HEADER.unpack(fixed)
         name_length, extra_length = fields[9], fields[10]
         return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
@@ -184,8 +179,6 @@ class NpzMember:
 
     def _opened(self):
         if self._handle is None or self._pid != os.getpid():
-            from .files import open_regular  # files imports this module
-
             raw = open_regular(self.path)  # opened again in each worker: by then the path could be a FIFO
             if self._layout.compressed:
                 self._raw = raw
@@ -223,11 +216,11 @@ class NpzMember:
             read = _read_into(handle, data)
         except READ_ERRORS as error:
             self.close()
-            raise InputError(f"{_shown(self.path)}: rows {start}..{stop} of array {self.key!r} could not be read "
+            raise InputError(f"{shown(self.path)}: rows {start}..{stop} of array {self.key!r} could not be read "
                              f"({error}); the file may be truncated or damaged") from None
         if read != size:
             self.close()
-            raise InputError(f"{_shown(self.path)}: array {self.key!r} ends before row {stop} (read {read:,} "
+            raise InputError(f"{shown(self.path)}: array {self.key!r} ends before row {stop} (read {read:,} "
                              f"of {size:,} bytes); the file is truncated")
         return np.frombuffer(data, dtype=self._layout.dtype).reshape((stop - start,) + self._layout.shape[1:])
 

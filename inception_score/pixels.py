@@ -15,10 +15,8 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .protocol import PIXEL_RANGE, InputRange
 
-from .protocol import NAMED_RANGES, InputRange  # noqa: F401 (re-exported)
-
-FULL_RANGE: InputRange = (0.0, 255.0)
 CHANNEL_COUNTS = (1, 3)  # grayscale, repeated to RGB; or RGB
 # A single image whose values all lie in [0, 1] of 0..255 may be a dark picture; a batch of several
 # such images is floats in [0, 1] declared with the wrong range (they would score as black, IS ~1).
@@ -41,7 +39,8 @@ def parse_input_range(value: str | Sequence[float] | None) -> InputRange | None:
     return (low, high)
 
 
-def _is_pil_image(value: Any) -> bool:
+def is_pil_image(value: Any) -> bool:
+    """Whether ``value`` is a PIL image (always ``(H, W, C)`` pixels)."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency
@@ -62,7 +61,7 @@ def _to_tensor(value: Any, what: str) -> torch.Tensor:
         if not value.dtype.isnative:  # e.g. '>f4' read from a big-endian file: torch takes native order only
             value = value.astype(value.dtype.newbyteorder("="))
         return torch.from_numpy(np.ascontiguousarray(value))
-    if _is_pil_image(value):
+    if is_pil_image(value):
         image = value.convert("RGB") if value.mode != "RGB" else value
         return torch.from_numpy(np.asarray(image).copy())
     raise InputError(f"cannot score an object of type {type(value).__name__}: give uint8 images as tensors or arrays")
@@ -92,8 +91,9 @@ def channels_axis(shape: Sequence[int], what: str) -> int:
     )
 
 
-def _channels_first(images: torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
-    """``(N, C, H, W)`` or ``(N, H, W, C)`` with C in {1, 3} -> ``(N, 3, H, W)``; ``axis``: the channels, when known."""
+def _rgb_channels_first(images: torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
+    """``(N, C, H, W)`` or ``(N, H, W, C)`` with C in {1, 3} -> ``(N, 3, H, W)``, one channel repeated to RGB;
+    ``axis``: the channels, when known, else found by :func:`channels_axis`."""
     if axis is None:
         axis = channels_axis(images.shape, what)
     chw = images if axis == 1 else images.permute(0, 3, 1, 2)
@@ -107,7 +107,7 @@ def refuse_unit_scale(count: int, high: float, input_range: InputRange | None, w
 
     All zeros pass (black either way); so does a single image (``UNIT_SCALE_MIN_IMAGES``).
     """
-    if input_range != FULL_RANGE or count < UNIT_SCALE_MIN_IMAGES or not 0.0 < high <= 1.0:
+    if input_range != PIXEL_RANGE or count < UNIT_SCALE_MIN_IMAGES or not 0.0 < high <= 1.0:
         return
     raise InputError(
         f"{what}: {count} images with every value in [0, {high:.4g}] were declared to range over 0..255; they look "
@@ -145,7 +145,7 @@ def _to_pixel_values(images: torch.Tensor, input_range: InputRange | None, what:
             f"declare the right range or clamp the images"
         )
     refuse_unit_scale(images.shape[0], hi, input_range, what)
-    if (low, high) == FULL_RANGE:
+    if (low, high) == PIXEL_RANGE:
         return images
     return (images - low) * (255.0 / (high - low))
 
@@ -160,7 +160,7 @@ def standardize_batch(batch: Any, input_range: InputRange | None = None, what: s
     """One batch (tensor or array, NCHW or NHWC) -> ``(B, 3, H, W)`` uint8 or float32 in [0, 255]."""
     if isinstance(batch, (list, tuple)) and len(batch) == 2 and _looks_like_labels(batch[1]):
         batch = batch[0]  # (images, labels) from a DataLoader
-    images = _channels_first(_to_tensor(batch, what), what)
+    images = _rgb_channels_first(_to_tensor(batch, what), what)
     return _to_pixel_values(images, input_range, what)
 
 
@@ -173,7 +173,7 @@ def standardize_image(image: Any, input_range: InputRange | None = None, what: s
     """
     if isinstance(image, (list, tuple)) and len(image) == 2:
         image = image[0]
-    axis = 3 if _is_pil_image(image) else None  # PIL pixels are always (H, W, C)
+    axis = 3 if is_pil_image(image) else None  # PIL pixels are always (H, W, C)
     if channels_first:
         axis = 1
     tensor = _to_tensor(image, what)
@@ -181,4 +181,4 @@ def standardize_image(image: Any, input_range: InputRange | None = None, what: s
         tensor, axis = tensor[None], 1  # (H, W) grayscale: its channels axis is the one added here
     if tensor.ndim != 3:
         raise InputError(f"{what} has shape {tuple(tensor.shape)}; expected (3, H, W) or (H, W, 3)")
-    return _to_pixel_values(_channels_first(tensor[None], what, axis), input_range, what)[0]
+    return _to_pixel_values(_rgb_channels_first(tensor[None], what, axis), input_range, what)[0]

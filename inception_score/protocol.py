@@ -4,10 +4,12 @@ anything heavy is loaded)."""
 from __future__ import annotations
 
 InputRange = tuple[float, float]
+# uint8 pixels' range, and the one every float input is mapped to before the network sees it.
+PIXEL_RANGE: InputRange = (0.0, 255.0)
 # Value ranges a float input may declare (--input-range); uint8 pixels need none.
-NAMED_RANGES: dict[str, InputRange] = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
+NAMED_RANGES: dict[str, InputRange] = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": PIXEL_RANGE}
 TORCH_FIDELITY_SEED = 2020  # torch-fidelity's default rng_seed for its shuffle
-PUBLISHED_IMAGES, PUBLISHED_SPLITS = 50_000, 10  # the protocol behind published scores (REFERENCE.md 1)
+PUBLISHED_IMAGES, PUBLISHED_SPLITS = 50_000, 10  # published scores: 50,000 images, 10 splits (the paper's code)
 # guided-diffusion's evaluator cuts chunks of this size: at 50,000 images, the same 10 splits.
 PUBLISHED_SPLIT_SIZE = PUBLISHED_IMAGES // PUBLISHED_SPLITS
 # How score_generator may draw z (inception_score.generator says how each is drawn).

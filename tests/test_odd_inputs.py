@@ -23,7 +23,9 @@ from PIL import Image
 
 from inception_score.cli import main
 from inception_score.errors import ImageDecodeError, InputError
-from inception_score.files import decode_image, open_path, without_invalid
+from inception_score.decode import decode_image
+from inception_score.files import open_path
+from inception_score.skip_invalid import without_invalid
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 

@@ -128,7 +128,7 @@ def test_sample_files_keep_clear_errors(tmp_path: Path) -> None:
 
 
 def test_the_size_limits_of_one_image_apply_to_array_files(tmp_path: Path) -> None:
-    from inception_score.files import ReadLimits
+    from inception_score.decode import ReadLimits
 
     np.savez_compressed(tmp_path / "big.npz", np.zeros((2, 64, 64, 3), np.uint8))  # 4,096 pixels, 12,288 bytes each
     with pytest.raises(InputError, match="each image is 64x64 pixels, 12,288 bytes, over the limit of 1,000 pixels"):
