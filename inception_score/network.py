@@ -2,7 +2,7 @@
 
 This is the network of ``classify_image_graph_def.pb`` in ``inception-2015-12-05.tgz``, the one
 behind every published Inception Score (Salimans et al. 2016). It is *not* torchvision's
-``inception_v3``; the differences (REFERENCE.md section 2) change the score:
+``inception_v3``; the differences below change the score:
 
 * batch norm with epsilon 0.001 and no learned scale (``bn.weight`` is all ones),
 * average-pool branches that do not count the zero padding,

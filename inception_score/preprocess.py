@@ -3,7 +3,7 @@
 The graph takes RGB floats in [0, 255] of any size, resizes them to 299x299 with TensorFlow 1's
 ``ResizeBilinear`` (align_corners=False, *no* half-pixel centres: the source coordinate of output
 index ``i`` is ``i * in_size / out_size``) and then computes ``(x - 128) / 128``
-(REFERENCE.md section 1, step 2).
+(the paper's code, improved-gan's ``inception_score/model.py``, feeds it such images).
 
 The resize is separable, so for a batch of equally sized images it is two small matrix products,
 ``R_h @ image @ R_w.T``, with interpolation matrices built once per input size. The matrices hold

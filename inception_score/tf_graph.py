@@ -93,7 +93,7 @@ def state_dict_from_tf_tensors(tensors: dict[str, np.ndarray], kernel_layout: st
         state[f"{prefix}.conv.weight"] = kernel.contiguous()
         beta = torch.from_numpy(np.array(need(f"{scope}/batchnorm/beta"), dtype=np.float32))
         # The graph stores a '<scope>/batchnorm/gamma' too, but its batch-norm ops do not scale
-        # (REFERENCE.md section 2), so the scale is one whatever that constant holds.
+        # (they read beta, mean and variance only), so the scale is one whatever that constant holds.
         state[f"{prefix}.bn.weight"] = torch.ones_like(beta)
         state[f"{prefix}.bn.bias"] = beta
         state[f"{prefix}.bn.running_mean"] = torch.from_numpy(np.array(need(f"{scope}/batchnorm/moving_mean"), dtype=np.float32))

@@ -1,6 +1,6 @@
 """Every source of the 2015-12-05 Inception weights, and how each is checked.
 
-Accepted files (REFERENCE.md section 3), recognised by their sha256:
+Accepted files, recognised by their sha256:
 
 * ``pt_inception-2015-12-05-6726825d.pth``: pytorch-fid's state dict (torch-fidelity ships the same
   bytes as ``weights-inception-2015-12-05-6726825d.pth``). The default: downloaded once from
