@@ -110,11 +110,11 @@ class ImageArray(Dataset):
         if array.dtype != np.uint8 and not floating:
             raise InputError(
                 f"{where} holds {array.dtype} values; save uint8 pixels (0..255), "
-                f"or floats and pass --input-range"
+                f"or floats with a declared input range"
             )
         if floating and self.input_range is None:
             raise InputError(
-                f"{where} holds floats ({array.dtype}); declare their range with --input-range 0,1, -1,1 or 0,255"
+                f"{where} holds floats ({array.dtype}); declare their range: input_range (0, 1), (-1, 1) or (0, 255)"
             )
         if array.shape[0] == 0:
             raise InputError(f"{where} holds no images (shape {array.shape})")

@@ -111,8 +111,8 @@ def refuse_unit_scale(count: int, high: float, input_range: InputRange | None, w
         return
     raise InputError(
         f"{what}: {count} images with every value in [0, {high:.4g}] were declared to range over 0..255; they look "
-        f"like floats in [0, 1], which would score as black images. Declare input_range=(0, 1) (--input-range 0,1), "
-        f"or multiply them by 255"
+        f"like floats in [0, 1], which would score as black images. Declare input_range=(0, 1), or multiply "
+        f"them by 255"
     )
 
 
@@ -130,7 +130,7 @@ def _to_pixel_values(images: torch.Tensor, input_range: InputRange | None, what:
     if input_range is None:
         raise InputError(
             f"{what} holds floats ({images.dtype}) but no input range was declared: "
-            f"pass input_range=(0, 1), (-1, 1) or (0, 255) (--input-range on the command line)"
+            f"pass input_range=(0, 1), (-1, 1) or (0, 255)"
         )
     images = images.to(torch.float32)
     if not bool(torch.isfinite(images).all()):

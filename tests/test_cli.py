@@ -308,7 +308,7 @@ def _bad(tmp_path: Path, kind: str) -> tuple[list[str], str]:
         return [str(folder / "a.npy"), "--input-range", "0,1"], "a.npy: image 3 contains non-finite values"
     if kind == "float-without-range":
         np.save(folder / "a.npy", np.zeros((10, 32, 32, 3), dtype=np.float32))
-        return [str(folder / "a.npy")], "declare their range with --input-range"
+        return [str(folder / "a.npy")], "a.npy holds floats (float32); declare their range"
     if kind == "fewer-than-splits":
         for i in range(3):
             good.save(folder / f"{i}.png")

@@ -188,7 +188,7 @@ def test_npz_takes_images_else_the_only_array(tmp_path: Path, rng: np.random.Gen
 def test_float_arrays_need_a_range_and_map_to_0_255(tmp_path: Path, rng: np.random.Generator) -> None:
     values = rng.uniform(-1, 1, (2, 3, 4, 4)).astype(np.float32)
     np.save(tmp_path / "f.npy", values)
-    with pytest.raises(InputError, match="declare their range with --input-range"):
+    with pytest.raises(InputError, match=r"f.npy holds floats \(float32\); declare their range: input_range \(0, 1\)"):
         open_path(tmp_path / "f.npy")
     image = open_path(tmp_path / "f.npy", input_range=(-1.0, 1.0))[1]
     assert image.dtype == torch.float32
