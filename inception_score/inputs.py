@@ -8,6 +8,9 @@ iterable of such batches; a map-style ``Dataset`` or a ``DataLoader`` yielding i
 
 The stream yields, per batch, either a ``(B, 3, H, W)`` tensor or a list of ``(3, H, W)`` tensors
 of differing sizes, each uint8 or float32 in [0, 255].
+
+What kind of input a value is, :func:`classify_input` says (:class:`InputKind`), once for
+streaming it here and for sharing it out over the processes of a group alike.
 """
 
 from __future__ import annotations
