@@ -260,6 +260,13 @@ def _progress(options: RunOptions) -> bool:
     return not options.quiet and sys.stderr.isatty()
 
 
+def _peer_lost(error: BaseException) -> bool:
+    """Whether a collective broke: another process of the group is gone. Asked only in a group."""
+    from .distributed import PeerLostError
+
+    return isinstance(error, PeerLostError)
+
+
 def _warn(message: str, options: RunOptions) -> None:
     if not options.quiet:
         click.echo(f"warning: {message}", err=True)
@@ -268,10 +275,9 @@ def _warn(message: str, options: RunOptions) -> None:
 def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, str, tuple[str, ...]]:
     """The images to score, their description, and the files skipped as invalid. In a process group
     each rank checks only its own part of the files for ``--skip-invalid``; the verdicts are shared."""
-    import torch
     from torch.utils.data import Subset
 
-    from .distributed import shard_bounds
+    from .distributed import agreeing, gather_objects, shard_bounds
     from .files import SkippedInputWarning, decodable, keep_valid, open_paths
 
     with warnings.catch_warnings(record=True) as caught:
@@ -288,10 +294,10 @@ def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, s
             valid, skipped = decodable(dataset, options.num_workers, _progress(options))
         else:
             start, stop = shard_bounds(len(dataset), group.rank, group.world_size)
-            mine, failures = decodable(Subset(dataset, range(start, stop)), options.num_workers,
-                                       _progress(options) and group.is_main)
-            verdicts: list = [None] * group.world_size
-            torch.distributed.all_gather_object(verdicts, ([start + i for i in mine], failures))
+            with agreeing(group):  # a rank whose check fails ends every rank, none waits in the exchange
+                mine, failures = decodable(Subset(dataset, range(start, stop)), options.num_workers,
+                                           _progress(options) and group.is_main)
+            verdicts = gather_objects(group, ([start + i for i in mine], failures), "the exchange of valid files")
             valid = [index for part, _ in verdicts for index in part]
             skipped = [message for _, part in verdicts for message in part]
         dataset = keep_valid(dataset, valid, skipped)
@@ -517,6 +523,7 @@ def _report_from_logits(path: Path, options: RunOptions, description: str | None
     (--from-logits): the file only claims its weights, checked against --weights when given. The
     precision, dtype and notes are the sidecar's."""
     from .logits_file import statistics_and_buckets_of
+    from .metric import order_text
     from .order import label_order
     from .scorer import result_from_statistics
 
@@ -538,7 +545,7 @@ def _report_from_logits(path: Path, options: RunOptions, description: str | None
         stats, weights_path=weights_path, weights_sha256=info.weights_sha256,
         weights_verified=weights_verified, device=info.device or device, dtype=info.dtype or unrecorded,
         elapsed=elapsed, return_marginal=options.per_class is not None,
-        order=f"shuffled (seed {options.seed})" if options.shuffle else "input order", shuffled=options.shuffle,
+        order=order_text(shuffle_seed), shuffled=options.shuffle,
         precision=info.precision or unrecorded, precision_note=info.precision_note, weights_note=weights_note,
         split_size=rule.split_size, labels=None if labels is None else label_order(labels, rule, shuffle_seed),
         buckets=buckets, infinity_seed=infinity_seed,
@@ -774,7 +781,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
             raise
         # In a group, rank 0 speaks for all (the failing rank's message reaches it); a lost peer is
         # reported by every survivor, since rank 0 may be the one that is gone.
-        if group is None or group.is_main or "stopped answering" in str(error):
+        if group is None or group.is_main or _peer_lost(error):
             if isinstance(error, OSError) and error.filename is not None:  # the system refused a file: not a bug
                 from .files import shown
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .distributed import Group, agree, current_group, lockstep_steps, run_in_lockstep, shard_bounds
+from .distributed import Group, agreeing, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
 from .inputs import InputRange, parse_input_range, standardize_batch
 from .infinity import infinity_sizes
@@ -245,16 +245,9 @@ def score_generator(
     pixel_range = parse_input_range(input_range)
     group = current_group(distributed)
     main = group is None or group.is_main
-    error: BaseException | None = None
-    try:
+    with agreeing(group):
         scorer = scorer or InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
                                            precision=precision, progress=progress and main)
-    except Exception as caught:  # noqa: BLE001 - in a group the other ranks must hear of it
-        if group is None:
-            raise
-        error = caught
-    if group is not None:
-        agree(group, error)
     assert scorer is not None
     start, stop = (0, num_samples) if group is None else shard_bounds(num_samples, group.rank, group.world_size)
     ordered_by = infinity_seed if infinity else None

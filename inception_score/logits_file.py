@@ -42,7 +42,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from . import strict_json
 from .errors import InputError
 from .infinity import POINTS as INFINITY_POINTS, infinity_buckets
-from .metric import SplitRule, SplitStatistics, check_split_count, shuffled_positions, split_of_positions, split_rule
+from .metric import SplitPlan, SplitRule, SplitStatistics
 
 try:
     import fcntl
@@ -449,9 +449,8 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
         raise InputError(f"{path} is truncated: {path.stat().st_size:,} bytes, {expected:,} expected for "
                          f"{info.num_images} rows; compute it again with --save-logits")
     rows = np.load(path, mmap_mode="r", allow_pickle=False)
-    check_split_count(info.num_images, splits)
-    positions = shuffled_positions(info.num_images, shuffle_seed) if shuffle_seed is not None else np.arange(info.num_images)
-    stats = SplitStatistics.zeros(split_rule(splits).split_count(info.num_images), NUM_CLASSES)
+    plan = SplitPlan.of(info.num_images, splits, shuffle_seed)
+    stats = SplitStatistics.zeros(plan.split_count, NUM_CLASSES)
     bucket_ids = None if infinity_seed is None else infinity_buckets(info.num_images, infinity_seed)
     buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
     for start in range(0, info.num_images, _ROWS_PER_PASS):
@@ -462,7 +461,7 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
             row = start + int(torch.nonzero(~finite)[0])
             raise InputError(f"{path}: row {row} (image {row}) holds NaN or infinite logits, which --save-logits "
                              "never writes: the file was changed or damaged; compute it again with --save-logits")
-        stats.add(chunk, split_of_positions(positions[start:stop], info.num_images, splits))
+        stats.add(chunk, plan.span_ids(start, stop))
         if buckets is not None and bucket_ids is not None:
             buckets.add(chunk, bucket_ids[start:stop])
     return stats, buckets, info

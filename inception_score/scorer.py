@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, IterableDataset, Subset
 
 from .distributed import (
     Group,
-    agree,
+    agreeing,
     all_gather_counts,
     all_gather_seen,
     all_reduce_statistics,
@@ -43,8 +43,8 @@ from .metric import (
     SplitRule,
     SplitStatistics,
     check_split_count,
-    shuffled_positions,
-    split_of_positions,
+    SplitPlan,
+    order_text,
     split_rule,
     summarize,
 )
@@ -325,40 +325,32 @@ class _SplitAccumulator:
                  offset: int = 0, total: int | None = None, infinity_seed: int | None = None) -> None:
         total = num_images if total is None else total
         self.splits = split_rule(splits)
-        if total is not None:
-            check_split_count(total, self.splits)
-        self.total = total
         self.shuffle_seed = shuffle_seed
+        self.plan = None if total is None else SplitPlan.of(total, self.splits, shuffle_seed)
         self.seen = 0
         self.stats = SplitStatistics.zeros(self.splits.split_count(total or 1), NUM_CLASSES)
         self.buffer: list[torch.Tensor] = []
-        self.positions: np.ndarray | None = None
+        self.offset = offset
+        self.expected = num_images  # this process's images, when known up front: statistics as they arrive
         self.infinity_seed = infinity_seed
         self.buckets: SplitStatistics | None = None
         self.bucket_ids: np.ndarray | None = None
-        if num_images is not None and total is not None:
-            self.positions = self._positions(total)[offset : offset + num_images]
-            if infinity_seed is not None:
-                self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
-                self.bucket_ids = infinity_buckets(total, infinity_seed)[offset : offset + num_images]
-
-    def _positions(self, count: int) -> np.ndarray:
-        if self.shuffle_seed is None:
-            return np.arange(count)
-        return shuffled_positions(count, self.shuffle_seed)
+        if num_images is not None and total is not None and infinity_seed is not None:
+            self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
+            self.bucket_ids = infinity_buckets(total, infinity_seed)[offset : offset + num_images]
 
     def add(self, logits: torch.Tensor) -> None:
         count = logits.shape[0]
-        if self.positions is None:
+        if self.expected is None or self.plan is None:
             self.buffer.append(logits.detach().to("cpu", torch.float32))
         else:
-            if self.seen + count > len(self.positions):
+            if self.seen + count > self.expected:
                 raise InputError(
-                    f"more images arrived than the {len(self.positions)} announced ({self.seen + count} with this "
+                    f"more images arrived than the {self.expected} announced ({self.seen + count} with this "
                     f"batch); pass the right num_images or leave it out (a metric object: reset() between epochs)"
                 )
-            ids = split_of_positions(self.positions[self.seen : self.seen + count], self.total, self.splits)
-            self.stats.add(logits, ids)
+            start = self.offset + self.seen
+            self.stats.add(logits, self.plan.span_ids(start, start + count))
             if self.buckets is not None and self.bucket_ids is not None:
                 self.buckets.add(logits, self.bucket_ids[self.seen : self.seen + count])
         self.seen += count
@@ -366,11 +358,10 @@ class _SplitAccumulator:
     def finish(self, offset: int = 0, total: int | None = None) -> SplitStatistics:
         """The statistics of the images added. Buffered logits are placed now, at ``offset`` of ``total``
         (one process: 0 of the count seen)."""
-        if self.positions is None:
-            total = self.seen if total is None else total
-            check_split_count(total, self.splits)
-            positions = self._positions(total)[offset : offset + self.seen]
-            stats = SplitStatistics.zeros(self.splits.split_count(total), NUM_CLASSES)
+        if self.expected is None or self.plan is None:
+            plan = SplitPlan.of(self.seen if total is None else total, self.splits, self.shuffle_seed)
+            total = plan.num_images
+            stats = SplitStatistics.zeros(plan.split_count, NUM_CLASSES)
             bucket_ids = None
             if self.infinity_seed is not None:
                 self.buckets = SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
@@ -378,13 +369,13 @@ class _SplitAccumulator:
             start = 0
             for logits in self.buffer:
                 stop = start + logits.shape[0]
-                stats.add(logits, split_of_positions(positions[start:stop], total, self.splits))
+                stats.add(logits, plan.span_ids(offset + start, offset + stop))
                 if self.buckets is not None and bucket_ids is not None:
                     self.buckets.add(logits, bucket_ids[start:stop])
                 start = stop
             return stats
-        if self.seen != len(self.positions):
-            raise InputError(f"{self.seen} images arrived but {len(self.positions)} were announced")
+        if self.seen != self.expected:
+            raise InputError(f"{self.seen} images arrived but {self.expected} were announced")
         return self.stats
 
 
@@ -538,7 +529,7 @@ def inception_score(
     rule = split_rule(splits, split_size)  # raises on a bad or doubly given rule, before anything loads
     group = current_group(distributed)
     shuffle_seed = seed if shuffle else None
-    order = f"shuffled (seed {seed})" if shuffle else "input order"
+    order = order_text(shuffle_seed)
     ordered_by = infinity_seed if infinity else None
     if group is not None:
         return _distributed_score(group, images, rule, batch_size, device, weights, allow_unverified, input_range,
@@ -626,8 +617,7 @@ def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size:
                        precision: Precision, return_marginal: bool, scorer: InceptionScorer | None,
                        infinity_seed: int | None = None) -> ISResult:
     """:func:`inception_score` on this rank's shard, in lock step with the other ranks."""
-    error: BaseException | None = None
-    try:
+    with agreeing(group):
         scorer = scorer or InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
                                            precision=precision, progress=progress and group.is_main)
         part, part_range, total, offset, count, labels = _shard(images, input_range, limit, group)
@@ -637,9 +627,6 @@ def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size:
             batches = image_stream(part, batch_size=batch_size, input_range=part_range, num_workers=num_workers,
                                    pin_memory=scorer.device.type == "cuda").batches
         accumulator = _SplitAccumulator(splits, count, shuffle_seed, offset, total, infinity_seed)
-    except Exception as caught:  # noqa: BLE001 - the other ranks must hear of it
-        error = caught
-    agree(group, error)
     assert scorer is not None
     start = time.perf_counter()
     with progress_bar(progress and group.is_main, count) as bar:
@@ -648,13 +635,8 @@ def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size:
             bar(len(batch))
 
         run_in_lockstep(group, batches, lockstep_steps(total, group.world_size, batch_size), work)
-    stats, error = None, None
-    try:
+    with agreeing(group):
         stats = accumulator.finish()
-    except Exception as caught:  # noqa: BLE001
-        error = caught
-    agree(group, error)
-    assert stats is not None
     return _result(stats, scorer, time.perf_counter() - start, return_marginal,
                    f"{order}, shared out over {group.world_size} processes", group, shuffled=shuffle_seed is not None,
                    split_size=splits.split_size,
@@ -714,7 +696,7 @@ class InceptionScore:
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
         self.shuffle_seed = seed if shuffle else None
-        self.order = f"shuffled (seed {seed})" if shuffle else "input order"
+        self.order = order_text(self.shuffle_seed)
         self.batch_size = batch_size
         self.distributed = distributed
         self.scorer = scorer or InceptionScorer(
@@ -777,9 +759,9 @@ class InceptionScore:
             return _result(stats, self.scorer, self._elapsed, return_marginal, self.order,
                            shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size,
                            buckets=self._accumulator.buckets, infinity_seed=self.infinity_seed)
-        stats, error = None, None
+        stats: SplitStatistics | None = None
         buckets: SplitStatistics | None = None
-        try:
+        with agreeing(group, InputError):
             if self._indexed is not None:
                 stats = self._indexed.finish(group)
                 buckets = self._indexed.buckets
@@ -793,9 +775,6 @@ class InceptionScore:
                 stats = self._accumulator.finish(offset=sum(counts[: group.rank]), total=sum(counts))
                 buckets = self._accumulator.buckets
                 order = f"{self.order}, rank-major over {group.world_size} processes (rank 0's images first)"
-        except InputError as caught:
-            error = caught
-        agree(group, error)
         assert stats is not None
         return _result(stats, self.scorer, self._elapsed, return_marginal, order, group,
                        shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size, buckets=buckets,
@@ -828,10 +807,9 @@ class _IndexedAccumulator:
 
     def __init__(self, splits: int | SplitRule, num_images: int, shuffle_seed: int | None, keep_last: int,
                  infinity_seed: int | None = None) -> None:
-        check_split_count(num_images, splits)
-        self.splits = split_rule(splits)
+        self.plan = SplitPlan.of(num_images, splits, shuffle_seed)
+        self.splits = self.plan.rule
         self.num_images = num_images
-        self.positions = shuffled_positions(num_images, shuffle_seed) if shuffle_seed is not None else np.arange(num_images)
         self.seen = np.zeros(num_images, dtype=bool)
         self.stats = SplitStatistics.zeros(self.splits.split_count(num_images), NUM_CLASSES)
         self.bucket_ids = None if infinity_seed is None else infinity_buckets(num_images, infinity_seed)
@@ -841,7 +819,7 @@ class _IndexedAccumulator:
         self.repeated = 0  # images whose index this process had already seen
 
     def _split_ids(self, indices: np.ndarray) -> np.ndarray:
-        return split_of_positions(self.positions[indices], self.num_images, self.splits)
+        return self.plan.split_ids(indices)
 
     def add(self, logits: torch.Tensor, indices: np.ndarray) -> None:
         new = ~self.seen[indices]
