@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from .distributed import Group
-    from .scorer import InceptionScorer, ISResult
+    from .result import ISResult
+    from .runner import InceptionScorer
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -121,46 +122,36 @@ class Report:
         return line
 
     def to_json(self) -> dict[str, Any]:
-        result, options = self.result, self.options
+        """The command's JSON: the result's own fields (:meth:`ISResult.to_dict`, the one serialisation of a
+        result), grouped, with what only the run knows (the input, the options, the files skipped)."""
+        data, options = self.result.to_dict(), self.options
+        fields = ("mean", "std", "split_scores", "num_images", "splits", "split_size")
         return {
-            "mean": result.mean,
-            "std": result.std,
-            "split_scores": list(result.split_scores),
-            "num_images": result.num_images,
-            "splits": result.splits,
-            "split_size": result.split_size,
+            **{name: data[name] for name in fields},
             "input": self.description,
-            "label_histogram": None if result.label_histogram is None else {
-                str(label): count for label, count in result.label_histogram.items()},
-            "labels_sorted": result.labels_sorted,
+            "label_histogram": data["label_histogram"],
+            "labels_sorted": data["labels_sorted"],
             "shuffle": {"enabled": options.shuffle, "seed": options.seed if options.shuffle else None},
-            "order": result.order,
-            "order_check": {"ratio": result.order_ratio, "threshold": result.order_threshold,
-                            "flagged": result.order_flagged},
-            "comparable": result.comparable,
-            "not_comparable": list(result.not_comparable),
-            "processes": result.processes,
-            "exchanged_bytes": result.exchanged_bytes,
+            "order": data["order"],
+            "order_check": {"ratio": data["order_ratio"], "threshold": data["order_threshold"],
+                            "flagged": data["order_flagged"]},
+            **{name: data[name] for name in ("comparable", "not_comparable", "processes", "exchanged_bytes")},
             "limit": options.limit,
-            "weights": {"path": result.weights_path, "sha256": result.weights_sha256,
-                        "verified": result.weights_verified,
+            "weights": {"path": data["weights_path"], "sha256": data["weights_sha256"],
+                        "verified": data["weights_verified"],
                         "claimed_by": None if options.from_logits is None or options.weights is not None
                         else str(options.from_logits)},
             "device": self.device,
-            "dtype": result.dtype,
-            "precision": result.precision,
+            "dtype": data["dtype"],
+            "precision": data["precision"],
             "precision_requested": options.precision,
-            "precision_note": result.precision_note,
-            "precision_deviation": result.precision_deviation,
-            "elapsed_s": result.elapsed_s,
-            "images_per_second": result.images_per_second,
+            **{name: data[name] for name in ("precision_note", "precision_deviation", "elapsed_s", "images_per_second")},
             "version": __version__,
             "skipped_invalid": {"count": len(self.skipped), "files": list(self.skipped)},
-            "generator": result.generator,
-            "infinity": None if result.is_infinity is None else {
-                "is_infinity": result.is_infinity, "is_n": [[n, score] for n, score in result.is_n],
-                "slope": result.is_infinity_slope, "residual": result.is_infinity_residual,
-                "seed": result.infinity_seed},
+            "generator": data["generator"],
+            "infinity": None if data["is_infinity"] is None else {
+                "is_infinity": data["is_infinity"], "is_n": data["is_n"], "slope": data["is_infinity_slope"],
+                "residual": data["is_infinity_residual"], "seed": data["infinity_seed"]},
         }
 
 
@@ -315,7 +306,8 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
     network loaded already (``--each``), else it is loaded here."""
     from .files import ITEM_RANGE
     from .metric import check_split_count
-    from .scorer import InceptionScorer, inception_score, resolve_device
+    from .api import inception_score
+    from .runner import InceptionScorer, resolve_device
 
     main_rank = group is None or group.is_main
     if main_rank:
@@ -366,7 +358,7 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
 def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     """``--generator FILE``: the file's program makes the images, none written (inception_score.generator)."""
     from .generator import load_generator_file, score_generator
-    from .scorer import InceptionScorer, resolve_device
+    from .runner import InceptionScorer, resolve_device
 
     assert options.generator is not None and options.z_dim is not None
     progress = _progress(options) and (group is None or group.is_main)
@@ -391,7 +383,7 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
     that fails gives its own line under ``--skip-invalid`` and stops the run otherwise. Returns the
     number of paths that failed."""
     from .files import shown
-    from .scorer import InceptionScorer, resolve_device
+    from .runner import InceptionScorer, resolve_device
 
     main_rank = group is None or group.is_main
     if main_rank:
@@ -468,7 +460,7 @@ def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped
     from .files import ITEM_RANGE, dataset_labels
     from .inputs import image_stream
     from .logits_file import InputFingerprint, open_for_writing
-    from .scorer import progress_bar
+    from .api import progress_bar
 
     assert options.save_logits is not None
     fingerprint = InputFingerprint(dataset, count)
@@ -525,7 +517,7 @@ def _report_from_logits(path: Path, options: RunOptions, description: str | None
     from .logits_file import statistics_and_buckets_of
     from .metric import order_text
     from .order import label_order
-    from .scorer import result_from_statistics
+    from .result import result_from_statistics
 
     rule = options.split_rule()
     shuffle_seed = options.seed if options.shuffle else None
@@ -762,7 +754,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     group = None
     try:
         from .distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
-        from .scorer import resolve_device
+        from .runner import resolve_device
 
         if launched_by_torchrun():
             say_when_terminated()

@@ -58,7 +58,10 @@ from .errors import InputError
 from .inputs import InputRange, parse_input_range, standardize_batch
 from .metric import SplitPlan, SplitStatistics
 from .network import NUM_CLASSES
-from .scorer import TORCH_FIDELITY_SEED, InceptionScorer, ISResult, Precision, _result
+from .accumulators import _result
+from .protocol import TORCH_FIDELITY_SEED
+from .result import ISResult
+from .runner import InceptionScorer, Precision
 
 _STATISTICS = tuple(field.name for field in dataclasses.fields(SplitStatistics))
 

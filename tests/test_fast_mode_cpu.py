@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import inception_score.scorer as scorer_module
+import inception_score.result as result_module
+import inception_score.runner as scorer_module
 from inception_score import InceptionScorer, inception_score
 
 
@@ -145,8 +146,8 @@ def test_a_batch_that_overflows_float16_is_recomputed_without_it(genuine_weights
 @pytest.mark.parametrize(("precision", "device", "dtype", "deviation"), [
     ("exact", "cpu", "float32", None),
     ("exact", "cuda:0", "float32", None),
-    ("fast", "cpu", "bfloat16", scorer_module.FAST_CPU_IS_DEVIATION),
-    ("fast", "cuda:0", "float16", scorer_module.FAST_CUDA_IS_DEVIATION),
+    ("fast", "cpu", "bfloat16", result_module.FAST_CPU_IS_DEVIATION),
+    ("fast", "cuda:0", "float16", result_module.FAST_CUDA_IS_DEVIATION),
     ("fast", "cuda:0", "bfloat16", None),  # a choice with no measured figure gets none
     ("fast", "cuda:0", "tf32", None),
 ])
@@ -157,7 +158,7 @@ def test_precision_deviation_is_the_figure_measured_for_that_computation(precisi
     stats = SplitStatistics.zeros(2, 3)
     stats.add(torch.tensor([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]),
               torch.tensor([0, 0, 1, 1]))
-    result = scorer_module.result_from_statistics(stats, weights_path="w.pth", weights_sha256="0" * 64,
+    result = result_module.result_from_statistics(stats, weights_path="w.pth", weights_sha256="0" * 64,
                                                   weights_verified=False, device=device, dtype=dtype, elapsed=1.0,
                                                   precision=precision)
     assert result.precision_deviation == deviation

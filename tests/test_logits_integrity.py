@@ -273,7 +273,7 @@ def test_a_real_full_file_system_gives_enospc_with_a_message(tmp_path: Path) -> 
     np.save(images, pixels)
     disk.mkdir()
     program = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import distributed_workers as w; "
-               "import inception_score.scorer as s; s.InceptionScorer = lambda *a, **k: w.PixelProjection(); "
+               "import inception_score.runner as s; s.InceptionScorer = lambda *a, **k: w.PixelProjection(); "
                "from inception_score.cli import main; main()")
     command = (f"mount -t tmpfs -o size=64k tmpfs {disk} && {sys.executable} -c '{program}' {TESTS} {images} "
                f"--splits 2 --batch-size 4 --device cpu --save-logits {disk}/l.npy; echo status $?; "
