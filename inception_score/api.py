@@ -77,9 +77,11 @@ def inception_score(
     order = order_text(shuffle_seed)
     ordered_by = infinity_seed if infinity else None
     if group is not None:
-        return _distributed_score(group, images, rule, batch_size, device, weights, allow_unverified, input_range,
-                                  shuffle_seed, order, num_workers, limit, progress, precision, return_marginal, scorer,
-                                  ordered_by)
+        return _distributed_score(group, images, rule, batch_size=batch_size, device=device, weights=weights,
+                                  allow_unverified=allow_unverified, input_range=input_range, shuffle_seed=shuffle_seed,
+                                  order=order, num_workers=num_workers, limit=limit, progress=progress,
+                                  precision=precision, return_marginal=return_marginal, scorer=scorer,
+                                  infinity_seed=ordered_by)
     scorer = scorer or runner.InceptionScorer(
         weights, device=device, allow_unverified=allow_unverified, precision=precision, progress=progress
     )
@@ -156,7 +158,7 @@ def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
     return part, input_range, total, start, stop - start, labels
 
 
-def _distributed_score(group: Group, images: Any, splits: SplitRule, batch_size: int, device: str | torch.device,
+def _distributed_score(group: Group, images: Any, splits: SplitRule, *, batch_size: int, device: str | torch.device,
                        weights: str | os.PathLike | None, allow_unverified: bool, input_range: str | InputRange | None,
                        shuffle_seed: int | None, order: str, num_workers: int, limit: int | None, progress: bool,
                        precision: Precision, return_marginal: bool, scorer: InceptionScorer | None,
