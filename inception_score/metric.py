@@ -2,9 +2,10 @@
 
 IS = exp( E_x KL( p(y|x) || p(y) ) ), computed per split over contiguous chunks of the images in
 input order, reported as the mean and the population standard deviation (ddof=0) of the split scores
-(REFERENCE.md section 1). :class:`SplitRule` says where the chunks end: ``splits`` equal parts (the
-paper's code: chunk i = images [i*N//splits, (i+1)*N//splits)), or chunks of ``split_size`` images,
-the last one shorter (guided-diffusion's evaluator). Both agree at 50,000 images in chunks of 5,000.
+(Salimans et al. 2016, section 4, and ``get_inception_score`` in its code). :class:`SplitRule` says
+where the chunks end: ``splits`` equal parts (the paper's code: chunk i = images
+[i*N//splits, (i+1)*N//splits)), or chunks of ``split_size`` images, the last one shorter
+(guided-diffusion's evaluator). Both agree at 50,000 images in chunks of 5,000.
 
 Per split only two sufficient statistics are needed, thanks to the exact identity
 

@@ -1,6 +1,6 @@
 """The split-order diagnostic: do the splits' class distributions differ more than a random order allows?
 
-The paper's protocol scores contiguous splits in input order (REFERENCE.md section 1, step 5). When
+The paper's protocol scores contiguous splits in input order (its code's ``get_inception_score``). When
 the input is sorted by class (a folder of class_0/ ... class_9/ read in path order), each split
 holds one or two classes, its marginal is narrow, and the split scores (hence the mean) come out
 wrong with nothing visibly broken. The metric's per-split sums detect it, as a one-way analysis of
