@@ -12,7 +12,7 @@ import torch
 
 import inception_score.result as result_module
 import inception_score.runner as scorer_module
-from inception_score import InceptionScorer, inception_score
+from inception_score import InceptionScorer, InputError, inception_score
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,25 @@ def test_precision_deviation_is_the_figure_measured_for_that_computation(precisi
                                                   weights_verified=False, device=device, dtype=dtype, elapsed=1.0,
                                                   precision=precision)
     assert result.precision_deviation == deviation
+
+
+def test_the_precision_policy_is_given_to_the_constructor_and_with_policy_shares_the_network(
+        genuine_weights_file: Path, pixels: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    timings = []
+    monkeypatch.setattr(scorer_module, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(scorer_module, "bfloat16_timing", lambda network: timings.append(1) or (1.0, 0.5))
+    exact = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False,
+                            cuda_fast_dtype=None, cudnn_benchmark=True)
+    assert (exact.precision, exact.cuda_fast_dtype, exact.cudnn_benchmark) == ("exact", None, True)
+    fast = exact.with_policy("fast", cuda_fast_dtype=torch.bfloat16)
+    again = exact.with_policy("fast")
+    assert fast.network is exact.network and fast.weights is exact.weights  # loaded once
+    assert (fast.precision, fast.cuda_fast_dtype, fast.cudnn_benchmark) == ("fast", torch.bfloat16, True)
+    assert again.cuda_fast_dtype is None and fast.dtype == again.dtype == "bfloat16"
+    assert timings == [1]  # bfloat16 against float32 measured once for the shared network
+    assert (exact.precision, exact.effective_precision, exact.cuda_fast_dtype) == ("exact", "exact", None)
+    assert torch.equal(exact.with_policy(cudnn_benchmark=False).logits(pixels), exact.logits(pixels))
+    with pytest.raises(InputError, match="cuda_fast_dtype"):
+        exact.with_policy("fast", cuda_fast_dtype=torch.int8)
+    with pytest.raises(InputError, match="precision"):
+        InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False, precision="fp8")
