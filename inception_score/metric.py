@@ -189,7 +189,7 @@ class SplitPlan:
         return self.split_ids(np.arange(start, stop))
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)  # one N at a time: a run's plans share it, and no more is held
 def _shuffled_positions_cached(num_images: int, seed: int) -> np.ndarray:
     positions = shuffled_positions(num_images, seed)
     positions.setflags(write=False)  # shared between plans: never changed in place
