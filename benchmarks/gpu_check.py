@@ -23,7 +23,6 @@ there: every side of every comparison then uses the same (rounded) weights.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import platform
@@ -130,16 +129,15 @@ FAST_VARIANTS = {"fast": torch.float16, "fast-bf16": torch.bfloat16, "fast-tf32"
 
 
 def _scorers(weights_path: str, device: str) -> dict[str, Any]:
-    """Exact and fast scorers (each FAST_VARIANTS choice) on ``device`` sharing one network, loaded once:
-    the precision is read per call. On a CPU (dry runs) every fast copy computes exactly."""
+    """Exact and fast scorers (each FAST_VARIANTS choice) on ``device`` sharing one network, loaded once
+    (``InceptionScorer.with_policy``). On a CPU (dry runs) "fast" is bfloat16 only where this CPU runs it
+    faster than float32, as for any scorer; the CUDA dtype choice then changes nothing."""
     from inception_score import InceptionScorer
 
     exact = InceptionScorer(weights_path, device=device, allow_unverified=True, progress=False)
     scorers = {"exact": exact}
     for name, dtype in FAST_VARIANTS.items():
-        scorers[name] = copy.copy(exact)
-        scorers[name].precision = "fast"
-        scorers[name].cuda_fast_dtype = dtype
+        scorers[name] = exact.with_policy("fast", cuda_fast_dtype=dtype)
     return scorers
 
 
@@ -321,8 +319,7 @@ def cudnn_benchmark(weights_path: str, count: int, batch_size: int, device: str,
     rows = []
     for precision in ("exact", "fast"):
         for offset, benchmark in enumerate((False, True)):
-            scorer = copy.copy(scorers[precision])
-            scorer.cudnn_benchmark = benchmark
+            scorer = scorers[precision].with_policy(cudnn_benchmark=benchmark)
             size = batch_size + 2 * offset + (precision == "fast")  # a shape no earlier run used
             _, first = _timed(torch_device, lambda: scorer.logits(images[:size]))
             _, cold = _timed(torch_device, lambda: _all_logits(scorer, images, size))

@@ -89,7 +89,7 @@ def full_disk(folder: Path, images: Path, weights: Path) -> tuple[str, list[str]
               envvar="INCEPTION_SCORE_SHARED")
 def main(folder: Path, shared: Path) -> None:
     from inception_score.dev_weights import write_genuine_conv_weights
-    from inception_score.logits_file import file_digest, pixel_digest
+    from inception_score.fingerprint import file_digest, pixel_digest
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = write_genuine_conv_weights(folder / "dev.pth")

@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 # Everything else loads torch: imported on first use, so that `inception-score --help` starts at once.
 _LAZY = {
     "inception_score_from_logits": "metric", "summarize": "metric", "Inception2015": "network", "Output": "network",
-    "InceptionScore": "scorer", "InceptionScorer": "scorer", "ISResult": "scorer", "inception_score": "scorer",
+    "InceptionScore": "api", "InceptionScorer": "runner", "ISResult": "result", "inception_score": "api",
     "load_network": "weights", "load_weights": "weights",
     "LatentSpec": "generator", "latents": "generator", "load_generator_file": "generator",
     "score_generator": "generator",

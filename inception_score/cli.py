@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import sys
-import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,286 +26,42 @@ import click
 
 from . import __version__, strict_json
 from .errors import InceptionScoreError, InputError, one_line_message
-from .protocol import NAMED_RANGES, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS, InputRange
+from .protocol import NAMED_RANGES, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
+from .cli_report import (  # the run's options and report, and the checks before scoring
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    OutputError,
+    Report,
+    RunOptions,
+    _check_outputs,
+    _inputs,
+    _device_name,
+    _json_text,
+    _peer_lost,
+    _progress,
+    _report_from_logits,
+    _warn,
+    _warn_about,
+    _write_failure,
+)
 
 # torch and the network load only when scoring starts: --help and --version answer at once. The
 # functions below import what they use.
 if TYPE_CHECKING:
-    import torch
     from torch.utils.data import Dataset
 
     from .distributed import Group
-    from .scorer import InceptionScorer, ISResult
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-_WARNINGS_SHOWN = 10  # skipped files listed on stderr; the JSON lists them all
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """One run of the command, as given on the command line."""
-
-    paths: tuple[Path, ...]
-    splits: int = 10
-    split_size: int | None = None  # chunks of this many images instead of `splits` parts (guided-diffusion's rule)
-    batch_size: int = 64
-    device: str = "auto"
-    num_workers: int = 0
-    weights: Path | None = None  # None: $INCEPTION_SCORE_WEIGHTS, else the cached download
-    allow_unverified: bool = False
-    limit: int | None = None
-    shuffle: bool = False
-    seed: int = TORCH_FIDELITY_SEED
-    input_range: InputRange | None = None
-    skip_invalid: bool = False
-    precision: str = "exact"
-    per_class: Path | None = None
-    labels: Path | None = None
-    as_json: bool = False
-    output: Path | None = None
-    quiet: bool = False
-    save_logits: Path | None = None  # per-image logits written here (resumes an interrupted run)
-    from_logits: Path | None = None  # re-score a file written by save_logits, without the network
-    # --generator: a TorchScript or ONNX file (a program, run only when named) scored without PATHS.
-    generator: Path | None = None
-    num_samples: int = 50_000
-    z_dim: int | None = None
-    num_classes: int | None = None
-    z_distribution: str = "normal"
-    each: bool = False  # score every path on its own, the network loaded once
-
-    def split_rule(self) -> Any:
-        """The :class:`inception_score.metric.SplitRule` of ``splits`` / ``split_size``."""
-        from .metric import split_rule
-
-        return split_rule(None if self.split_size is not None else self.splits, self.split_size)
-    infinity: bool = False  # IS-infinity too (inception_score.infinity)
-    infinity_seed: int = TORCH_FIDELITY_SEED  # the order whose first n images give IS_n
-    infinity_plot: Path | None = None  # PNG of IS_n against 1/n with the fitted line
-
-
-@dataclass(frozen=True)
-class Report:
-    """What a run produced: the score, what was scored, and what was skipped."""
-
-    result: ISResult
-    description: str
-    device: str
-    skipped: tuple[str, ...]
-    options: RunOptions
-
-    def human_line(self) -> str:
-        result = self.result
-        if result.weights_verified:
-            weights = "2015-12-05 weights verified"
-        elif self.options.from_logits is not None and self.options.weights is None:
-            weights = (f"weights sha256 {result.weights_sha256[:12]}… as the logits file claims, unchecked (--weights "
-                       "FILE checks them), not comparable to published scores")
-        else:
-            weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable to published scores"
-        skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
-        chunks = "" if result.split_size is None else f" of {result.split_size} images"
-        line = (
-            f"Inception Score: {result.mean:.2f} ± {result.std:.2f}  ({result.num_images} images{skipped}, "
-            f"{result.splits} splits{chunks}, {weights}, {_rate_on(result.images_per_second, self.device)})"
-        )
-        if result.is_infinity is not None:
-            line += (f"\nIS-infinity: {result.is_infinity:.2f}  (line through IS_n at {len(result.is_n)} n from "
-                     f"{result.is_n[0][0]} to {result.is_n[-1][0]}, residual {result.is_infinity_residual:.3g}; "
-                     "not comparable with published scores)")
-        return line
-
-    def to_json(self) -> dict[str, Any]:
-        result, options = self.result, self.options
-        return {
-            "mean": result.mean,
-            "std": result.std,
-            "split_scores": list(result.split_scores),
-            "num_images": result.num_images,
-            "splits": result.splits,
-            "split_size": result.split_size,
-            "input": self.description,
-            "label_histogram": None if result.label_histogram is None else {
-                str(label): count for label, count in result.label_histogram.items()},
-            "labels_sorted": result.labels_sorted,
-            "shuffle": {"enabled": options.shuffle, "seed": options.seed if options.shuffle else None},
-            "order": result.order,
-            "order_check": {"ratio": result.order_ratio, "threshold": result.order_threshold,
-                            "flagged": result.order_flagged},
-            "comparable": result.comparable,
-            "not_comparable": list(result.not_comparable),
-            "processes": result.processes,
-            "exchanged_bytes": result.exchanged_bytes,
-            "limit": options.limit,
-            "weights": {"path": result.weights_path, "sha256": result.weights_sha256,
-                        "verified": result.weights_verified,
-                        "claimed_by": None if options.from_logits is None or options.weights is not None
-                        else str(options.from_logits)},
-            "device": self.device,
-            "dtype": result.dtype,
-            "precision": result.precision,
-            "precision_requested": options.precision,
-            "precision_note": result.precision_note,
-            "precision_deviation": result.precision_deviation,
-            "elapsed_s": result.elapsed_s,
-            "images_per_second": result.images_per_second,
-            "version": __version__,
-            "skipped_invalid": {"count": len(self.skipped), "files": list(self.skipped)},
-            "generator": result.generator,
-            "infinity": None if result.is_infinity is None else {
-                "is_infinity": result.is_infinity, "is_n": [[n, score] for n, score in result.is_n],
-                "slope": result.is_infinity_slope, "residual": result.is_infinity_residual,
-                "seed": result.infinity_seed},
-        }
-
-
-def _rate_on(images_per_second: float, device: str) -> str:
-    """812 -> "812 img/s on cpu", 5.5812 -> "5.58 img/s on cpu": three significant digits, no exponent;
-    only the device where no time was spent (re-scored from logits)."""
-    if not math.isfinite(images_per_second):
-        return device
-    rate = f"{images_per_second:.0f}" if images_per_second >= 100 else f"{images_per_second:.3g}"
-    return f"{rate} img/s on {device}"
-
-
-def _device_name(device: torch.device) -> str:
-    """``cuda`` -> ``cuda:0`` (the GPU actually used); others unchanged."""
-    import torch
-
-    if device.type == "cuda" and device.index is None:
-        return f"cuda:{torch.cuda.current_device()}"
-    return str(device)
-
-
-def _check_writable(path: Path | None, option: str) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise InputError(f"{option} {path} is a folder; give the name of a file to write")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{option} {path}: the folder {folder} does not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        where = path if path.exists() else f"the folder {folder}"
-        raise InputError(f"{option} {path}: {where} is not writable; choose another path")
-
-
-def _outputs(options: RunOptions) -> list[tuple[str, Path]]:
-    """The files this run writes, with their options."""
-    named = (("--output", options.output), ("--per-class", options.per_class),
-             ("--save-logits", options.save_logits), ("--infinity-plot", options.infinity_plot))
-    return [(option, path) for option, path in named if path is not None]
-
-
-def _same_file(first: Path, second: Path) -> bool:
-    try:
-        return first.resolve() == second.resolve() or (first.exists() and second.exists() and first.samefile(second))
-    except OSError:
-        return False
-
-
-def _check_outputs(options: RunOptions) -> None:
-    """Before anything is scored: every output is a writable file of its own, none of them an input (which
-    writing would destroy) nor an image inside an input folder (which the next run would score), and the
-    pictures have an extension matplotlib writes."""
-    from .files import is_image_name, shown
-
-    outputs = _outputs(options)
-    read = [("input", path) for path in options.paths] + [
-        (option, path) for option, path in (("--from-logits", options.from_logits), ("--weights", options.weights),
-                                           ("--labels", options.labels), ("--generator", options.generator))
-        if path is not None]
-    for index, (option, path) in enumerate(outputs):
-        _check_writable(path, option)
-        for kind, source in read:
-            if _same_file(path, source):
-                raise InputError(f"{option} {shown(path)} is also the {kind} {shown(source)}: writing it would destroy "
-                                 f"what is read; choose another path")
-            if kind == "input" and source.is_dir() and is_image_name(path.name) and path.resolve().is_relative_to(
-                    source.resolve()):
-                raise InputError(f"{option} {shown(path)} is an image inside the input folder {shown(source)}, which a "
-                                 f"later run of the same command would score; write it elsewhere")
-        for other_option, other in outputs[:index]:
-            if _same_file(path, other):
-                raise InputError(f"{option} and {other_option} both name {shown(path)}; give each its own file")
-    for option, path in (("--per-class", options.per_class), ("--infinity-plot", options.infinity_plot)):
-        if path is not None:
-            _check_matplotlib(option)
-            _check_picture_format(path, option)
-
-
-def _check_picture_format(path: Path, option: str) -> None:
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if path.suffix.lower().lstrip(".") not in formats:
-        raise InputError(f"{option} {path}: matplotlib writes no format of extension {path.suffix or '(none)'!r}; "
-                         f"name a .png file (or {', '.join('.' + name for name in sorted(formats) if name != 'png')})")
-
-
-def _check_matplotlib(option: str = "--per-class") -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise InputError(f"{option} needs matplotlib: pip install 'inception-score[plot]'") from None
-
-
-def _progress(options: RunOptions) -> bool:
-    """Progress bars on stderr only when a person watches it."""
-    return not options.quiet and sys.stderr.isatty()
-
-
-def _warn(message: str, options: RunOptions) -> None:
-    if not options.quiet:
-        click.echo(f"warning: {message}", err=True)
-
-
-def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, str, tuple[str, ...]]:
-    """The images to score, their description, and the files skipped as invalid. In a process group
-    each rank checks only its own part of the files for ``--skip-invalid``; the verdicts are shared."""
-    import torch
-    from torch.utils.data import Subset
-
-    from .distributed import shard_bounds
-    from .files import SkippedInputWarning, decodable, keep_valid, open_paths
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedInputWarning)
-        dataset = open_paths(options.paths, input_range=options.input_range)
-    if group is None or group.is_main:
-        for warning in caught:
-            if issubclass(warning.category, SkippedInputWarning):
-                _warn(str(warning.message), options)
-    description = dataset.description
-    skipped: list[str] = []
-    if options.skip_invalid:
-        if group is None:
-            valid, skipped = decodable(dataset, options.num_workers, _progress(options))
-        else:
-            start, stop = shard_bounds(len(dataset), group.rank, group.world_size)
-            mine, failures = decodable(Subset(dataset, range(start, stop)), options.num_workers,
-                                       _progress(options) and group.is_main)
-            verdicts: list = [None] * group.world_size
-            torch.distributed.all_gather_object(verdicts, ([start + i for i in mine], failures))
-            valid = [index for part, _ in verdicts for index in part]
-            skipped = [message for _, part in verdicts for message in part]
-        dataset = keep_valid(dataset, valid, skipped)
-        if group is None or group.is_main:
-            for message in skipped[:_WARNINGS_SHOWN]:
-                click.echo(f"warning: skipped {message}", err=True)
-            if len(skipped) > _WARNINGS_SHOWN:
-                click.echo(f"warning: ... and {len(skipped) - _WARNINGS_SHOWN} more skipped (listed by --json)", err=True)
-    return dataset, description, tuple(skipped)
+    from .runner import InceptionScorer
 
 
 def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer | None = None) -> Report:
     """Check everything cheap first, then score, then write the outputs asked for. In a process group
     (torchrun) every rank scores its part; only rank 0 writes files and shows progress. ``scorer``: a
     network loaded already (``--each``), else it is loaded here."""
-    from .files import ITEM_RANGE
+    from .protocol import PIXEL_RANGE
     from .metric import check_split_count
-    from .scorer import InceptionScorer, inception_score, resolve_device
+    from .api import inception_score
+    from .runner import InceptionScorer, resolve_device
 
     main_rank = group is None or group.is_main
     if main_rank:
@@ -347,7 +99,7 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
     result = inception_score(
         dataset, splits=options.split_rule(), batch_size=options.batch_size, num_workers=options.num_workers,
         limit=options.limit, shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
-        input_range=ITEM_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
+        input_range=PIXEL_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
         return_marginal=options.per_class is not None, distributed=group is not None,
         infinity=options.infinity, infinity_seed=options.infinity_seed,
     )
@@ -360,7 +112,7 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
 def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     """``--generator FILE``: the file's program makes the images, none written (inception_score.generator)."""
     from .generator import load_generator_file, score_generator
-    from .scorer import InceptionScorer, resolve_device
+    from .runner import InceptionScorer, resolve_device
 
     assert options.generator is not None and options.z_dim is not None
     progress = _progress(options) and (group is None or group.is_main)
@@ -385,7 +137,7 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
     that fails gives its own line under ``--skip-invalid`` and stops the run otherwise. Returns the
     number of paths that failed."""
     from .files import shown
-    from .scorer import InceptionScorer, resolve_device
+    from .runner import InceptionScorer, resolve_device
 
     main_rank = group is None or group.is_main
     if main_rank:
@@ -432,118 +184,23 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
     return failed
 
 
-def _warn_about(result: ISResult, options: RunOptions) -> None:
-    """What makes this score suspicious or incomparable, on stderr (the JSON has it too)."""
-    if result.precision_note:
-        _warn(result.precision_note, options)
-    if result.order_flagged:
-        _warn(f"the input looks ordered (for example by class): the splits' class distributions differ "
-              f"{result.order_ratio:.1f} times as much as in a random order of the same images (threshold "
-              f"{result.order_threshold:.1f}). The paper's protocol assumes a random order: use --shuffle, or "
-              f"order the files randomly", options)
-    if result.labels_sorted:
-        _warn("the input's labels are sorted by class (one run per class), so its contiguous splits are not random "
-              "samples and the score is not the paper's: use --shuffle, or write the samples in random order", options)
-    reasons = [r for r in result.not_comparable
-               if "looks ordered" not in r and "verified" not in r and "sorted by class" not in r]
-    if reasons:  # unverified weights are said on the result line itself
-        _warn("not comparable with published scores: " + "; ".join(reasons), options)
-
-
 def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped: tuple[str, ...],
                          scorer: InceptionScorer, options: RunOptions, progress: bool) -> Report:
     """Score through a logits file: the rows already there are kept (a resumed run) once the images
     behind them are found unchanged, the rest are computed and written batch by batch, and the score
     is read back from the complete file."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from torch.utils.data import Subset
-
-    from .files import ITEM_RANGE, dataset_labels
-    from .inputs import image_stream
-    from .logits_file import InputFingerprint, open_for_writing
-    from .scorer import progress_bar
+    from .files import dataset_labels
+    from .logits_file import score_into_file
 
     assert options.save_logits is not None
-    fingerprint = InputFingerprint(dataset, count)
-    writer = open_for_writing(options.save_logits, scorer, fingerprint, description)
-    try:
-        if writer.done:
-            _warn(f"resuming {options.save_logits}: {writer.done} of {count} images were scored already", options)
-            kept = None if fingerprint.kind == "files" else image_stream(
-                Subset(dataset, range(writer.done)), batch_size=options.batch_size, input_range=ITEM_RANGE,
-                num_workers=options.num_workers).batches
-            writer.check_kept(fingerprint, kept)
-        start = time.perf_counter()
-        remaining = Subset(dataset, range(writer.done, count))
-        if len(remaining):
-            stream = image_stream(remaining, batch_size=options.batch_size, input_range=ITEM_RANGE,
-                                  num_workers=options.num_workers, pin_memory=scorer.device.type == "cuda")
-            # The images' digests in a thread, beside the network (both release the GIL).
-            with progress_bar(progress, len(remaining)) as advance, ThreadPoolExecutor(1) as digesting:
-                for batch in stream.batches:
-                    digests = digesting.submit(fingerprint.rows, writer.done, batch)
-                    writer.write(scorer.logits(batch), digests.result(), getattr(scorer, "precision_note", ""))
-                    advance(len(batch))
-    finally:
-        writer.close()
-    elapsed = time.perf_counter() - start if len(remaining) else 0.0  # 0: no rate when every row was kept
+    elapsed = score_into_file(
+        options.save_logits, scorer, dataset, count, description, batch_size=options.batch_size,
+        num_workers=options.num_workers, progress=progress,
+        resuming=lambda done: _warn(f"resuming {options.save_logits}: {done} of {count} images were scored already",
+                                    options))
     return _report_from_logits(options.save_logits, options, description, skipped, elapsed,
                                _device_name(scorer.device), weights_verified=scorer.weights.verified,
                                labels=dataset_labels(dataset, count))
-
-
-def _claimed_weights(path: Path, claimed_sha256: str, weights: Path | None) -> bool:
-    """Whether the weights a logits file names are the verified ones: only when ``weights`` (--weights)
-    is given, has the sha256 the file claims, and is a genuine file. Other weights are an error."""
-    from .logits_file import sidecar
-    from .weights import KNOWN_FILES, weights_sha256
-
-    if weights is None:
-        return False
-    if not weights.is_file():
-        raise InputError(f"--weights {weights} does not exist: give the weights file to check {path} against")
-    digest, _ = weights_sha256(weights)
-    if digest != claimed_sha256:
-        raise InputError(f"--weights {weights} has sha256 {digest[:12]}…, but {sidecar(path).name} says {path} was "
-                         f"computed with {claimed_sha256[:12]}…: give the weights it was computed with")
-    return digest in KNOWN_FILES
-
-
-def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
-                        elapsed: float, device: str, weights_verified: bool | None = None, labels: Any = None) -> Report:
-    """The report of a complete logits file; ``labels``: the images' own, when the input had them.
-    ``weights_verified``: known when this process computed the rows with weights it checked; None
-    (--from-logits): the file only claims its weights, checked against --weights when given. The
-    precision, dtype and notes are the sidecar's."""
-    from .logits_file import statistics_and_buckets_of
-    from .order import label_order
-    from .scorer import result_from_statistics
-
-    rule = options.split_rule()
-    shuffle_seed = options.seed if options.shuffle else None
-    infinity_seed = options.infinity_seed if options.infinity else None
-    stats, buckets, info = statistics_and_buckets_of(path, rule, shuffle_seed, infinity_seed)
-    weights_note = ""
-    weights_path = info.weights_path
-    if weights_verified is None:
-        weights_verified = _claimed_weights(path, info.weights_sha256, options.weights)
-        if options.weights is None:
-            weights_note = (f"the logits file only claims its weights (sha256 {info.weights_sha256[:12]}…); "
-                            "--weights FILE checks them")
-        else:
-            weights_path = str(options.weights)
-    unrecorded = "not recorded (a logits file of an older version)"
-    result = result_from_statistics(
-        stats, weights_path=weights_path, weights_sha256=info.weights_sha256,
-        weights_verified=weights_verified, device=info.device or device, dtype=info.dtype or unrecorded,
-        elapsed=elapsed, return_marginal=options.per_class is not None,
-        order=f"shuffled (seed {options.seed})" if options.shuffle else "input order", shuffled=options.shuffle,
-        precision=info.precision or unrecorded, precision_note=info.precision_note, weights_note=weights_note,
-        split_size=rule.split_size, labels=None if labels is None else label_order(labels, rule, shuffle_seed),
-        buckets=buckets, infinity_seed=infinity_seed,
-    )
-    return Report(result, description or f"{info.input} (logits from {path})", device, skipped, options)
 
 
 def _write_outputs(report: Report, options: RunOptions) -> None:
@@ -572,22 +229,6 @@ def _write_outputs(report: Report, options: RunOptions) -> None:
         raise Interrupted("; ".join(written) or "the score was shown, no file was written") from None
     if failed:
         raise OutputError("; ".join(failed) + " (the score above is complete)")
-
-
-def _json_text(report: Report) -> str:
-    """The JSON of ``report`` as stdout and ``--output`` get it."""
-    return strict_json.dumps(report.to_json(), indent=2)
-
-
-class OutputError(InceptionScoreError):
-    """A file the result was to be written to could not be written (the result was shown already)."""
-
-
-def _write_failure(option: str, path: Path, error: Exception) -> str:
-    from .files import shown
-
-    reason = error.strerror if isinstance(error, OSError) and error.strerror else one_line_message(error)
-    return f"{option} {shown(path)} could not be written ({reason})"
 
 
 def _write_json(report: Report, path: Path | None) -> None:
@@ -755,7 +396,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     group = None
     try:
         from .distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
-        from .scorer import resolve_device
+        from .runner import resolve_device
 
         if launched_by_torchrun():
             say_when_terminated()
@@ -774,14 +415,14 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
             raise
         # In a group, rank 0 speaks for all (the failing rank's message reaches it); a lost peer is
         # reported by every survivor, since rank 0 may be the one that is gone.
-        if group is None or group.is_main or "stopped answering" in str(error):
+        if group is None or group.is_main or _peer_lost(error):
             if isinstance(error, OSError) and error.filename is not None:  # the system refused a file: not a bug
                 from .files import shown
 
                 click.echo(f"Error: {shown(error.filename)}: {error.strerror or error}; check the path and its "
                            f"permissions", err=True)
                 sys.exit(EXIT_BAD_INPUT)
-            if not isinstance(error, InceptionScoreError) and "Original Traceback" not in str(error):
+            if not isinstance(error, InceptionScoreError):  # a DataLoader worker re-raises with the same type
                 click.echo(f"Error: unexpected {type(error).__name__}: {error} (run again with --debug)", err=True)
                 sys.exit(1)
             click.echo(f"Error: {one_line_message(error)}", err=True)

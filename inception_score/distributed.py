@@ -19,10 +19,11 @@ process that dies outright is noticed as a broken collective and reported the sa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -39,6 +40,11 @@ T = TypeVar("T")
 
 class RankFailedError(InceptionScoreError):
     """Another process of the group failed (its message is included) or stopped answering."""
+
+
+class PeerLostError(RankFailedError):
+    """A collective broke: another process of the group stopped answering (killed or crashed). Every
+    surviving process reports it, since the lost one may be the one that speaks for the group."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ def _collective(what: str, call: Callable[[], T]) -> T:
         return call()
     except (RuntimeError, dist.DistError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RankFailedError(
+        raise PeerLostError(
             f"another process of the group stopped answering during {what} (killed or crashed?): {first[:300]}"
         ) from None
 
@@ -98,13 +104,36 @@ def agree(group: Group, error: BaseException | None) -> None:
     _collective("the per-batch check", lambda: dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group.handle))
     if int(flag.item()) == 0:
         return
-    messages: list[Any] = [None] * group.world_size
     mine = None if error is None else (type(error).__name__, one_line_message(error))
-    _collective("the error exchange", lambda: dist.all_gather_object(messages, mine, group=group.handle))
+    messages = gather_objects(group, mine, "the error exchange")
     if error is not None:
         raise error
     rank, (kind, text) = next((r, m) for r, m in enumerate(messages) if m is not None)
     raise RankFailedError(f"process {rank} of {group.world_size} failed: {text}")
+
+
+@contextlib.contextmanager
+def agreeing(group: Group | None, catch: type[Exception] | tuple[type[Exception], ...] = Exception) -> Iterator[None]:
+    """``with agreeing(group): step`` runs the step and then, in a group, :func:`agree`: an exception of a
+    ``catch`` type on any rank ends every rank (the failing one with its own error). Outside a group the
+    step's errors pass through untouched."""
+    if group is None:
+        yield
+        return
+    error: BaseException | None = None
+    try:
+        yield
+    except catch as caught:  # every failure of a step must reach the other ranks
+        error = caught
+    agree(group, error)
+
+
+def gather_objects(group: Group, value: Any, what: str = "the exchange of results") -> list[Any]:
+    """Every rank's picklable ``value``, in rank order; a peer that died raises :class:`PeerLostError`.
+    Only for small values sent once (messages, lists of indices), never for images or logits."""
+    gathered: list[Any] = [None] * group.world_size
+    _collective(what, lambda: dist.all_gather_object(gathered, value, group=group.handle))
+    return gathered
 
 
 def run_in_lockstep(group: Group, batches: Iterable[T], steps: int, work: Callable[[T], None]) -> None:
@@ -112,14 +141,10 @@ def run_in_lockstep(group: Group, batches: Iterable[T], steps: int, work: Callab
     batches idles), with :func:`agree` after each step."""
     iterator = iter(batches)
     for _ in range(steps):
-        error: BaseException | None = None
-        try:
+        with agreeing(group):
             batch = next(iterator, None)
             if batch is not None:
                 work(batch)
-        except Exception as caught:  # noqa: BLE001 - every failure must reach the other ranks
-            error = caught
-        agree(group, error)
 
 
 # --- the exchange of statistics ------------------------------------------------------------------------

@@ -43,13 +43,11 @@ from .decode import (
 )
 from .errors import ImageDecodeError, InputError
 from .protocol import PIXEL_RANGE, InputRange
-from .skip_invalid import decodable, keep_valid  # noqa: F401 (kept until the callers move)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-ITEM_RANGE = PIXEL_RANGE  # kept until the callers move: float items of every reader are mapped to PIXEL_RANGE
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error,
                    NotImplementedError, RuntimeError)  # the last two: a zip member compressed or encrypted unreadably
 

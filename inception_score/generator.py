@@ -2,8 +2,8 @@
 
 :func:`score_generator` calls ``generator(z)`` (or ``generator(z, labels)`` for a class-conditional
 model) batch by batch and feeds the images straight to the scorer; no image is stored or leaves the
-scorer's device. The result is the :class:`~inception_score.scorer.ISResult` that
-:func:`~inception_score.scorer.inception_score` gives on the same images in the same order.
+scorer's device. The result is the :class:`~inception_score.result.ISResult` that
+:func:`~inception_score.api.inception_score` gives on the same images in the same order.
 
 How z is drawn (:class:`LatentSpec`, :class:`LatentDraw`): sample ``i``'s z depends on the seed and
 ``i`` alone, never on the batch size, the process count or the device, so for a generator whose output
@@ -24,7 +24,7 @@ float32 rounding in the network.
   ``SeedSequence(seed, spawn_key=(1, b))``, whatever the z distribution.
 
 Under ``torch.distributed`` each process draws and scores only its contiguous share of the samples,
-``[N r / W, N (r + 1) / W)``, as :func:`~inception_score.scorer.inception_score` shares out a sized input.
+``[N r / W, N (r + 1) / W)``, as :func:`~inception_score.api.inception_score` shares out a sized input.
 
 A TorchScript or ONNX file (:func:`load_generator_file`) is a program: loading it runs its code. It is
 loaded only when the user names it (``inception-score --generator FILE``).
@@ -43,13 +43,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .distributed import Group, agree, current_group, lockstep_steps, run_in_lockstep, shard_bounds
+from .distributed import Group, agreeing, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
 from .inputs import InputRange, parse_input_range, standardize_batch
 from .infinity import infinity_sizes
 from .metric import check_split_count, split_rule
 from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
-from .scorer import InceptionScorer, ISResult, Precision, _result, _SplitAccumulator, progress_bar
+from .accumulators import _result, _SplitAccumulator
+from .api import progress_bar
+from .result import ISResult
+from .runner import InceptionScorer, Precision
 
 # Samples per block of z. Part of the rule: changing it changes every z after the first block.
 Z_BLOCK = 1024
@@ -233,7 +236,7 @@ def score_generator(
     Splits are contiguous in sample order (``splits`` parts, 10 by default, or chunks of ``split_size``);
     ``infinity`` adds IS-infinity over the order ``infinity_seed`` gives (:mod:`inception_score.infinity`);
     the other arguments are those of
-    :func:`~inception_score.scorer.inception_score`, ``distributed`` included.
+    :func:`~inception_score.api.inception_score`, ``distributed`` included.
     """
     if num_samples < 1:
         raise InputError(f"num_samples must be at least 1, got {num_samples}")
@@ -245,16 +248,9 @@ def score_generator(
     pixel_range = parse_input_range(input_range)
     group = current_group(distributed)
     main = group is None or group.is_main
-    error: BaseException | None = None
-    try:
+    with agreeing(group):
         scorer = scorer or InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
                                            precision=precision, progress=progress and main)
-    except Exception as caught:  # noqa: BLE001 - in a group the other ranks must hear of it
-        if group is None:
-            raise
-        error = caught
-    if group is not None:
-        agree(group, error)
     assert scorer is not None
     start, stop = (0, num_samples) if group is None else shard_bounds(num_samples, group.rank, group.world_size)
     ordered_by = infinity_seed if infinity else None

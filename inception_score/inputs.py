@@ -126,9 +126,6 @@ def open_path_input(images: str | os.PathLike | Sequence[str | os.PathLike],
     return reader, (PIXEL_RANGE if input_range is not None else None)
 
 
-_is_path_like, _is_single_image = is_path_like, is_single_image  # kept until the callers move
-
-
 def _limited(batches: Iterable[ImageBatch], limit: int | None) -> Iterator[ImageBatch]:
     if limit is None:
         yield from batches

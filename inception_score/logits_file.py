@@ -7,7 +7,7 @@ precision they were computed in, and a fingerprint of the images behind the rows
 
 The fingerprint is one digest per block of :data:`BLOCK_ROWS` rows, over one digest per image: for
 an image file its path, size, modification time (ns) and a CRC-32 of its first and last
-:data:`HASHED_BYTES` bytes (no decoding needed to check it); for any other image (an array, an
+:data:`~inception_score.fingerprint.HASHED_BYTES` bytes (no decoding needed to check it); for any other image (an array, an
 archive member) a CRC-32 of its decoded pixels, computed as they stream to the network. A resume recomputes the fingerprint of the rows it
 keeps and refuses, naming the images, when it differs: the score of a logits file is never that of
 images that have since changed.
@@ -23,26 +23,24 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import io
 import json
 import os
-import stat
 import time
-import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from . import strict_json
 from .errors import InputError
+from .fingerprint import InputFingerprint, block_digest
 from .infinity import POINTS as INFINITY_POINTS, infinity_buckets
-from .metric import SplitRule, SplitStatistics, check_split_count, shuffled_positions, split_of_positions, split_rule
+from .metric import SplitPlan, SplitRule, SplitStatistics
 
 try:
     import fcntl
@@ -53,7 +51,6 @@ NUM_CLASSES = 1008
 ROW_BYTES = NUM_CLASSES * 4  # one float32 row
 FORMAT = 2  # 1: no fingerprint and no precision (read by --from-logits, never resumed)
 BLOCK_ROWS = 256  # rows per fingerprint digest: 50,000 images make a 7 KB sidecar
-HASHED_BYTES = 16 << 10  # of an image file, the first and last this many bytes are checksummed
 _SAVE_INTERVAL_S = 1.0  # the sidecar (with its fsyncs) at most this often, and at the end
 _ROWS_PER_PASS = 4096  # rows read at a time when re-scoring: memory stays ~16 MB whatever N
 _DTYPE = np.dtype("<f4")
@@ -135,84 +132,6 @@ def _write_info(path: Path, info: LogitsInfo) -> None:
     _fsync_folder(target.parent)
 
 
-# --- the fingerprint of an input --------------------------------------------------------------
-
-def _item_files(dataset: Dataset) -> list[Path | None]:
-    """The file behind each item of a reader of :mod:`.files` (None where an item is not a file of its own)."""
-    from .files import ImageFiles
-
-    if isinstance(dataset, ImageFiles):
-        return list(dataset.paths)
-    if isinstance(dataset, ConcatDataset):
-        return [path for part in dataset.datasets for path in _item_files(part)]
-    if isinstance(dataset, Subset):
-        inner = _item_files(dataset.dataset)
-        return [inner[index] for index in dataset.indices]
-    return [None] * len(dataset)  # type: ignore[arg-type]
-
-
-def _item_name(dataset: Dataset, index: int) -> str:
-    if isinstance(dataset, Subset):
-        return _item_name(dataset.dataset, int(dataset.indices[index]))
-    name = getattr(dataset, "name", None)
-    return name(index) if callable(name) else f"image {index}"
-
-
-def file_digest(path: Path) -> bytes:
-    """16 bytes naming one image file as it is now: path, size, mtime (ns), CRC-32 of its first and
-    last :data:`HASHED_BYTES`."""
-    parts = [os.fsencode(path)]
-    try:
-        status = os.stat(path)
-        parts.append(f"{status.st_size} {status.st_mtime_ns} {stat.S_IFMT(status.st_mode)}".encode())
-        if stat.S_ISREG(status.st_mode):  # never open a FIFO: it would wait for a writer
-            with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-                parts.append(b"%08x" % zlib.crc32(handle.read(HASHED_BYTES)))
-                if status.st_size > HASHED_BYTES:
-                    handle.seek(max(HASHED_BYTES, status.st_size - HASHED_BYTES))
-                    parts.append(b"%08x" % zlib.crc32(handle.read(HASHED_BYTES)))
-    except OSError as error:  # gone or unreadable: a digest of its own, which no readable file has
-        parts.append(f"unreadable {error.errno}".encode())
-    return hashlib.blake2b(b"\0".join(parts), digest_size=16).digest()
-
-
-def pixel_digest(image: torch.Tensor) -> bytes:
-    """16 bytes naming one decoded ``(3, H, W)`` image: its dtype, shape and the CRC-32 of its pixels
-    (a checksum, not a cryptographic hash: it tells changed images apart at 1 GB/s and more)."""
-    array = np.ascontiguousarray(image.detach().cpu().numpy())
-    return hashlib.blake2b(f"{array.dtype.str} {array.shape} {zlib.crc32(array):08x}".encode(),
-                           digest_size=16).digest()
-
-
-def _block_digest(rows: list[bytes]) -> str:
-    return hashlib.blake2b(b"".join(rows), digest_size=16).hexdigest()
-
-
-class InputFingerprint:
-    """How the first ``count`` images of a reader are fingerprinted: by their files when every one is
-    an image file ("files"), else by their decoded pixels ("pixels")."""
-
-    def __init__(self, dataset: Dataset, count: int) -> None:
-        self.dataset = dataset
-        self.count = count
-        files = _item_files(dataset)[:count]
-        self.files: list[Path] | None = files if all(path is not None for path in files) else None  # type: ignore[assignment]
-        self.kind = "files" if self.files is not None else "pixels"
-
-    def rows(self, start: int, batch: Any) -> list[bytes]:
-        """The digests of images ``start .. start + len(batch)``; ``batch``: those images as streamed."""
-        if self.files is not None:
-            return [file_digest(path) for path in self.files[start : start + len(batch)]]
-        return [pixel_digest(image) for image in batch]
-
-    def describe(self, start: int, stop: int) -> str:
-        """What changed in images ``[start, stop)``, for a message."""
-        first, last = _item_name(self.dataset, start), _item_name(self.dataset, stop - 1)
-        names = f"image {start}, {first}," if stop - start == 1 else f"images {start}-{stop - 1}, {first} to {last},"
-        covers = "the size, modification time or bytes of a file" if self.kind == "files" else "the pixels"
-        return f"{covers} of {names} changed since they were scored"
-
-
 # --- writing ----------------------------------------------------------------------------------
 
 def _refusal(path: Path, what: str) -> InputError:
@@ -271,7 +190,7 @@ class LogitsWriter:
             assert batches is not None
             for batch in batches:
                 digests += fingerprint.rows(len(digests), batch)
-        blocks = [_block_digest(digests[start : start + BLOCK_ROWS]) for start in range(0, self.done, BLOCK_ROWS)]
+        blocks = [block_digest(digests[start : start + BLOCK_ROWS]) for start in range(0, self.done, BLOCK_ROWS)]
         for index, (now, then) in enumerate(zip(blocks, self.info.blocks)):
             if now != then:
                 start = index * BLOCK_ROWS
@@ -305,12 +224,12 @@ class LogitsWriter:
         for digest in digests:
             self._open_rows.append(digest)
             if len(self._open_rows) == BLOCK_ROWS:
-                self._blocks.append(_block_digest(self._open_rows))
+                self._blocks.append(block_digest(self._open_rows))
                 self._open_rows = []
         note = self.info.precision_note
         if precision_note and precision_note not in note:
             note = f"{note}; {precision_note}" if note else precision_note
-        partial = [_block_digest(self._open_rows)] if self._open_rows else []
+        partial = [block_digest(self._open_rows)] if self._open_rows else []
         self.info = dataclasses.replace(self.info, done=stop, blocks=tuple(self._blocks + partial),
                                         precision_note=note)
         if stop == self.info.num_images or time.monotonic() - self._saved_at >= _SAVE_INTERVAL_S:
@@ -424,6 +343,44 @@ def _check_resumable(path: Path, saved: LogitsInfo, fresh: LogitsInfo) -> None:
                              f"{fresh.dtype} ({fresh.precision}): use the same --precision and device")
 
 
+def score_into_file(path: Path, scorer: Any, dataset: Dataset, count: int, description: str, *, batch_size: int,
+                    num_workers: int = 0, progress: bool = False,
+                    resuming: Callable[[int], None] = lambda done: None) -> float:
+    """Score the first ``count`` items of ``dataset`` (a reader of :mod:`.files`, pixels in [0, 255]) into
+    the logits file ``path``: the rows already there are kept (a resumed run; ``resuming(done)`` is
+    called first) once the images behind them are found unchanged, the rest are computed and written
+    batch by batch. Returns the seconds spent computing rows (0.0 when every row was kept)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .api import progress_bar
+    from .protocol import PIXEL_RANGE
+    from .inputs import image_stream
+
+    fingerprint = InputFingerprint(dataset, count)
+    writer = open_for_writing(path, scorer, fingerprint, description)
+    try:
+        if writer.done:
+            resuming(writer.done)
+            kept = None if fingerprint.kind == "files" else image_stream(
+                Subset(dataset, range(writer.done)), batch_size=batch_size, input_range=PIXEL_RANGE,
+                num_workers=num_workers).batches
+            writer.check_kept(fingerprint, kept)
+        start = time.perf_counter()
+        remaining = Subset(dataset, range(writer.done, count))
+        if len(remaining):
+            stream = image_stream(remaining, batch_size=batch_size, input_range=PIXEL_RANGE,
+                                  num_workers=num_workers, pin_memory=scorer.device.type == "cuda")
+            # The images' digests in a thread, beside the network (both release the GIL).
+            with progress_bar(progress, len(remaining)) as advance, ThreadPoolExecutor(1) as digesting:
+                for batch in stream.batches:
+                    digests = digesting.submit(fingerprint.rows, writer.done, batch)
+                    writer.write(scorer.logits(batch), digests.result(), getattr(scorer, "precision_note", ""))
+                    advance(len(batch))
+    finally:
+        writer.close()
+    return time.perf_counter() - start if len(remaining) else 0.0
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 def statistics_of(path: Path, splits: int | SplitRule, shuffle_seed: int | None) -> tuple[SplitStatistics, LogitsInfo]:
@@ -449,9 +406,8 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
         raise InputError(f"{path} is truncated: {path.stat().st_size:,} bytes, {expected:,} expected for "
                          f"{info.num_images} rows; compute it again with --save-logits")
     rows = np.load(path, mmap_mode="r", allow_pickle=False)
-    check_split_count(info.num_images, splits)
-    positions = shuffled_positions(info.num_images, shuffle_seed) if shuffle_seed is not None else np.arange(info.num_images)
-    stats = SplitStatistics.zeros(split_rule(splits).split_count(info.num_images), NUM_CLASSES)
+    plan = SplitPlan.of(info.num_images, splits, shuffle_seed)
+    stats = SplitStatistics.zeros(plan.split_count, NUM_CLASSES)
     bucket_ids = None if infinity_seed is None else infinity_buckets(info.num_images, infinity_seed)
     buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
     for start in range(0, info.num_images, _ROWS_PER_PASS):
@@ -462,7 +418,7 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
             row = start + int(torch.nonzero(~finite)[0])
             raise InputError(f"{path}: row {row} (image {row}) holds NaN or infinite logits, which --save-logits "
                              "never writes: the file was changed or damaged; compute it again with --save-logits")
-        stats.add(chunk, split_of_positions(positions[start:stop], info.num_images, splits))
+        stats.add(chunk, plan.span_ids(start, stop))
         if buckets is not None and bucket_ids is not None:
             buckets.add(chunk, bucket_ids[start:stop])
     return stats, buckets, info

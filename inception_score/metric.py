@@ -2,9 +2,10 @@
 
 IS = exp( E_x KL( p(y|x) || p(y) ) ), computed per split over contiguous chunks of the images in
 input order, reported as the mean and the population standard deviation (ddof=0) of the split scores
-(openai/improved-gan). :class:`SplitRule` says where the chunks end: ``splits`` equal parts (the
-paper's code: chunk i = images [i*N//splits, (i+1)*N//splits)), or chunks of ``split_size`` images,
-the last one shorter (guided-diffusion's evaluator). Both agree at 50,000 images in chunks of 5,000.
+(Salimans et al. 2016, section 4, and ``get_inception_score`` in its code). :class:`SplitRule` says
+where the chunks end: ``splits`` equal parts (the paper's code: chunk i = images
+[i*N//splits, (i+1)*N//splits)), or chunks of ``split_size`` images, the last one shorter
+(guided-diffusion's evaluator). Both agree at 50,000 images in chunks of 5,000.
 
 Per split only two sufficient statistics are needed, thanks to the exact identity
 
@@ -114,9 +115,8 @@ def split_bounds(num_images: int, splits: int | SplitRule) -> list[tuple[int, in
 
 
 def split_of_positions(positions: np.ndarray, num_images: int, splits: int | SplitRule) -> np.ndarray:
-    """The split index of each 0-based position in the (possibly shuffled) order of the images."""
-    stops = np.array([stop for _, stop in split_bounds(num_images, splits)])
-    return np.searchsorted(stops, positions, side="right")
+    """The split index of each 0-based position in the scoring order (after any shuffle) of the images."""
+    return SplitPlan.of(num_images, splits).split_ids(positions)
 
 
 def shuffled_positions(num_images: int, seed: int) -> np.ndarray:
@@ -128,6 +128,71 @@ def shuffled_positions(num_images: int, seed: int) -> np.ndarray:
     perm = np.random.RandomState(seed).permutation(num_images)
     positions = np.empty(num_images, dtype=np.int64)
     positions[perm] = np.arange(num_images)
+    return positions
+
+
+def order_text(shuffle_seed: int | None) -> str:
+    """The order splits are cut from, as :attr:`ISResult.order` words it: ``input order`` or
+    ``shuffled (seed S)``."""
+    return "input order" if shuffle_seed is None else f"shuffled (seed {shuffle_seed})"
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which split each of ``num_images`` images falls in: the one mapping from an image's global
+    position in input order (0-based) to its split, used by every way of scoring.
+
+    ``rule``: where the contiguous splits end (:class:`SplitRule`); ``shuffle_seed``: the images are first
+    reordered by torch-fidelity's permutation with that seed (:func:`shuffled_positions`), else they
+    are split in input order.
+    """
+
+    num_images: int
+    rule: SplitRule = SplitRule()
+    shuffle_seed: int | None = None
+
+    @classmethod
+    def of(cls, num_images: int, splits: int | SplitRule | None = None, shuffle_seed: int | None = None,
+           split_size: int | None = None) -> "SplitPlan":
+        """The plan of the API's arguments; raises :class:`InputError` unless every split gets an image."""
+        rule = split_rule(splits, split_size)
+        check_split_count(num_images, rule)
+        return cls(num_images, rule, shuffle_seed)
+
+    @property
+    def split_count(self) -> int:
+        return self.rule.split_count(self.num_images)
+
+    @property
+    def order(self) -> str:
+        """``input order`` or ``shuffled (seed S)`` (:func:`order_text`)."""
+        return order_text(self.shuffle_seed)
+
+    @functools.cached_property
+    def _stops(self) -> np.ndarray:
+        return np.array([stop for _, stop in split_bounds(self.num_images, self.rule)])
+
+    def positions(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """``(B,)`` int64: the position in scoring order of each image at ``indices`` of input order
+        (all ``num_images`` when None): itself, or its place after the shuffle."""
+        if self.shuffle_seed is None:
+            return np.arange(self.num_images) if indices is None else np.asarray(indices, dtype=np.int64)
+        shuffled = _shuffled_positions_cached(self.num_images, self.shuffle_seed)
+        return shuffled.copy() if indices is None else shuffled[np.asarray(indices, dtype=np.int64)]
+
+    def split_ids(self, indices: np.ndarray) -> np.ndarray:
+        """``(B,)`` int64: the split of each image at ``indices`` (global positions in input order)."""
+        return np.searchsorted(self._stops, self.positions(indices), side="right")
+
+    def span_ids(self, start: int, stop: int) -> np.ndarray:
+        """The split of each image at positions ``[start, stop)`` of input order."""
+        return self.split_ids(np.arange(start, stop))
+
+
+@functools.lru_cache(maxsize=1)  # one N at a time: a run's plans share it, and no more is held
+def _shuffled_positions_cached(num_images: int, seed: int) -> np.ndarray:
+    positions = shuffled_positions(num_images, seed)
+    positions.setflags(write=False)  # shared between plans: never changed in place
     return positions
 
 
@@ -233,10 +298,7 @@ def inception_score_from_logits(
     ``shuffle_seed`` reorders the images first, exactly as torch-fidelity does.
     """
     logits = torch.as_tensor(logits)
-    num_images = logits.shape[0]
-    rule = split_rule(splits, split_size)
-    check_split_count(num_images, rule)
-    positions = shuffled_positions(num_images, shuffle_seed) if shuffle_seed is not None else np.arange(num_images)
-    stats = SplitStatistics.zeros(rule.split_count(num_images), logits.shape[1])
-    stats.add(logits, split_of_positions(positions, num_images, rule))
+    plan = SplitPlan.of(logits.shape[0], splits, shuffle_seed, split_size)
+    stats = SplitStatistics.zeros(plan.split_count, logits.shape[1])
+    stats.add(logits, plan.span_ids(0, plan.num_images))
     return stats.scores()

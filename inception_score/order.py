@@ -1,6 +1,6 @@
 """The split-order diagnostic: do the splits' class distributions differ more than a random order allows?
 
-The paper's protocol scores contiguous splits in input order (openai/improved-gan). When
+The paper's protocol scores contiguous splits in input order (its code's ``get_inception_score``). When
 the input is sorted by class (a folder of class_0/ ... class_9/ read in path order), each split
 holds one or two classes, its marginal is narrow, and the split scores (hence the mean) come out
 wrong with nothing visibly broken. The metric's per-split sums detect it, as a one-way analysis of
@@ -70,7 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .metric import SplitRule, SplitStatistics, shuffled_positions, sketch_projections, split_bounds
+from .metric import SplitPlan, SplitRule, SplitStatistics, sketch_projections, split_bounds
 
 FALSE_ALARM_RATE = 1e-6
 SORTED_CHANCE = 1e-6  # the largest chance that a random order is grouped by class which still flags it
@@ -198,7 +198,7 @@ def label_order(labels: np.ndarray, splits: int | SplitRule, shuffle_seed: int |
     values, counts = np.unique(labels, return_counts=True)
     histogram = {int(v): int(c) for v, c in zip(values, counts)}
     in_split_order = np.empty_like(labels)
-    in_split_order[shuffled_positions(count, shuffle_seed) if shuffle_seed is not None else np.arange(count)] = labels
+    in_split_order[SplitPlan.of(count, splits, shuffle_seed).positions()] = labels
     bounds = split_bounds(count, splits)
     runs = 1 + int(np.count_nonzero(in_split_order[1:] != in_split_order[:-1]))
     per_split = [len(np.unique(in_split_order[start:stop])) for start, stop in bounds]

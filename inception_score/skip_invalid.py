@@ -39,11 +39,9 @@ def _keep_list(items: list) -> list:
 
 
 def decodable(dataset: Dataset, num_workers: int = 0,
-              advance: Callable[[int], Any] | bool | None = None) -> tuple[list[int], list[str]]:
+              advance: Callable[[int], Any] | None = None) -> tuple[list[int], list[str]]:
     """Decode every image of ``dataset`` once: the indices of those that decode, and the messages of
     those that do not. ``advance(count)`` is called after each batch of ``count`` images checked."""
-    if isinstance(advance, bool):  # the former progress=True/False; kept until the callers move
-        advance = None
     loader = DataLoader(_DecodeFailure(dataset), batch_size=_BATCH, num_workers=num_workers, collate_fn=_keep_list)
     failures: list[str] = []
     valid: list[int] = []

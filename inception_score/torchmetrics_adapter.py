@@ -56,9 +56,12 @@ from torchmetrics import Metric
 from .distributed import current_group
 from .errors import InputError
 from .inputs import InputRange, parse_input_range, standardize_batch
-from .metric import SplitStatistics, check_split_count, shuffled_positions, split_of_positions
+from .metric import SplitPlan, SplitStatistics
 from .network import NUM_CLASSES
-from .scorer import TORCH_FIDELITY_SEED, InceptionScorer, ISResult, Precision, _result
+from .accumulators import _result
+from .protocol import TORCH_FIDELITY_SEED
+from .result import ISResult
+from .runner import InceptionScorer, Precision
 
 _STATISTICS = tuple(field.name for field in dataclasses.fields(SplitStatistics))
 
@@ -86,13 +89,12 @@ class InceptionScoreMetric(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_split_count(num_images, splits)
+        self.plan = SplitPlan.of(num_images, splits, seed if shuffle else None)
         self.splits = splits
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
         self.shuffled = shuffle
-        self.order = f"shuffled (seed {seed})" if shuffle else "input order"
-        self.positions = shuffled_positions(num_images, seed) if shuffle else np.arange(num_images)
+        self.order = self.plan.order
         self.scorer = scorer or InceptionScorer(weights, device=self.device, allow_unverified=allow_unverified,
                                                 precision=precision, progress=False)
         zeros = SplitStatistics.zeros(splits, NUM_CLASSES)
@@ -186,7 +188,7 @@ class InceptionScoreMetric(Metric):
             return
         logits = self.scorer.logits(pixels[torch.from_numpy(np.flatnonzero(keep))])
         stats = SplitStatistics.zeros(self.splits, NUM_CLASSES)
-        stats.add(logits, split_of_positions(self.positions[order[keep]], self.num_images, self.splits))
+        stats.add(logits, self.plan.split_ids(order[keep]))
         for name in _STATISTICS:
             state = getattr(self, name)
             state += torch.from_numpy(np.asarray(getattr(stats, name), dtype=np.float64)).to(state.device)

@@ -75,7 +75,7 @@ def dev_scorer(genuine_weights_file: Path):
 @pytest.fixture()
 def loaded_once(dev_scorer, monkeypatch: pytest.MonkeyPatch):
     """Command runs in this process use :func:`dev_scorer` instead of building their own network."""
-    import inception_score.scorer as scorer_module
+    import inception_score.runner as scorer_module
 
     monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: dev_scorer)
     return dev_scorer

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import inception_score.cli as cli
-import inception_score.scorer as scorer_module
+import inception_score.runner as scorer_module
 import inception_score.weights as weights_module
 from inception_score import __version__
 from inception_score.cli import main

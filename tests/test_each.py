@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import inception_score.scorer as scorer_module
+import inception_score.runner as scorer_module
 from inception_score.cli import main
 from inception_score.scorer import InceptionScorer
 

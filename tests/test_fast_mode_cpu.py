@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import inception_score.scorer as scorer_module
-from inception_score import InceptionScorer, inception_score
+import inception_score.result as result_module
+import inception_score.runner as scorer_module
+from inception_score import InceptionScorer, InputError, inception_score
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +146,8 @@ def test_a_batch_that_overflows_float16_is_recomputed_without_it(genuine_weights
 @pytest.mark.parametrize(("precision", "device", "dtype", "deviation"), [
     ("exact", "cpu", "float32", None),
     ("exact", "cuda:0", "float32", None),
-    ("fast", "cpu", "bfloat16", scorer_module.FAST_CPU_IS_DEVIATION),
-    ("fast", "cuda:0", "float16", scorer_module.FAST_CUDA_IS_DEVIATION),
+    ("fast", "cpu", "bfloat16", result_module.FAST_CPU_IS_DEVIATION),
+    ("fast", "cuda:0", "float16", result_module.FAST_CUDA_IS_DEVIATION),
     ("fast", "cuda:0", "bfloat16", None),  # a choice with no measured figure gets none
     ("fast", "cuda:0", "tf32", None),
 ])
@@ -157,7 +158,29 @@ def test_precision_deviation_is_the_figure_measured_for_that_computation(precisi
     stats = SplitStatistics.zeros(2, 3)
     stats.add(torch.tensor([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]),
               torch.tensor([0, 0, 1, 1]))
-    result = scorer_module.result_from_statistics(stats, weights_path="w.pth", weights_sha256="0" * 64,
+    result = result_module.result_from_statistics(stats, weights_path="w.pth", weights_sha256="0" * 64,
                                                   weights_verified=False, device=device, dtype=dtype, elapsed=1.0,
                                                   precision=precision)
     assert result.precision_deviation == deviation
+
+
+def test_the_precision_policy_is_given_to_the_constructor_and_with_policy_shares_the_network(
+        genuine_weights_file: Path, pixels: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    timings = []
+    monkeypatch.setattr(scorer_module, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(scorer_module, "bfloat16_timing", lambda network: timings.append(1) or (1.0, 0.5))
+    exact = InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False,
+                            cuda_fast_dtype=None, cudnn_benchmark=True)
+    assert (exact.precision, exact.cuda_fast_dtype, exact.cudnn_benchmark) == ("exact", None, True)
+    fast = exact.with_policy("fast", cuda_fast_dtype=torch.bfloat16)
+    again = exact.with_policy("fast")
+    assert fast.network is exact.network and fast.weights is exact.weights  # loaded once
+    assert (fast.precision, fast.cuda_fast_dtype, fast.cudnn_benchmark) == ("fast", torch.bfloat16, True)
+    assert again.cuda_fast_dtype is None and fast.dtype == again.dtype == "bfloat16"
+    assert timings == [1]  # bfloat16 against float32 measured once for the shared network
+    assert (exact.precision, exact.effective_precision, exact.cuda_fast_dtype) == ("exact", "exact", None)
+    assert torch.equal(exact.with_policy(cudnn_benchmark=False).logits(pixels), exact.logits(pixels))
+    with pytest.raises(InputError, match="cuda_fast_dtype"):
+        exact.with_policy("fast", cuda_fast_dtype=torch.int8)
+    with pytest.raises(InputError, match="precision"):
+        InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False, precision="fp8")

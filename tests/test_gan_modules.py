@@ -13,9 +13,10 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "reference_gan"
 
 
-def imported_siblings(path: Path) -> set[str]:
-    """The reference_gan modules that ``path`` imports anywhere in it (top level or inside a function)."""
-    siblings = {p.stem for p in PACKAGE.glob("*.py")}
+def imported_siblings(path: Path, package: Path = PACKAGE) -> set[str]:
+    """The modules of ``package`` (reference_gan unless told) that ``path`` imports anywhere in it (top
+    level or inside a function)."""
+    siblings = {p.stem for p in package.glob("*.py")}
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -23,12 +24,12 @@ def imported_siblings(path: Path) -> set[str]:
                 found.add(node.module.split(".")[0])
             elif node.level == 1:  # from . import train
                 found.update(alias.name for alias in node.names)
-            elif node.module and node.module.split(".")[0] == "reference_gan":
+            elif node.module and node.module.split(".")[0] == package.name:
                 parts = node.module.split(".")
                 found.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("reference_gan."))
-    return (found & siblings) - {"__init__"}
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(f"{package.name}."))
+    return (found & siblings) - {"__init__", "__main__"}
 
 
 def import_graph() -> dict[str, set[str]]:

@@ -15,7 +15,7 @@ from PIL import Image
 
 import distributed_workers as workers
 import inception_score.cli as cli
-import inception_score.scorer as scorer_module
+import inception_score.runner as scorer_module
 from inception_score import InceptionScore, InceptionScorer, inception_score
 from inception_score.distributed import statistics_bytes
 from inception_score.errors import InputError

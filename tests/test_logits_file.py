@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import inception_score.cli as cli
-import inception_score.scorer as scorer_module
+import inception_score.runner as scorer_module
 import inception_score.logits_file as logits_file
 from inception_score import InceptionScorer, inception_score_from_logits
 from inception_score.metric import summarize

@@ -25,7 +25,8 @@ from PIL import Image
 import distributed_workers as workers
 import inception_score.cli as cli
 import inception_score.logits_file as logits_file
-import inception_score.scorer as scorer_module
+import inception_score.result as result_module
+import inception_score.runner as scorer_module
 from inception_score import strict_json
 from inception_score.scorer import FAST_CUDA_IS_DEVIATION
 
@@ -273,7 +274,7 @@ def test_a_real_full_file_system_gives_enospc_with_a_message(tmp_path: Path) -> 
     np.save(images, pixels)
     disk.mkdir()
     program = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import distributed_workers as w; "
-               "import inception_score.scorer as s; s.InceptionScorer = lambda *a, **k: w.PixelProjection(); "
+               "import inception_score.runner as s; s.InceptionScorer = lambda *a, **k: w.PixelProjection(); "
                "from inception_score.cli import main; main()")
     command = (f"mount -t tmpfs -o size=64k tmpfs {disk} && {sys.executable} -c '{program}' {TESTS} {images} "
                f"--splits 2 --batch-size 4 --device cpu --save-logits {disk}/l.npy; echo status $?; "
@@ -387,7 +388,7 @@ def test_shuffle_and_the_precision_of_the_run_reach_the_result(tmp_path: Path, m
     for result in (direct, again):
         assert (result["precision"], result["dtype"], result["precision_note"]) == (
             "fast", "bfloat16", "a note of the fast run")
-        assert result["precision_deviation"] == scorer_module.FAST_CPU_IS_DEVIATION
+        assert result["precision_deviation"] == result_module.FAST_CPU_IS_DEVIATION
         assert any("precision 'fast'" in reason for reason in result["not_comparable"])
     assert any("shuffled before splitting" in reason for reason in again["not_comparable"])
     assert not any("shuffled" in reason for reason in direct["not_comparable"])
@@ -448,7 +449,7 @@ def test_the_package_writes_json_only_through_the_strict_writer() -> None:
 def test_the_api_result_and_the_json_writer_have_no_nan_or_infinity() -> None:
     data = {"a": float("nan"), "b": [1.0, float("inf"), (2, -float("inf"))], "c": {"d": np.float64("nan")}}
     assert strict_loads(strict_json.dumps(data)) == {"a": None, "b": [1.0, None, [2, None]], "c": {"d": None}}
-    result = scorer_module.ISResult(mean=1.0, std=0.0, split_scores=(1.0,), num_images=1, splits=1, weights_path="w",
+    result = result_module.ISResult(mean=1.0, std=0.0, split_scores=(1.0,), num_images=1, splits=1, weights_path="w",
                                     weights_sha256="0", weights_verified=False, device="cpu", dtype="float32",
                                     elapsed_s=0.0)
     dumped = json.dumps(result.to_dict(), allow_nan=False)  # raises on NaN or Infinity

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import pytest
 import torch
 
-import inception_score.scorer as scorer_module
+import inception_score.runner as scorer_module
 from inception_score import InceptionScorer
 from inception_score.network import Inception2015
 from inception_score.precision import precision_scope, set_cuda_flags, tf32_api

@@ -16,7 +16,7 @@ from PIL import Image
 
 import distributed_workers as workers
 import inception_score.cli as cli
-import inception_score.scorer as scorer_module
+import inception_score.runner as scorer_module
 
 
 @pytest.fixture(autouse=True)
