@@ -42,7 +42,7 @@ from .decode import (
     undecodable,
 )
 from .errors import ImageDecodeError, InputError
-from .protocol import PIXEL_RANGE, InputRange
+from .protocol import InputRange
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
