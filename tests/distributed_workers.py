@@ -47,6 +47,19 @@ class PixelProjection:
         return torch.stack(rows).float() if rows else torch.empty(0, NUM_CLASSES)
 
 
+def naive_split_scores(pixels: np.ndarray, splits: int) -> np.ndarray:
+    """exp(E_x KL(p(y|x) || p(y))) per contiguous split (``np.array_split``: the paper's split rule),
+    written out in float64 from the stand-in's logits: the tests' independent reference."""
+    logits = PixelProjection().logits(torch.from_numpy(pixels).permute(0, 3, 1, 2)).double().numpy()
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    scores = []
+    for part in np.array_split(p, splits):
+        marginal = part.mean(axis=0)
+        scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(marginal)), axis=1))))
+    return np.array(scores)
+
+
 def images(count: int, seed: int = 0) -> np.ndarray:
     """``(count, 16, 16, 3)`` uint8, each image a different mix of a few colour patterns."""
     rng = np.random.default_rng(seed)
