@@ -98,16 +98,8 @@ class Report:
         else:
             weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable to published scores"
         skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
-        chunks = "" if result.split_size is None else f" of {result.split_size} images"
-        line = (
-            f"Inception Score: {result.mean:.2f} ± {result.std:.2f}  ({result.num_images} images{skipped}, "
-            f"{result.splits} splits{chunks}, {weights}, {_rate_on(result.images_per_second, self.device)})"
-        )
-        if result.is_infinity is not None:
-            line += (f"\nIS-infinity: {result.is_infinity:.2f}  (line through IS_n at {len(result.is_n)} n from "
-                     f"{result.is_n[0][0]} to {result.is_n[-1][0]}, residual {result.is_infinity_residual:.3g}; "
-                     "not comparable with published scores)")
-        return line
+        rate = _rate_on(result.images_per_second, self.device)
+        return "Inception Score: " + result.summary(2, weights=weights, images_note=skipped, after=(rate,), gap="  ")
 
     def to_json(self) -> dict[str, Any]:
         """The command's JSON: the result's own fields (:meth:`ISResult.to_dict`, the one serialisation of a

@@ -32,10 +32,8 @@ class ImageDecodeError(InputError):
 
 
 def one_line_message(error: BaseException) -> str:
-    """The message of an error on one line; for one re-raised from a DataLoader worker (whose text holds
-    the worker's traceback), the original error's own message."""
-    text = str(error)
-    if "Original Traceback" in text:
-        last = [line for line in text.strip().splitlines() if line.strip()][-1]
-        text = last.split(": ", 1)[1] if ": " in last else last
+    """The first line of an error's message, or its type's name when it has none. (Errors met in
+    ``DataLoader`` workers reach the reading process as themselves, :mod:`.inputs`, so their message
+    is their own.)"""
+    text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
-from .errors import InputError
+from .errors import InceptionScoreError, InputError
 from .files import ImageSources, dataset_labels, open_paths, reads_files
 from .pixels import is_pil_image, parse_input_range, refuse_unit_scale, standardize_batch, standardize_image
 from .protocol import PIXEL_RANGE, InputRange
@@ -53,8 +53,46 @@ class _CollateImages:
         self.input_range = input_range
         self.channels_first = channels_first
 
-    def __call__(self, items: list[Any]) -> ImageBatch:
-        return _images_batch(items, self.input_range, "a batch of the dataset", self.channels_first)
+    def __call__(self, items: list[Any]) -> ImageBatch | _Raised:
+        failed = next((item for item in items if isinstance(item, _Raised)), None)
+        if failed is not None:
+            return failed
+        try:
+            return _images_batch(items, self.input_range, "a batch of the dataset", self.channels_first)
+        except (InceptionScoreError, OSError) as error:
+            return _Raised(error)
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """An error met in a ``DataLoader`` worker, passed back as a value. Raised as itself by the process
+    that reads the batches, it keeps its type and its own message (a worker's exception, re-raised by
+    torch, carries the worker's traceback in its message instead)."""
+
+    error: BaseException
+
+
+class _ErrorsAsValues(Dataset):
+    """``dataset``, with the package's own errors and the system's refusals returned as :class:`_Raised`."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset[index]
+        except (InceptionScoreError, OSError) as error:
+            return _Raised(error)
+
+
+def _raising(batches: Iterable[ImageBatch | _Raised]) -> Iterator[ImageBatch]:
+    for batch in batches:
+        if isinstance(batch, _Raised):
+            raise batch.error
+        yield batch
 
 
 def _images_batch(items: Sequence[Any], input_range: InputRange | None, what: str,
@@ -234,7 +272,7 @@ def _dataset_stream(
         dataset = Subset(dataset, range(limit))
         count = limit
     loader = DataLoader(
-        dataset,
+        _ErrorsAsValues(dataset),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
@@ -242,5 +280,5 @@ def _dataset_stream(
         pin_memory=pin_memory,
         persistent_workers=False,
     )
-    return ImageStream(loader, count, description, dataset_labels(dataset, count))
+    return ImageStream(_raising(loader), count, description, dataset_labels(dataset, count))
 

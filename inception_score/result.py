@@ -92,12 +92,29 @@ class ISResult:
         return without_non_finite(data)  # JSON has no NaN or Infinity: an undefined measure is None
 
     def __str__(self) -> str:
-        verified = "2015-12-05 weights verified" if self.weights_verified else "UNVERIFIED weights"
-        text = f"{self.mean:.4f} ± {self.std:.4f} ({self.num_images} images, {self.splits} splits, {verified})"
+        text = self.summary()
         if self.order_flagged:
             text += f" [input looks ordered: split marginals differ {self.order_ratio:.1f}x a random order's]"
         if self.labels_sorted:
             text += " [input sorted by class: its labels form one run per class]"
+        return text
+
+    def summary(self, decimals: int = 4, *, weights: str | None = None, images_note: str = "",
+                after: tuple[str, ...] = (), gap: str = " ") -> str:
+        """``mean ± std (N images, S splits[ of K images], weights[, after...])`` and, with IS-infinity, a
+        second line with it: the one rendering of a result, which ``str()`` and the command both print.
+        ``weights``: how to describe the weights (else verified or not); ``images_note``: text after the
+        image count (such as the files skipped); ``after``: more items inside the parentheses."""
+        if weights is None:
+            weights = "2015-12-05 weights verified" if self.weights_verified else "UNVERIFIED weights"
+        chunks = "" if self.split_size is None else f" of {self.split_size} images"
+        details = ", ".join((f"{self.num_images} images{images_note}", f"{self.splits} splits{chunks}", weights,
+                             *after))
+        text = f"{self.mean:.{decimals}f} ± {self.std:.{decimals}f}{gap}({details})"
+        if self.is_infinity is not None:
+            text += (f"\nIS-infinity: {self.is_infinity:.{decimals}f}{gap}(line through IS_n at {len(self.is_n)} n "
+                     f"from {self.is_n[0][0]} to {self.is_n[-1][0]}, residual {self.is_infinity_residual:.3g}; "
+                     "not comparable with published scores)")
         return text
 
 

@@ -171,20 +171,20 @@ def _hash_refused_message(path: Path, digest: str, size: int) -> str:
 
 
 def _unpickling_refused_message(path: Path, error: pickle.UnpicklingError) -> str:
-    """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to load it unrestricted."""
-    text = str(error)
-    after = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation of torch.load")[0]
-    lines = [line.strip() for line in after.splitlines() if line.strip()]
-    # "Unsupported global: GLOBAL __main__.Foo was not an allowed global by default. Please use ..."
-    detail = lines[0].split(". ")[0].removesuffix(" was not an allowed global by default") if lines else ""
-    if "WeightsUnpickler error:" in text and detail.startswith(("Unsupported global", "Unsupported class")):
+    """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to load it unrestricted.
+    The objects it holds are read from the pickle's opcodes, which runs nothing from the file."""
+    try:
+        objects = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # a damaged file: the opcodes cannot be listed either
+        objects = []
+    if objects:
         return (
-            f"{path} was refused: it contains non-tensor objects ({detail}), and unpickling those could run code "
-            f"from the file. Weights are read as tensors only: give a state dict of tensors, such as "
-            f"{PYTORCH_FID_WEIGHTS.name} (torch.save(model.state_dict(), path))"
+            f"{path} was refused: it contains non-tensor objects ({', '.join(objects[:5])}), and unpickling those "
+            f"could run code from the file. Weights are read as tensors only: give a state dict of tensors, such "
+            f"as {PYTORCH_FID_WEIGHTS.name} (torch.save(model.state_dict(), path))"
         )
     return (
-        f"{path} was refused: it is not a pickle of tensors only ({detail or 'UnpicklingError'}); the file may be "
+        f"{path} was refused: it is not a pickle of tensors only ({type(error).__name__}); the file may be "
         f"truncated or of another format, or contain non-tensor objects, which are not read"
     )
 

@@ -309,3 +309,23 @@ def test_a_channel_error_shows_the_whole_array_shape(tmp_path: Path) -> None:
     np.save(tmp_path / "rgba.npy", np.zeros((7, 4, 32, 32), np.uint8))
     with pytest.raises(InputError, match=r"rgba.npy has shape \(7, 4, 32, 32\): no axis of 3"):
         open_path(tmp_path / "rgba.npy")
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_decoding_error_in_a_worker_arrives_as_itself(tmp_path: Path, num_workers: int) -> None:
+    """An error met while decoding in a DataLoader worker reaches the reader with its own type and its own
+    one-line message, as it does without workers (torch would put the worker's traceback in the message)."""
+    from inception_score.errors import one_line_message
+    from inception_score.inputs import image_stream
+
+    for index in range(4):
+        Image.fromarray(np.full((8, 8, 3), 50 * index, np.uint8)).save(tmp_path / f"{index}.png")
+    (tmp_path / "2-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    stream = image_stream(tmp_path, batch_size=2, num_workers=num_workers)
+    with pytest.raises(ImageDecodeError) as caught:
+        for _ in stream.batches:
+            pass
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / '2-broken.png'} could not be decoded"), message
+    assert "Traceback" not in message and "worker" not in message and "\n" not in message
+    assert one_line_message(caught.value) == message
