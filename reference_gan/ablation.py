@@ -285,6 +285,7 @@ def expected_time(spec: AblationPreset, data: DataSet, scorer: Any, device: str,
     trainer = Trainer(config, data)
     begin = time.perf_counter()
     trainer.step(trainer.epoch_orders(0), 0, config.lr)
+    trainer.wait()  # the step only queues its work on a GPU
     per_step = time.perf_counter() - begin
     batch = torch.randint(0, 256, (min(16, spec.samples), 3, 32, 32), dtype=torch.uint8)
     begin = time.perf_counter()

@@ -76,8 +76,13 @@ def main() -> None:
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="a checkpoint.pt")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch (on a busy machine 1 is often fastest); default: torch's choice")
+@click.option("--amp", is_flag=True, default=None, help="bfloat16 autocast on CUDA (amp=true; not comparable bit for bit)")
+@click.option("--channels-last", is_flag=True, default=None, help="NHWC memory order (channels_last=true)")
+@click.option("--fast-step", is_flag=True, default=None,
+              help="torch.compile of the training passes on CUDA (fast_step=true); on a CPU the default step")
 @click.option("--set", "settings", multiple=True, help="any TrainConfig field, key=value (repeatable)")
-def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed, device, resume, threads, settings) -> None:
+def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed, device, resume, threads, amp,
+                  channels_last, fast_step, settings) -> None:
     """Train a preset; every TrainConfig field can be overridden."""
     if threads is not None:
         import torch
@@ -85,7 +90,8 @@ def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed,
         torch.set_num_threads(threads)
     overrides = _parse_overrides(settings)
     for key, value in (("dataset", dataset), ("data_dir", data_dir), ("epochs", epochs), ("labels", labels),
-                       ("seed", seed), ("device", device)):
+                       ("seed", seed), ("device", device), ("amp", amp), ("channels_last", channels_last),
+                       ("fast_step", fast_step)):
         if value is not None:
             overrides[key] = value
     overrides.setdefault("out_dir", out_dir or f"runs/{preset_name}")
