@@ -25,6 +25,10 @@
 # then on the device:  bash benchmarks/gpu_check.sh            (carry [".gpu"], timeout_s 600)
 # Dry run here, tiny sizes, under a minute:  DEVICE=cpu SMALL=1 bash benchmarks/gpu_check.sh
 #
+# Within BUDGET the training step comes last and gets what is left: every variant with the fast step
+# first (its first steps include torch.compile's compilation, reported apart as warm-up), then plain as
+# far as time allows (TRAIN_MODES=fast to skip it, TRAIN_SECONDS to shorten each variant).
+#
 # Environment: DEVICE (cuda), SMALL (0), OUT (a new temporary folder), PREP (.gpu, what `prepare`
 # wrote), WHEELS (first argument, else $PREP/wheels), WEIGHTS (a float32 weights file instead of the
 # development one), PYTHON (python3), BUDGET (570: seconds the whole check may take), and the sizes below.
