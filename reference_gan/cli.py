@@ -197,7 +197,11 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
               help="comma-separated, e.g. cuda:0,cuda:1 or cpu,cpu: one process per device, variants spread over "
                    "them (under torchrun: one device per rank)")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (in each process)")
-def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, results_dir, device, devices, threads) -> None:
+@click.option("--amp", is_flag=True, help="every variant with bfloat16 autocast on CUDA (as train --amp)")
+@click.option("--channels-last", is_flag=True, help="every variant in NHWC memory order (as train --channels-last)")
+@click.option("--fast-step", is_flag=True, help="every variant with the compiled step on CUDA (as train --fast-step)")
+def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, results_dir, device, devices, threads,
+                     amp, channels_last, fast_step) -> None:
     """Table 3: train the paper's six variants and ours (-VBN scale), sample, score them and real images, write the
     table (.md, .csv, .png) with the choices the paper leaves open.
     Rerunning resumes: variants with samples are skipped, an interrupted one continues from its checkpoint."""
@@ -211,7 +215,8 @@ def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, resu
         path = run_ablation(preset_name, data_dir, weights,
                             Path(runs_dir or f"runs/ablation-{ablation_name(preset_name, setup)}"),
                             Path(results_dir), only=list(only) or None, device=device,
-                            log=say, devices=_device_list(devices), threads=threads, setup=setup)
+                            log=say, devices=_device_list(devices), threads=threads, setup=setup,
+                            switches=dict(amp=amp, channels_last=channels_last, fast_step=fast_step))
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone shows the table
         return
     click.echo(path.read_text())

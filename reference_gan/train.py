@@ -124,7 +124,8 @@ class Trainer:
         # as they are, for checkpoints and evaluation); elsewhere the modules.
         self._d_train, self._g_train = self.D, self.G
         if config.fast_step and self.device.type == "cuda":
-            self._d_train, self._g_train = torch.compile(self.D), torch.compile(self.G)
+            # dynamic=False: one graph per batch shape (a run has two or three), each specialised to it.
+            self._d_train, self._g_train = torch.compile(self.D, dynamic=False), torch.compile(self.G, dynamic=False)
         elif config.fast_step:
             print(f"note: fast_step on {self.device.type} is the default step (torch.compile is used on CUDA only)",
                   file=sys.stderr, flush=True)

@@ -109,3 +109,23 @@ def test_channels_last_trains_in_nhwc_order(tmp_path: Path) -> None:
     conv = trainer.D.body[1].v
     assert conv.ndim == 4 and conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert trainer.train_x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_ablation_passes_the_speed_switches_to_every_variant_and_its_table_names_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    import inception_score
+    from reference_gan.cli import main
+    from test_original_setups import _PixelProjection  # a stand-in scorer: the table's text is what is tested
+
+    scorer = _PixelProjection()
+    monkeypatch.setattr(inception_score, "InceptionScorer", lambda *args, **kwargs: scorer)
+    outcome = CliRunner().invoke(main, ["ablation", "--preset", "tiny", "--only", "minus-mbf", "--channels-last",
+                                        "--fast-step", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    assert outcome.exit_code == 0, outcome.output
+    config = json.loads((tmp_path / "runs" / "minus-mbf" / "config.json").read_text())
+    assert config["channels_last"] is True and config["fast_step"] is True and config["amp"] is False
+    assert "- speed switches: `channels_last, fast_step`" in (tmp_path / "results" / "ablation-tiny.md").read_text()
