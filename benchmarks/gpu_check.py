@@ -9,9 +9,10 @@ that the whole check dry-runs on a CPU in about a minute (``DEVICE=cpu SMALL=1 b
     python benchmarks/gpu_check.py compare --weights W.pth --images .gpu/cifar10-512.npz --device cuda --out c.json
     python benchmarks/gpu_check.py throughput --weights W.pth --count 10000 --batch-sizes 64,128,256 --out t.json
     python benchmarks/gpu_check.py profile --weights W.pth --batch-size 1024 --out p.json
-    python benchmarks/gpu_check.py files --weights W.pth --count 2000 --workers 0,4,8 --out f.json
-    python benchmarks/gpu_check.py training --seconds 30 --batch-size 100 --out g.json
-    python benchmarks/gpu_check.py report WORK_DIR OUT/gpu-check.md
+    python benchmarks/gpu_check.py files --weights W.pth --count 2000 --jpeg-count 2000 --workers 0,4,8 --out f.json
+    python benchmarks/gpu_check.py end-to-end --weights W.pth --count 50000 --out e.json
+    python benchmarks/gpu_check.py training --seconds 30 --batch-size 100 --modes fast,plain --out g.json
+    python benchmarks/gpu_check.py report WORK_DIR OUT/gpu-check.md --summary OUT/gpu-summary.json
     python benchmarks/gpu_check.py cudnn-benchmark --weights W.pth --count 5000 --out b.json   # not in the .sh
 
 The weights are the development file (genuine convolutions + seeded random fc, inception_score.dev_weights):
@@ -332,90 +333,191 @@ def cudnn_benchmark(weights_path: str, count: int, batch_size: int, device: str,
     _write_json(out, {"device": device, "images": count, "rows": rows})
 
 
+# How the files step writes each format (PNG files of 32x32 as CIFAR-10's, JPEG files of 256x256 as ImageNet samples).
+FILE_FORMATS = {"png": {"suffix": ".png", "save": {}}, "jpeg": {"suffix": ".jpg", "save": {"quality": 90}}}
+
+
 @main.command()
 @click.option("--weights", "weights_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--count", default=2000, show_default=True, help="PNG files to write and score")
+@click.option("--count", default=2000, show_default=True, help="PNG files (32x32) to write and score")
+@click.option("--jpeg-count", default=2000, show_default=True, help="JPEG files to write and score (0: none)")
+@click.option("--jpeg-size", default=256, show_default=True, help="the JPEG files' side, pixels")
 @click.option("--workers", default="0,4,8", show_default=True, help="--num-workers values to try")
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--splits", default=10, show_default=True)
 @click.option("--device", default="cuda", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def files(weights_path: str, count: int, workers: str, batch_size: int, splits: int, device: str, out: Path) -> None:
-    """Images/s of the command line on a folder of PNG files, for several --num-workers."""
+def files(weights_path: str, count: int, jpeg_count: int, jpeg_size: int, workers: str, batch_size: int, splits: int,
+          device: str, out: Path) -> None:
+    """Images/s of the command line on a folder of PNG files (32x32) and one of JPEG files (256x256), for
+    several --num-workers."""
     from PIL import Image
 
     command = [sys.executable, "-m", "inception_score"]  # the inception-score command, of this interpreter for sure
     rows = []
+    sets = [("png", count, 32, 7), ("jpeg", jpeg_count, jpeg_size, 8)]
+    for kind, number, size, seed in [entry for entry in sets if entry[1] > 0]:
+        with tempfile.TemporaryDirectory() as folder:
+            for index, pixels in enumerate(synthetic_images(number, size, seed=seed)):
+                Image.fromarray(pixels).save(Path(folder) / f"{index:05d}{FILE_FORMATS[kind]['suffix']}",
+                                             **FILE_FORMATS[kind]["save"])
+            for num_workers in [int(k) for k in workers.split(",")]:
+                arguments = [*command, folder, "--num-workers", str(num_workers), "--json", "--quiet", "--device",
+                             device, "--weights", weights_path, "--allow-unverified-weights", "--batch-size",
+                             str(batch_size), "--splits", str(splits)]
+                report, wall = _run_json(arguments)
+                rows.append({"format": kind, "size": size, "num_workers": num_workers,
+                             "images_per_second": report["images_per_second"], "wall_s": wall, "score": report["mean"],
+                             "num_images": report["num_images"]})
+                click.echo(f"{kind} {size}x{size}, {num_workers} workers: {report['images_per_second']:.0f} img/s "
+                           f"({wall:.1f} s wall)", err=True)
+    _write_json(out, {"device": device, "files": count, "jpeg_files": jpeg_count, "jpeg_size": jpeg_size,
+                      "batch_size": batch_size, "command": " ".join(command), "rows": rows})
+
+
+def _run_json(arguments: list[str]) -> tuple[dict[str, Any], float]:
+    """A command's JSON on stdout and its wall time (a cold start: a new interpreter)."""
+    start = time.perf_counter()
+    done = subprocess.run(arguments, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise click.ClickException(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout), wall
+
+
+# torch-fidelity's side of the end-to-end step, run as a program of its own: a .npz of uint8 NHWC images
+# (key "images") in, its Inception Score with its defaults out, as one line of JSON.
+TORCH_FIDELITY_PROGRAM = """
+import json, sys
+import numpy as np, torch, torch_fidelity
+class Images(torch.utils.data.Dataset):
+    def __init__(self, pixels): self.pixels = pixels
+    def __len__(self): return len(self.pixels)
+    def __getitem__(self, i): return torch.from_numpy(self.pixels[i]).permute(2, 0, 1).contiguous()
+path, weights, cuda, splits = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+with np.load(path) as archive:
+    pixels = archive["images"]
+metrics = torch_fidelity.calculate_metrics(input1=Images(pixels), isc=True, cuda=cuda, isc_splits=splits,
+                                           feature_extractor_weights_path=weights, verbose=False, cache=False,
+                                           save_cpu_ram=not cuda)
+print(json.dumps({"mean": metrics["inception_score_mean"], "num_images": len(pixels)}))
+"""
+
+
+@main.command("end-to-end")
+@click.option("--weights", "weights_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--count", default=50_000, show_default=True, help="uint8 32x32 images in the .npz")
+@click.option("--splits", default=10, show_default=True)
+@click.option("--device", default="cuda", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def end_to_end(weights_path: str, count: int, splits: int, device: str, out: Path) -> None:
+    """Wall time of a whole command from a cold start: ``inception-score IMAGES.npz --json`` and torch-fidelity's
+    calculate_metrics, each in a new interpreter, on one .npz of COUNT random 32x32 images made here."""
+    rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for index, pixels in enumerate(synthetic_images(count, 32, seed=7)):
-            Image.fromarray(pixels).save(Path(folder) / f"{index:05d}.png")
-        for num_workers in [int(k) for k in workers.split(",")]:
-            arguments = [*command, folder, "--num-workers", str(num_workers), "--json", "--quiet", "--device", device,
-                         "--weights", weights_path, "--allow-unverified-weights", "--batch-size", str(batch_size),
-                         "--splits", str(splits)]
-            start = time.perf_counter()
-            done = subprocess.run(arguments, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            if done.returncode != 0:
-                raise click.ClickException(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-            report = json.loads(done.stdout)
-            rows.append({"num_workers": num_workers, "images_per_second": report["images_per_second"],
-                         "wall_s": wall, "score": report["mean"], "num_images": report["num_images"]})
-            click.echo(f"{num_workers} workers: {report['images_per_second']:.0f} img/s ({wall:.1f} s wall)", err=True)
-    _write_json(out, {"device": device, "files": count, "batch_size": batch_size, "command": " ".join(command),
-                      "rows": rows})
+        npz = Path(folder) / "images.npz"
+        np.savez(npz, images=np.random.default_rng(50).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8))
+        ours = [sys.executable, "-m", "inception_score", str(npz), "--json", "--quiet", "--device", device,
+                "--weights", weights_path, "--allow-unverified-weights", "--splits", str(splits)]
+        report, wall = _run_json(ours)
+        rows["ours"] = {"wall_s": wall, "score": report["mean"], "num_images": report["num_images"],
+                        "command": " ".join(ours[1:]).replace(str(npz), "IMAGES.npz")}
+        try:
+            import torch_fidelity  # noqa: F401  (only whether it is there: the timing starts a new interpreter)
+        except ImportError:
+            rows["torch_fidelity"] = None
+        else:
+            cuda = "1" if torch.device(device).type == "cuda" else "0"
+            report, wall = _run_json([sys.executable, "-c", TORCH_FIDELITY_PROGRAM, str(npz), weights_path, cuda,
+                                      str(splits)])
+            rows["torch_fidelity"] = {"wall_s": wall, "score": report["mean"], "num_images": report["num_images"],
+                                      "command": "torch_fidelity.calculate_metrics(input1=<the .npz's images>, "
+                                                 "isc=True, cache=False) in a new interpreter"}
+        for side, row in rows.items():
+            if row is not None:
+                click.echo(f"{side}: {row['wall_s']:.1f} s for {count} images, cold start", err=True)
+    _write_json(out, {"device": device, "images": count, "splits": splits, "rows": rows})
+
+
+# How the training step runs each variant: "plain" as every run does by default; "fast" with the opt-in
+# switches that leave the arithmetic float32 (a compiled step and NHWC memory order; bfloat16 autocast is
+# "fast-amp"). On a CPU the compiled step is the plain one (reference_gan.train).
+TRAINING_MODES: dict[str, dict[str, Any]] = {"fast": {"fast_step": True, "channels_last": True}, "plain": {},
+                                             "fast-amp": {"fast_step": True, "channels_last": True, "amp": True}}
 
 
 @main.command()
-@click.option("--seconds", default=30.0, show_default=True, help="training time per variant")
+@click.option("--seconds", default=30.0, show_default=True, help="training time per variant and mode")
 @click.option("--batch-size", default=100, show_default=True)
 @click.option("--variants", default="", help="comma-separated; default: every Table 3 variant")
+@click.option("--modes", default="fast,plain", show_default=True, help=f"comma-separated, of {', '.join(TRAINING_MODES)}")
 @click.option("--init-examples", default=None, type=int, help="data-dependent initialisation examples (preset's default)")
+@click.option("--gpus", default="1,8", show_default=True, help="the GPU counts the whole table's hours are projected for")
 @click.option("--device", default="cuda", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def training(seconds: float, batch_size: int, variants: str, init_examples: int | None, device: str, out: Path) -> None:
-    """Training steps per second of each Table 3 variant on random CIFAR-shaped data, and the paper run's hours."""
+def training(seconds: float, batch_size: int, variants: str, modes: str, init_examples: int | None, gpus: str,
+             device: str, out: Path) -> None:
+    """Training steps per second of each Table 3 variant on random CIFAR-shaped data, per mode (every variant
+    fast first, then plain), and the paper run's hours."""
     from reference_gan.data import synthetic
     from reference_gan.presets import TABLE3_VARIANTS, preset
     from reference_gan.train import Trainer
 
     names = [v for v in variants.split(",") if v] or list(TABLE3_VARIANTS)  # Table 3's rows and ours
     data = synthetic("cifar10", count=5000)  # 500 per class: enough for the presets' 400 labels per class
-    torch_device = torch.device(device)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    report = {"device": device, "batch_size": batch_size, "seconds_per_variant": seconds,
+              "gpus": [int(g) for g in gpus.split(",")], "modes": {}, "rows": rows}
     with tempfile.TemporaryDirectory() as folder:
-        for name in names:
-            overrides: dict[str, Any] = dict(dataset="synthetic-cifar10", device=device, batch_size=batch_size,
-                                             out_dir=folder, sample_every_epochs=0, eval_every_epochs=0)
-            if init_examples is not None:
-                overrides["init_examples"] = init_examples
-            config = preset(name, **overrides)
-            trainer = Trainer(config, data)
-            orders = trainer.epoch_orders(0)
-            trainer.step(orders, 0, config.lr)  # warm-up: allocator, cuDNN/cuBLAS handles
-            _sync(torch_device)
-            steps, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                trainer.step(orders, 1 + steps, config.lr)  # returns losses with .item(): the step has finished
-                steps += 1
-            elapsed = time.perf_counter() - start
-            paper_steps = config.epochs * (CIFAR10_TRAIN_IMAGES // 100)  # the paper's run: batch 100
-            per_step = elapsed / steps
-            rows.append({"variant": name, "steps": steps, "seconds": elapsed, "seconds_per_step": per_step,
-                         "g_steps": config.g_steps, "epochs": config.epochs, "paper_steps": paper_steps,
-                         "projected_hours": paper_steps * per_step / 3600})
-            click.echo(f"{name}: {steps} steps in {elapsed:.1f} s, {per_step * 1000:.1f} ms/step, "
-                       f"{rows[-1]['projected_hours']:.1f} h for {paper_steps} steps", err=True)
-            del trainer
-            # after every variant: a check cut short by its time limit still reports the variants done
-            _write_json(out, {"device": device, "batch_size": batch_size, "seconds_per_variant": seconds, "rows": rows})
+        for mode in [m for m in modes.split(",") if m]:
+            report["modes"][mode] = TRAINING_MODES[mode]
+            for name in names:
+                overrides: dict[str, Any] = dict(dataset="synthetic-cifar10", device=device, batch_size=batch_size,
+                                                 out_dir=folder, sample_every_epochs=0, eval_every_epochs=0,
+                                                 **TRAINING_MODES[mode])
+                if init_examples is not None:
+                    overrides["init_examples"] = init_examples
+                config = preset(name, **overrides)
+                row: dict[str, Any] = {"variant": name, "mode": mode, "g_steps": config.g_steps, "epochs": config.epochs,
+                                       "paper_steps": config.epochs * (CIFAR10_TRAIN_IMAGES // 100)}  # batch 100
+                try:
+                    row.update(_time_steps(Trainer(config, data), seconds))
+                except Exception as error:  # a mode that fails (a compiler's error, say) is reported, not guessed
+                    row.update(error=f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}")
+                    click.echo(f"{mode} {name}: FAILED ({row['error']})", err=True)
+                else:
+                    row["projected_hours"] = row["paper_steps"] * row["seconds_per_step"] / 3600
+                    click.echo(f"{mode} {name}: {row['steps']} steps in {row['seconds']:.1f} s, "
+                               f"{row['seconds_per_step'] * 1000:.1f} ms/step (warm-up {row['warmup_s']:.1f} s), "
+                               f"{row['projected_hours']:.1f} h for {row['paper_steps']} steps", err=True)
+                rows.append(row)
+                # after every variant: a check cut short by its time limit still reports the variants done
+                _write_json(out, report)
+
+
+def _time_steps(trainer: Any, seconds: float) -> dict[str, float]:
+    """Steps of ``trainer`` for about ``seconds``, after three untimed ones (compilation, allocator, cuDNN/cuBLAS
+    handles). The steps are queued without waiting: the clock stops once the device has done them all."""
+    orders = trainer.device_orders(trainer.epoch_orders(0))
+    start = time.perf_counter()
+    for t in range(3):
+        trainer.step(orders, t, trainer.config.lr)
+    trainer.wait()
+    warmup = time.perf_counter() - start
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        trainer.step(orders, 3 + steps, trainer.config.lr)
+        steps += 1
+    trainer.wait()
+    elapsed = time.perf_counter() - start
+    return {"steps": steps, "seconds": elapsed, "seconds_per_step": elapsed / steps, "warmup_s": warmup}
 
 
 # --- the report ------------------------------------------------------------------------------------
 
 SECTIONS = ("Machine", "Tests", "CUDA exact against CPU exact", "Throughput from memory", "Where the time goes",
-            "Throughput from PNG files",
-            "Reference GAN training", "Provenance")
+            "Throughput from PNG files", "Throughput from JPEG files", "End to end, one .npz", "Reference GAN training",
+            "Provenance")
 MISSING = "Not measured: the step failed or was skipped (see gpu-check.log)."
 
 
@@ -514,36 +616,144 @@ def _profile_lines(profile_: dict) -> list[str]:
     return lines
 
 
-def _files_lines(files_: dict, exact: dict | None) -> list[str]:
-    lines = [f"{files_['files']} PNG files (32x32) in one folder: `inception-score FOLDER --num-workers K --json` "
-             f"(run as `{files_['command']}`), batch {files_['batch_size']}, exact. img/s as the command reports it "
-             "(weights loading excluded); wall time of the whole command.", "",
-             "| workers | img/s | wall s | score |", "| --- | --- | --- | --- |"]
-    for row in files_["rows"]:
-        lines.append(f"| {row['num_workers']} | {row['images_per_second']:.0f} | {row['wall_s']:.1f} | {row['score']:.6f} |")
-    best = max(files_["rows"], key=lambda row: row["images_per_second"])
-    return [*lines, "", f"Best: {best['images_per_second']:.0f} img/s with {best['num_workers']} workers; in-memory exact "
-            f"rate / this {_ratio(exact, best)}."]
+def _files_lines(files_: dict, exact: dict | None, kind: str) -> list[str]:
+    """The files step's rows of one format (``png``: 32x32, ``jpeg``: 256x256 unless told otherwise)."""
+    rows = [row for row in files_["rows"] if row.get("format", "png") == kind]
+    if not rows:
+        return [MISSING]
+    count = files_["files"] if kind == "png" else files_["jpeg_files"]
+    size = rows[0].get("size", 32)
+    quality = f", quality {FILE_FORMATS[kind]['save']['quality']}" if "quality" in FILE_FORMATS[kind]["save"] else ""
+    lines = [f"{count} {kind.upper()} files ({size}x{size}{quality}) in one folder: `inception-score FOLDER --num-workers K "
+             f"--json` (run as `{files_['command']}`), batch {files_['batch_size']}, exact. img/s as the command reports "
+             "it (weights loading excluded); wall time of the whole command; / in memory: against the best exact rate of "
+             "32x32 uint8 images in memory (the throughput step).", "",
+             "| workers | img/s | / in memory | wall s | score |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        lines.append(f"| {row['num_workers']} | {row['images_per_second']:.0f} | {_ratio(row, exact)} | "
+                     f"{row['wall_s']:.1f} | {row['score']:.6f} |")
+    best = _best_files(files_, kind)
+    return [*lines, "", f"Best: {best['images_per_second']:.0f} img/s with {best['num_workers']} workers; in-memory "
+            f"exact rate / this {_ratio(exact, best)}."]
+
+
+def _best_files(files_: dict, kind: str) -> dict | None:
+    rows = [row for row in files_["rows"] if row.get("format", "png") == kind]
+    return max(rows, key=lambda row: row["images_per_second"]) if rows else None
+
+
+def _end_to_end_lines(end_: dict) -> list[str]:
+    lines = [f"One .npz of {end_['images']} random uint8 32x32 images (key `images`), {end_['splits']} splits; each side "
+             "a whole program started afresh (interpreter, imports, weights, reading the file, scoring), wall time.", "",
+             "| side | what ran | wall s | score |", "| --- | --- | --- | --- |"]
+    for side, row in end_["rows"].items():
+        lines.append(f"| {side} | — | — | — |" if row is None else
+                     f"| {side} | `{row['command']}` | {row['wall_s']:.1f} | {row['score']:.6f} |")
+    return lines
 
 
 def _training_lines(training_: dict, exact: dict | None) -> list[str]:
-    lines = [f"{training_['seconds_per_variant']:g} s of training steps per variant at batch {training_['batch_size']} "
-             "on random data of CIFAR-10's shape (synthetic-cifar10), float32, torch's default switches; one step = "
-             "one D step and g_steps G steps. Projection: the paper's run, epochs x 500 steps (50,000 images / 100).", "",
-             "| variant | g_steps | steps timed | ms / step | paper steps | projected hours |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for row in training_["rows"]:
-        lines.append(f"| {row['variant']} | {row['g_steps']} | {row['steps']} | {row['seconds_per_step'] * 1000:.1f} | "
-                     f"{row['paper_steps']} ({row['epochs']} x 500) | {row['projected_hours']:.1f} |")
     from reference_gan.presets import ABLATION_PRESETS, TABLE3_VARIANTS
 
-    hours = sum(row["projected_hours"] for row in training_["rows"])
+    modes = list(training_.get("modes", {"plain": {}}))
+    rows = {(row.get("mode", "plain"), row["variant"]): row for row in training_["rows"]}
+    variants = list(dict.fromkeys(row["variant"] for row in training_["rows"]))
+    switches = "; ".join(f"{mode}: {', '.join(f'{k}={v}' for k, v in training_['modes'][mode].items()) or 'the defaults'}"
+                         for mode in modes) if "modes" in training_ else "plain: the defaults"
+    lines = [f"{training_['seconds_per_variant']:g} s of training steps per variant and mode at batch "
+             f"{training_['batch_size']} on random data of CIFAR-10's shape (synthetic-cifar10), after 3 untimed steps; "
+             "steps are queued without waiting, the clock stops once the device has done them. One step = one D "
+             f"step and g_steps G steps. Modes ({switches}). Projection: the paper's run, epochs x 500 steps "
+             "(50,000 images / 100).", "",
+             "| variant | g_steps | paper steps | " + " | ".join(f"{m} ms / step | {m} hours" for m in modes) + " |",
+             "| --- " * (3 + 2 * len(modes)) + "|"]
+
+    def cells(mode: str, variant: str) -> str:
+        row = rows.get((mode, variant))
+        if row is None or "seconds_per_step" not in row:
+            return "failed | —" if row is not None else "— | —"
+        return f"{row['seconds_per_step'] * 1000:.1f} | {row['projected_hours']:.1f}"
+
+    for variant in variants:
+        first = next(row for key, row in rows.items() if key[1] == variant)
+        lines.append(f"| {variant} | {first['g_steps']} | {first['paper_steps']} ({first['epochs']} x 500) | "
+                     + " | ".join(cells(mode, variant) for mode in modes) + " |")
+    failures = [f"{mode} {variant}: {row['error']}" for (mode, variant), row in rows.items() if "error" in row]
+    if failures:
+        lines += ["", "Failed: " + "; ".join(failures) + "."]
     paper = ABLATION_PRESETS["paper"]
     images = len(TABLE3_VARIANTS) * paper.samples + paper.real_images  # every variant's samples and the real data
-    scoring = "" if exact is None else (f", plus {images / exact['images_per_second'] / 3600:.2f} h to score its {images} "
-                                        f"images exactly at the best in-memory rate")
-    return [*lines, "", f"`reference-gan ablation --preset paper` on this machine: {hours:.1f} h of training for the "
-            f"{len(training_['rows'])} variants timed{scoring}."]
+    scoring = "" if exact is None else (f" Scoring its {images} images exactly at the best in-memory rate adds "
+                                        f"{images / exact['images_per_second'] / 3600:.2f} h.")
+    lines += ["", f"`reference-gan ablation --preset paper` on this machine (variants spread over the GPUs as "
+              "`--devices` does, variant i on GPU i mod W; one GPU each, no slowdown from sharing assumed):"]
+    for mode in modes:
+        hours = table_hours(training_, mode)
+        if hours:
+            lines.append(f"- {mode}: " + ", ".join(f"{hours[g]:.1f} h on {g} GPU{'s' if g > 1 else ''}" for g in hours)
+                         + f" for the {len(variants)} variant{'s' if len(variants) > 1 else ''} timed.")
+    return [*lines, *([] if not scoring else ["", scoring.strip()])]
+
+
+def table_hours(training_: dict, mode: str) -> dict[int, float] | None:
+    """The whole table's training hours on each GPU count: variant i on GPU i mod W, each GPU's variants one
+    after another. None when a variant of ``mode`` was not measured."""
+    hours = [row.get("projected_hours") for row in training_["rows"] if row.get("mode", "plain") == mode]
+    if not hours or None in hours:
+        return None
+    return {g: max(sum(hours[r::g]) for r in range(min(g, len(hours)))) for g in training_.get("gpus", [1])}
+
+
+def summary(data: dict[str, dict | None], device: str) -> dict[str, Any]:
+    """The check's headline figures (``gpu-summary.json``), all from this run; a figure a step did not
+    measure is None."""
+    import datetime
+
+    compare_, throughput_, files_, end_, training_ = (data[name] for name in
+                                                      ("compare", "throughput", "files", "end_to_end", "training"))
+    best = {side: _best(throughput_["rows"], side) for side in ("ours_exact", "ours_fast", "torch_fidelity")} \
+        if throughput_ else {}
+
+    def speed_ratio(side: str) -> float | None:
+        a, b = best.get(side), best.get("torch_fidelity")
+        return None if a is None or b is None else a["images_per_second"] / b["images_per_second"]
+
+    fast_deviation = None if not throughput_ else max(
+        abs(row["ours_fast"]["score"] - row["ours_exact"]["score"]) / abs(row["ours_exact"]["score"])
+        for row in throughput_["rows"])
+    exact_row = (compare_ or {}).get("device_vs_cpu", {}).get("exact")
+    png = _best_files(files_, "png") if files_ else None
+    files_vs_memory = None if png is None or best.get("ours_exact") is None else {
+        "format": "png", "num_workers": png["num_workers"], "files_images_per_second": png["images_per_second"],
+        "memory_images_per_second": best["ours_exact"]["images_per_second"],
+        "ratio": png["images_per_second"] / best["ours_exact"]["images_per_second"]}
+
+    def per_step(mode: str) -> dict[str, float | None] | None:
+        if not training_:
+            return None
+        return {row["variant"]: (row["seconds_per_step"] * 1000 if "seconds_per_step" in row else None)
+                for row in training_["rows"] if row.get("mode", "plain") == mode} or None
+
+    sides = (end_ or {}).get("rows", {})
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") and torch.cuda.is_available() else None
+    return {
+        "gpu": gpu,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "fast_vs_torch_fidelity": speed_ratio("ours_fast"),  # best img/s of each, in memory, one process
+        "fast_is_rel_deviation": fast_deviation,  # largest |IS fast - IS exact| / IS exact, same batch
+        "exact_vs_torch_fidelity": speed_ratio("ours_exact"),
+        # exact on this device against exact on the CPU (IEEE float32, no TF32), the same images
+        "exact_is_rel_deviation_vs_ieee": None if exact_row is None else exact_row["score_relative_difference"],
+        "files_vs_memory": files_vs_memory,
+        "end_to_end_50k_s": None if end_ is None else {side: None if row is None else row["wall_s"]
+                                                       for side, row in (("ours", sides.get("ours")),
+                                                                         ("torch_fidelity", sides.get("torch_fidelity")))},
+        "end_to_end_images": None if end_ is None else end_["images"],  # 50,000 but in dry runs
+        "trainer_ms_per_step": per_step("fast"),
+        "trainer_ms_per_step_plain": per_step("plain"),
+        "trainer_table_hours": None if not training_ else {mode: table_hours(training_, mode)
+                                                           for mode in training_.get("modes", {"plain": {}})},
+    }
 
 
 @main.command()
@@ -552,10 +762,12 @@ def _training_lines(training_: dict, exact: dict | None) -> list[str]:
 @click.option("--device", default="cuda", show_default=True)
 @click.option("--tests", "tests_line", default="not run", help="the pytest summary line")
 @click.option("--wall", default=None, type=float, help="the whole check's wall time, seconds")
-def report(work: Path, markdown: Path, device: str, tests_line: str, wall: float | None) -> None:
-    """WORK/{compare,throughput,profile,files,training}.json -> MARKDOWN, and every figure as MARKDOWN's .json."""
+@click.option("--summary", "summary_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="also write the headline figures (gpu-summary.json) here")
+def report(work: Path, markdown: Path, device: str, tests_line: str, wall: float | None, summary_path: Path | None) -> None:
+    """WORK/{compare,throughput,profile,files,end_to_end,training}.json -> MARKDOWN, and every figure as MARKDOWN's .json."""
     data = {name: json.loads((work / f"{name}.json").read_text()) if (work / f"{name}.json").is_file() else None
-            for name in ("compare", "throughput", "profile", "files", "training")}
+            for name in ("compare", "throughput", "profile", "files", "end_to_end", "training")}
     throughput_lines, exact = _throughput_lines(data["throughput"]) if data["throughput"] else ([MISSING], None)
     body = {
         "Machine": _machine(device),
@@ -563,7 +775,9 @@ def report(work: Path, markdown: Path, device: str, tests_line: str, wall: float
         "CUDA exact against CPU exact": _compare_lines(data["compare"]) if data["compare"] else [MISSING],
         "Throughput from memory": throughput_lines,
         "Where the time goes": _profile_lines(data["profile"]) if data["profile"] else [MISSING],
-        "Throughput from PNG files": _files_lines(data["files"], exact) if data["files"] else [MISSING],
+        "Throughput from PNG files": _files_lines(data["files"], exact, "png") if data["files"] else [MISSING],
+        "Throughput from JPEG files": _files_lines(data["files"], exact, "jpeg") if data["files"] else [MISSING],
+        "End to end, one .npz": _end_to_end_lines(data["end_to_end"]) if data["end_to_end"] else [MISSING],
         "Reference GAN training": _training_lines(data["training"], exact) if data["training"] else [MISSING],
         "Provenance": [provenance_markdown(device).rstrip()]
                       + ([] if wall is None else [f"- wall time of the whole check: `{wall:.0f} s`"]),
@@ -576,6 +790,8 @@ def report(work: Path, markdown: Path, device: str, tests_line: str, wall: float
     text = "\n".join(lines) + "\n"
     markdown.write_text(text)
     _write_json(markdown.with_suffix(".json"), {"device": device, "tests": tests_line, "wall_s": wall, **data})
+    if summary_path is not None:
+        _write_json(summary_path, summary(data, device))
     click.echo(text)
 
 

@@ -134,9 +134,10 @@ def choices_markdown() -> str:
 
 
 def _variant_config(spec: AblationPreset, variant: str, data_dir: str | None, run_dir: Path, device: str,
-                    setup: str = "public") -> TrainConfig:
+                    setup: str = "public", switches: dict[str, bool] | None = None) -> TrainConfig:
+    """``switches``: the speed switches of TrainConfig (``amp``, ``channels_last``, ``fast_step``) turned on."""
     config = preset(table3_preset(variant, setup), dataset=spec.dataset, data_dir=data_dir,
-                    out_dir=str(run_dir / variant), device=device, **spec.overrides)
+                    out_dir=str(run_dir / variant), device=device, **{**spec.overrides, **(switches or {})})
     if spec.labels is not None and config.uses_labels:
         config = dataclasses.replace(config, labels=spec.labels)
     return config
@@ -188,14 +189,16 @@ class ScoreRow:
 def run_ablation(preset_name: str, data_dir: str | None, weights: str | None, run_dir: Path,
                  results_dir: Path, only: list[str] | None = None, device: str | None = None,
                  allow_unverified: bool = True, log: Callable[[str], None] = print,
-                 devices: list[str] | None = None, threads: int | None = None, setup: str = "public") -> Path:
+                 devices: list[str] | None = None, threads: int | None = None, setup: str = "public",
+                 switches: dict[str, bool] | None = None) -> Path:
     """Train, sample and score the Table 3 variants of ``preset_name`` (built on the script version
     ``setup``) and write the table.
 
     ``only`` restricts training to some variants (the table then holds every variant that has
     samples in ``run_dir``, so variants may be run one at a time). ``devices`` (or torchrun) spreads
     the variants over one process per device; the samples are then scored by all of them together
-    with the distributed scorer. Returns the Markdown file's path.
+    with the distributed scorer. ``switches`` turns on TrainConfig's speed switches for every variant
+    (the table says which). Returns the Markdown file's path.
     """
     spec = ABLATION_PRESETS[preset_name]
     name = ablation_name(preset_name, setup)
@@ -207,7 +210,7 @@ def run_ablation(preset_name: str, data_dir: str | None, weights: str | None, ru
     if len(devices) > 1:  # a missing weights file: one line, before any process starts training
         _check_weights(weights, allow_unverified)
     run_on_devices(devices, _ablation_process, preset_name, data_dir, weights, run_dir, results_dir, only,
-                   allow_unverified, log, setup, threads=threads)
+                   allow_unverified, log, setup, switches or {}, threads=threads)
     return results_dir / f"ablation-{name}.md"
 
 
@@ -219,7 +222,7 @@ def _check_weights(weights: str | None, allow_unverified: bool) -> None:
 
 def _ablation_process(group: Group | None, device: str, preset_name: str, data_dir: str | None, weights: str | None,
                       run_dir: Path, results_dir: Path, only: list[str] | None, allow_unverified: bool,
-                      log: Callable[[str], None], setup: str = "public") -> None:
+                      log: Callable[[str], None], setup: str = "public", switches: dict[str, bool] | None = None) -> None:
     """One process's part: train and sample its share of the variants, then score every variant with
     the others (the distributed scorer when there are others); rank 0 writes the table."""
     from inception_score import InceptionScorer, inception_score
@@ -233,8 +236,8 @@ def _ablation_process(group: Group | None, device: str, preset_name: str, data_d
     scorer = InceptionScorer(weights, device=torch_device, allow_unverified=allow_unverified, progress=False)
     begin = time.perf_counter()
     wanted = [v for v in VARIANTS if only is None or v in only]
-    say(expected_time(spec, data, scorer, torch_device, wanted, setup))
-    configs = {v: _variant_config(spec, v, data_dir, run_dir, torch_device, setup) for v in VARIANTS}
+    say(expected_time(spec, data, scorer, torch_device, wanted, setup, switches))
+    configs = {v: _variant_config(spec, v, data_dir, run_dir, torch_device, setup, switches) for v in VARIANTS}
     error: BaseException | None = None
     try:
         for variant in my_share(wanted, group):
@@ -273,18 +276,25 @@ def _ablation_process(group: Group | None, device: str, preset_name: str, data_d
     info = {**provenance(torch_device), "weights": result.weights_path, "weights sha256": result.weights_sha256,
             "weights verified": str(result.weights_verified), "data": f"{spec.dataset} ({len(data.train_x)} training images)",
             "processes": str(processes), "wall time": f"{time.perf_counter() - begin:.0f} s"}
+    on = [name for name, value in (switches or {}).items() if value]
+    if on:  # they change the kernels: the table is then not comparable bit for bit with a default run
+        info["speed switches"] = ", ".join(on)
     write_ablation_csv(rows, stem.with_suffix(".csv"))
     save_ablation_figure(images_by_row, stem.with_suffix(".png"))
     stem.with_suffix(".md").write_text(ablation_markdown(preset_name, spec, rows, info, result.weights_verified, setup))
 
 
 def expected_time(spec: AblationPreset, data: DataSet, scorer: Any, device: str, variants: list[str],
-                  setup: str = "public") -> str:
+                  setup: str = "public", switches: dict[str, bool] | None = None) -> str:
     """A run-time estimate from timing one training step of the first variant and one scoring batch."""
-    config = _variant_config(spec, variants[0], None, Path("/nonexistent"), device, setup)
+    config = _variant_config(spec, variants[0], None, Path("/nonexistent"), device, setup, switches)
     trainer = Trainer(config, data)
+    if config.fast_step:  # the first step compiles: time the second
+        trainer.step(trainer.epoch_orders(0), 0, config.lr)
+        trainer.wait()
     begin = time.perf_counter()
     trainer.step(trainer.epoch_orders(0), 0, config.lr)
+    trainer.wait()  # the step only queues its work on a GPU
     per_step = time.perf_counter() - begin
     batch = torch.randint(0, 256, (min(16, spec.samples), 3, 32, 32), dtype=torch.uint8)
     begin = time.perf_counter()

@@ -76,8 +76,13 @@ def main() -> None:
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="a checkpoint.pt")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch (on a busy machine 1 is often fastest); default: torch's choice")
+@click.option("--amp", is_flag=True, default=None, help="bfloat16 autocast on CUDA (amp=true; not comparable bit for bit)")
+@click.option("--channels-last", is_flag=True, default=None, help="NHWC memory order (channels_last=true)")
+@click.option("--fast-step", is_flag=True, default=None,
+              help="torch.compile of the training passes on CUDA (fast_step=true); on a CPU the default step")
 @click.option("--set", "settings", multiple=True, help="any TrainConfig field, key=value (repeatable)")
-def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed, device, resume, threads, settings) -> None:
+def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed, device, resume, threads, amp,
+                  channels_last, fast_step, settings) -> None:
     """Train a preset; every TrainConfig field can be overridden."""
     if threads is not None:
         import torch
@@ -85,7 +90,8 @@ def train_command(preset_name, dataset, data_dir, out_dir, epochs, labels, seed,
         torch.set_num_threads(threads)
     overrides = _parse_overrides(settings)
     for key, value in (("dataset", dataset), ("data_dir", data_dir), ("epochs", epochs), ("labels", labels),
-                       ("seed", seed), ("device", device)):
+                       ("seed", seed), ("device", device), ("amp", amp), ("channels_last", channels_last),
+                       ("fast_step", fast_step)):
         if value is not None:
             overrides[key] = value
     overrides.setdefault("out_dir", out_dir or f"runs/{preset_name}")
@@ -191,7 +197,11 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
               help="comma-separated, e.g. cuda:0,cuda:1 or cpu,cpu: one process per device, variants spread over "
                    "them (under torchrun: one device per rank)")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (in each process)")
-def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, results_dir, device, devices, threads) -> None:
+@click.option("--amp", is_flag=True, help="every variant with bfloat16 autocast on CUDA (as train --amp)")
+@click.option("--channels-last", is_flag=True, help="every variant in NHWC memory order (as train --channels-last)")
+@click.option("--fast-step", is_flag=True, help="every variant with the compiled step on CUDA (as train --fast-step)")
+def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, results_dir, device, devices, threads,
+                     amp, channels_last, fast_step) -> None:
     """Table 3: train the paper's six variants and ours (-VBN scale), sample, score them and real images, write the
     table (.md, .csv, .png) with the choices the paper leaves open.
     Rerunning resumes: variants with samples are skipped, an interrupted one continues from its checkpoint."""
@@ -205,7 +215,8 @@ def ablation_command(preset_name, data_dir, weights, only, setup, runs_dir, resu
         path = run_ablation(preset_name, data_dir, weights,
                             Path(runs_dir or f"runs/ablation-{ablation_name(preset_name, setup)}"),
                             Path(results_dir), only=list(only) or None, device=device,
-                            log=say, devices=_device_list(devices), threads=threads, setup=setup)
+                            log=say, devices=_device_list(devices), threads=threads, setup=setup,
+                            switches=dict(amp=amp, channels_last=channels_last, fast_step=fast_step))
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone shows the table
         return
     click.echo(path.read_text())

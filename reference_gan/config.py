@@ -88,7 +88,11 @@ class TrainConfig:
     seed: int = 1
     data_seed: int = 1
     device: str = "cpu"
-    amp: bool = False  # bfloat16 autocast on CUDA
+    # Speed switches, off by default: each changes which kernels run, so a run's losses match the default's
+    # only to float32 rounding (then training diverges as any two runs do); config.json records them.
+    amp: bool = False  # bfloat16 autocast of the forward passes, on CUDA only (ignored on a CPU)
+    channels_last: bool = False  # images, models and gradients in NHWC memory order
+    fast_step: bool = False  # on CUDA, torch.compile of D's and G's training passes; elsewhere the default step
     out_dir: str = "runs/default"
     eval_every_epochs: int = 1
     test_limit: int | None = None  # evaluate on the first N test images only

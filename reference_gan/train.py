@@ -7,12 +7,19 @@ then ``g_steps`` times :meth:`Trainer.g_step`), evaluation and checkpoints, then
 the data in epoch ``e`` depends only on ``(seed, e)`` and every other draw on the torch, numpy and
 python RNG states saved in each checkpoint, so a run resumed from a checkpoint is bit-identical to an
 uninterrupted one on the same device.
+
+No step waits for the device: the training set is moved to it once, each batch is gathered there by
+index, and the losses are summed there (in float64, the same additions as summing Python floats) and
+read once per epoch. The opt-in switches (``amp``, ``channels_last``, ``fast_step``) change which kernels
+run, so their losses agree with the default's only to float32 rounding, and then diverge as training
+does; the default reproduces earlier runs bit for bit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,8 +85,11 @@ class Trainer:
         self.device = torch.device(config.device)
         torch.manual_seed(config.seed)
         self.data = data if data is not None else load(config.dataset, Path(config.data_dir) if config.data_dir else None)
-        self.train_x = torch.from_numpy(self.data.train_x)
-        self.train_y = torch.from_numpy(self.data.train_y)
+        # On the device once: batches are gathered there by index, with no copy from the host per step.
+        self.train_x = torch.from_numpy(self.data.train_x).to(self.device)
+        self.train_y = torch.from_numpy(self.data.train_y).to(self.device)
+        if config.channels_last and self.train_x.ndim == 4:
+            self.train_x = self.train_x.contiguous(memory_format=torch.channels_last)
         if config.labels == "all":
             self.labelled = np.arange(len(self.data.train_y))
         elif config.labels != "none":
@@ -92,11 +102,14 @@ class Trainer:
         reference = sample_z(config.batch_size, torch.Generator().manual_seed(config.seed + 7919))
         self.D = Discriminator(model).to(self.device)
         self.G = Generator(model, reference_z=reference if config.generator_norm == "virtual" else None).to(self.device)
+        if config.channels_last:
+            self.D.to(memory_format=torch.channels_last)
+            self.G.to(memory_format=torch.channels_last)
         # Data-dependent initialisation of weight norm (and the minibatch layer) on the first examples.
         order = np.random.RandomState(config.data_seed).permutation(len(self.train_x))[: config.init_examples]
         with data_dependent_init():
             self.G(sample_z(config.batch_size, device=self.device))
-            self.D(self.train_x[order].to(self.device))
+            self.D(self.train_x[torch.from_numpy(order).to(self.device)])
         betas = (config.beta1, 0.999)
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.opt_d = Adam(self.d_params, lr=config.lr, betas=betas)
@@ -106,6 +119,16 @@ class Trainer:
         self.ha_g = HistoricalAverage(self.G.parameters()) if config.historical_averaging > 0 else None
         self.state = State()
         self.out_dir = Path(config.out_dir)
+        self._offsets = torch.arange(config.batch_size, device=self.device)  # batch t: entries t*b .. t*b+b-1
+        # The training passes of D and G: compiled with the fast step on CUDA (the modules themselves stay
+        # as they are, for checkpoints and evaluation); elsewhere the modules.
+        self._d_train, self._g_train = self.D, self.G
+        if config.fast_step and self.device.type == "cuda":
+            # dynamic=False: one graph per batch shape (a run has two or three), each specialised to it.
+            self._d_train, self._g_train = torch.compile(self.D, dynamic=False), torch.compile(self.G, dynamic=False)
+        elif config.fast_step:
+            print(f"note: fast_step on {self.device.type} is the default step (torch.compile is used on CUDA only)",
+                  file=sys.stderr, flush=True)
         self._inception_failed = False
         self._inception: Any = None  # the InceptionScore metric, built on first use
 
@@ -124,17 +147,30 @@ class Trainer:
             lab = np.concatenate([self.labelled[rng.permutation(len(self.labelled))] for _ in range(repeats)])
         return unl, unl2, lab
 
-    def _take(self, order: np.ndarray, t: int) -> np.ndarray:
-        b = self.config.batch_size
-        return np.take(order, np.arange(t * b, (t + 1) * b), mode="wrap")
+    def device_orders(self, orders: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
+        """An epoch's orders (:meth:`epoch_orders`) as int64 tensors on the device: one copy per epoch."""
+        return tuple(torch.from_numpy(order).to(self.device) for order in orders)
+
+    def _take(self, order: torch.Tensor, t: int) -> torch.Tensor:
+        """The indices of batch ``t`` of ``order`` (on the device), wrapping round its end."""
+        return order[(self._offsets + t * self.config.batch_size) % len(order)]
+
+    def wait(self) -> None:
+        """Until the device has done every step queued so far (timings)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     # --- one iteration ---------------------------------------------------------------------------
-    def step(self, orders: tuple[np.ndarray, np.ndarray, np.ndarray], t: int, lr: float) -> dict[str, float]:
-        """Iteration ``t`` of an epoch whose data order is ``orders`` (:meth:`epoch_orders`): one D step,
-        then ``g_steps`` G steps with D frozen; the losses (the last G step's) and D's training error."""
+    def step(self, orders: tuple[np.ndarray | torch.Tensor, ...], t: int, lr: float) -> dict[str, torch.Tensor]:
+        """Iteration ``t`` of an epoch whose data order is ``orders`` (:meth:`epoch_orders`, or
+        :meth:`device_orders` of it, which saves a copy per call): one D step, then ``g_steps`` G steps with
+        D frozen. Returns 0-d float32 tensors on the device, not yet read (reading one waits for the
+        device): the losses (the last G step's) and D's training error (NaN without labels)."""
         for opt in (self.opt_d, self.opt_g):
             for group in opt.param_groups:
                 group["lr"] = lr
+        if isinstance(orders[0], np.ndarray):
+            orders = self.device_orders(orders)
         unl_order, unl2_order, lab_order = orders
         losses = self.d_step(unl_order, lab_order, t)
         for p in self.d_params:
@@ -143,42 +179,42 @@ class Trainer:
             loss_g = self.g_step(unl2_order, t)
         for p in self.d_params:
             p.requires_grad_(True)
-        return {"loss_lab": losses["loss_lab"].item(), "loss_unl": losses["loss_unl"].item(), "loss_g": loss_g.item(),
-                "train_err": losses["train_err"]}
+        return {"loss_lab": losses["loss_lab"].detach(), "loss_unl": losses["loss_unl"].detach(),
+                "loss_g": loss_g.detach(), "train_err": losses["train_err"]}
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp and self.device.type == "cuda")
 
-    def d_step(self, unl_order: np.ndarray, lab_order: np.ndarray, t: int) -> dict[str, Any]:
+    def d_step(self, unl_order: torch.Tensor, lab_order: torch.Tensor, t: int) -> dict[str, torch.Tensor]:
         """D's step on unlabelled batch ``t`` of ``unl_order``, a generated batch and (with labels) labelled
         batch ``t`` of ``lab_order``: the unlabelled loss (real against generated, the real target
         ``label_smoothing``), plus the K-way supervised loss, plus the historical-averaging penalty. Returns
         the loss tensors and D's error on the labelled batch (NaN without labels)."""
         config, dev = self.config, self.device
         batch = config.batch_size
-        x_unl = self.train_x[self._take(unl_order, t)].to(dev)
+        x_unl = self.train_x[self._take(unl_order, t)]
         with self._autocast():
             with torch.no_grad():
-                fake = self.G(sample_z(batch, device=dev))
+                fake = self._g_train(sample_z(batch, device=dev))
             # Separate forward passes where minibatch features must see one kind of batch.
             inputs = [x_unl, fake]
             if config.uses_labels:
                 lab_index = self._take(lab_order, t)
-                x_lab, y_lab = self.train_x[lab_index].to(dev), self.train_y[lab_index].to(dev)
+                x_lab, y_lab = self.train_x[lab_index], self.train_y[lab_index]
                 inputs.insert(0, x_lab)
             if self.D.batch_independent:
-                outputs = self.D(torch.cat(inputs))[0].split(batch)
+                outputs = self._d_train(torch.cat(inputs))[0].split(batch)
             else:
-                outputs = [self.D(x)[0] for x in inputs]
+                outputs = [self._d_train(x)[0] for x in inputs]
             logits_unl, logits_fake = outputs[-2], outputs[-1]
             loss_unl = discriminator_loss(logits_unl, logits_fake, real_target=config.label_smoothing)
             loss_d = config.unlabeled_weight * loss_unl
             loss_lab = torch.zeros((), device=dev)
-            train_err = float("nan")
+            train_err = torch.full((), float("nan"), device=dev)
             if config.uses_labels:
                 loss_lab = supervised_loss(outputs[0].float(), y_lab)
                 loss_d = loss_d + loss_lab
-                train_err = (outputs[0].argmax(1) != y_lab).float().mean().item()
+                train_err = (outputs[0].argmax(1) != y_lab).float().mean()
             if self.ha_d is not None:
                 loss_d = loss_d + config.historical_averaging * self.ha_d.penalty()
         self.opt_d.zero_grad(set_to_none=True)
@@ -189,17 +225,17 @@ class Trainer:
             self.ha_d.update()
         return {"loss_lab": loss_lab, "loss_unl": loss_unl, "train_err": train_err}
 
-    def g_step(self, unl2_order: np.ndarray, t: int) -> torch.Tensor:
+    def g_step(self, unl2_order: torch.Tensor, t: int) -> torch.Tensor:
         """One G step against D (whose parameters the caller has frozen): feature matching against
         unlabelled batch ``t`` of ``unl2_order``, or the GAN loss of D's logits, plus the
         historical-averaging penalty. Returns the loss."""
         config, dev = self.config, self.device
         with self._autocast():
-            fake = self.G(sample_z(config.batch_size, device=dev))
-            fake_logits, fake_features = self.D(fake)
+            fake = self._g_train(sample_z(config.batch_size, device=dev))
+            fake_logits, fake_features = self._d_train(fake)
             if config.feature_matching:
                 with torch.no_grad():
-                    real_features = self.D(self.train_x[self._take(unl2_order, t)].to(dev))[1]
+                    real_features = self._d_train(self.train_x[self._take(unl2_order, t)])[1]
                 loss_g = feature_matching_loss(real_features.float(), fake_features.float(),
                                                config.feature_matching_distance)
             else:
@@ -334,16 +370,19 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # The configuration as plain JSON: tables read a run's plan without opening its checkpoint.
         (self.out_dir / "config.json").write_text(strict_json.dumps(dataclasses.asdict(config), indent=1) + "\n")
-        sums: dict[str, float] = {}
+        # The epoch's sums of each loss, on the device in float64: the same additions as summing the
+        # float32 values as Python floats, read once at the end of the epoch.
+        sums: torch.Tensor | None = None
         count = 0
         begin = time.perf_counter()
         while self.state.step < total:
             epoch, t = divmod(self.state.step, self.steps_per_epoch)
             if t == 0 or count == 0:
-                orders = self.epoch_orders(epoch)
+                orders = self.device_orders(self.epoch_orders(epoch))
             losses = self.step(orders, t, learning_rate(config, epoch))
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
+            keys = list(losses)
+            values = torch.stack(list(losses.values())).double()
+            sums = values if sums is None else sums + values
             count += 1
             self.state.step += 1
             end_of_epoch = self.state.step % self.steps_per_epoch == 0 or self.state.step == total
@@ -353,7 +392,7 @@ class Trainer:
                 continue
             record: dict[str, Any] = {"epoch": epoch + 1, "step": self.state.step, "lr": learning_rate(config, epoch),
                                       "seconds": time.perf_counter() - begin}
-            record.update({key: value / count for key, value in sums.items()})
+            record.update({key: value / count for key, value in zip(keys, sums.tolist())})  # the epoch's one read
             if config.eval_every_epochs and (epoch + 1) % config.eval_every_epochs == 0:
                 record["test_err"] = self.test_error(use_ema=False)
                 record["test_err_ema"] = self.test_error(use_ema=True)
@@ -368,7 +407,7 @@ class Trainer:
             if log:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                       flush=True)
-            sums, count = {}, 0
+            sums, count = None, 0
             begin = time.perf_counter()
             self.save()
         return self.state.history
