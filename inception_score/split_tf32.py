@@ -46,7 +46,7 @@ def round_to_tf32(x: torch.Tensor) -> torch.Tensor:
 
 def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(hi, lo)``: ``hi`` = ``x`` rounded to TF32, ``lo = x - hi``, with ``hi + lo == x`` exactly for
-    finite ``x`` (an infinity gives ``lo`` NaN).
+    finite ``x`` below 2^128 - 2^116 in magnitude (beyond it, ``hi`` rounds to an infinity, ``lo`` too).
 
     The subtraction is exact in float32: ``x`` and ``hi`` are both multiples of float32's last place at
     ``x``'s exponent (``hi`` has fewer bits, and a rounding up to the next power of two only coarsens
