@@ -160,12 +160,13 @@ def split_tf32_network(folded: Inception2015) -> SplitTf32Network:
     return SplitTf32Network(folded).eval().requires_grad_(False)
 
 
-# The largest relative logit difference from IEEE float32 that "auto" accepts on CUDA before it uses split
-# TF32: the CPU emulation measured 3e-7 of the largest logit on genuine images (tests/test_split_tf32.py);
-# one TF32 product per term (operands rounded once) gives 1e-3. Anything beyond this means the hardware
+# The largest logit difference from IEEE float32, relative to the largest logit, that "auto" accepts on CUDA
+# before it uses split TF32. The CPU emulation measured 2.2e-6 on 2 genuine CIFAR-10 images and 4.5e-6 on
+# 16 (tests/test_split_tf32.py, benchmarks/results/split-tf32-cpu.md): both float32, rounded differently.
+# TF32 alone (operands rounded once) measured 3.5e-3. A difference beyond this limit means the hardware
 # or its library did not compute what the split assumes (say, a convolution algorithm that rounds its
 # own intermediate values to TF32).
-AGREEMENT_LIMIT = 1e-5
+AGREEMENT_LIMIT = 5e-5
 
 
 def split_tf32_timing(network: Inception2015, split_network: SplitTf32Network, device: torch.device,

@@ -220,7 +220,7 @@ def test_split_network_logits_are_as_close_to_float64_as_float32s(
     """Two genuine images through the whole network. Bound: the layer tests give split TF32 the error of
     float32 to a factor under 2, and the network carries each layer's error on the same way in both, so
     the logits' worst difference from float64 may be at most 2x float32's; the two kernels then differ by
-    at most AGREEMENT_LIMIT (1e-5) of the largest logit, what "auto" accepts on CUDA. Measured: split TF32
+    at most AGREEMENT_LIMIT (5e-5) of the largest logit, what "auto" accepts on CUDA. Measured: split TF32
     1.3e-6 of the largest logit from float64, IEEE float32 1.8e-6, the two 2.2e-6 apart."""
     x = dev_scorer.network_input(cifar_images(cifar10_partial_dir, 2)).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
