@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import provenance_markdown, write_result  # noqa: E402
-from precision_cpu import timed_logits  # noqa: E402
+from precision_cpu import timed_logits, training_images, weights_file  # noqa: E402
 
 TARGET = 1e-6  # the project's limit on the relative deviation of a mean
 
@@ -41,15 +39,9 @@ def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
     from inception_score import InceptionScorer
     from inception_score.metric import inception_score_from_logits, summarize
 
-    with np.load(Path(cifar) / "cifar10_prefix_partial.npz", allow_pickle=False) as archive:
-        rows = np.concatenate([archive[f"data_batch_{i}_data_prefix"] for i in range(1, 6)])[:count]
-    images = torch.from_numpy(rows.reshape(-1, 3, 32, 32).copy())
-    with tempfile.TemporaryDirectory() as folder:
-        if weights is None:
-            from inception_score.dev_weights import write_genuine_conv_weights
-
-            weights = str(write_genuine_conv_weights(Path(folder) / "dev-weights.pth"))
-        ieee = InceptionScorer(weights, device="cpu", allow_unverified=True, progress=False, exact_kernel="ieee")
+    images = training_images(cifar, count)
+    with weights_file(weights) as path:
+        ieee = InceptionScorer(path, device="cpu", allow_unverified=True, progress=False, exact_kernel="ieee")
     split = ieee.with_policy(exact_kernel="split-tf32")
     ieee_logits, ieee_s = timed_logits(ieee, images, batch_size)
     split_logits, split_s = timed_logits(split, images, batch_size)

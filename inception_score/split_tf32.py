@@ -72,15 +72,22 @@ def three_products(x: torch.Tensor, hi_w: torch.Tensor, lo_w: torch.Tensor,
     return product(hi_x, hi_w) + (product(hi_x, lo_w) + product(lo_x, hi_w))
 
 
-class _SplitConv(nn.Module):
-    """A folded convolution's weights split once into TF32 parts, its bias kept whole."""
+class _SplitWeights(nn.Module):
+    """A layer's weight split once into its TF32 parts ``hi_w``, ``lo_w``; its bias kept whole."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
-        hi, lo = _tf32_parts(conv.weight.detach())
+        hi, lo = _tf32_parts(weight.detach())
         self.register_buffer("hi_w", hi)
         self.register_buffer("lo_w", lo)
-        self.register_buffer("bias", conv.bias.detach())
+        self.register_buffer("bias", bias.detach())
+
+
+class _SplitConv(_SplitWeights):
+    """A folded convolution (batch norm in its weight and bias) in three TF32 products."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__(conv.weight, conv.bias)
         self.stride, self.padding = conv.stride, conv.padding
 
     def products(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,15 +114,11 @@ class SplitConvAvgPoolReLU(_SplitConv):
         return F.relu(_avg_pool_3x3(self.products(x)) + self.bias[:, None, None])
 
 
-class SplitLinear(nn.Module):
+class SplitLinear(_SplitWeights):
     """The fc layer ``(N, 2048) -> (N, 1008)`` in three TF32 products; the bias only when asked for."""
 
     def __init__(self, fc: nn.Linear) -> None:
-        super().__init__()
-        hi, lo = _tf32_parts(fc.weight.detach())
-        self.register_buffer("hi_w", hi)
-        self.register_buffer("lo_w", lo)
-        self.register_buffer("bias", fc.bias.detach())
+        super().__init__(fc.weight, fc.bias)
 
     def forward(self, features: torch.Tensor, with_bias: bool = False) -> torch.Tensor:
         logits = three_products(features, self.hi_w, self.lo_w, F.linear)
