@@ -308,3 +308,39 @@ def test_the_command_passes_exact_kernel_to_the_scorer(dev_scorer: InceptionScor
     assert asked == ["ieee"]
     refused = CliRunner().invoke(main, [str(images), "--exact-kernel", "fast"])
     assert refused.exit_code == 2 and "--exact-kernel" in refused.output
+
+
+def test_split_network_runs_in_tf32_inside_the_exact_scope_and_puts_the_switches_back(
+    dev_scorer: InceptionScorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA switches as a GPU would see them (both scopes take their CUDA branch here, the work stays on
+    the CPU): the resize in IEEE float32, the split network's products with TF32 on, cudnn.benchmark as
+    the scorer set it, and afterwards every switch as the caller had it."""
+    import inception_score.runner as runner
+    import inception_score.split_tf32 as split_module
+    from inception_score.precision import precision_scope
+    from test_precision_scope import expected_in_effect, observed_switches, tf32_in_effect
+
+    cuda = torch.device("cuda")
+    for module in (runner, split_module):
+        monkeypatch.setattr(module, "precision_scope",
+                            lambda _device, allow_tf32, benchmark: precision_scope(cuda, allow_tf32, benchmark))
+    resize = runner.to_network_input
+    seen: dict[str, dict] = {}
+
+    def spied_resize(*args, **kwargs) -> torch.Tensor:
+        seen["resize"] = tf32_in_effect()
+        return resize(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "to_network_input", spied_resize)
+    split_scorer = dev_scorer.with_policy(exact_kernel="split-tf32")
+    hook = split_scorer._split_network().fc.register_forward_pre_hook(
+        lambda *_: seen.__setitem__("fc", tf32_in_effect()))
+    before = observed_switches()
+    try:
+        logits = split_scorer.logits(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    finally:
+        hook.remove()
+    assert logits.shape == (1, 1008)
+    assert seen == {"resize": expected_in_effect(False), "fc": expected_in_effect(True)}
+    assert observed_switches() == before
