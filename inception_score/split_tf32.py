@@ -164,8 +164,8 @@ def split_tf32_network(folded: Inception2015) -> SplitTf32Network:
 
 
 # The largest logit difference from IEEE float32, relative to the largest logit, that "auto" accepts on CUDA
-# before it uses split TF32. The CPU emulation measured 2.2e-6 on 2 genuine CIFAR-10 images and 4.5e-6 on
-# 16 (tests/test_split_tf32.py, benchmarks/results/split-tf32-cpu.md): both float32, rounded differently.
+# before it uses split TF32. The CPU emulation measured 2.2e-6 on 2 genuine CIFAR-10 images and 3.7e-6 on
+# 512 (tests/test_split_tf32.py, benchmarks/results/split-tf32-cpu.md): both float32, rounded differently.
 # TF32 alone (operands rounded once) measured 3.5e-3. A difference beyond this limit means the hardware
 # or its library did not compute what the split assumes (say, a convolution algorithm that rounds its
 # own intermediate values to TF32).
