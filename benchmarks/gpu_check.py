@@ -160,15 +160,20 @@ def _score(logits: torch.Tensor, splits: int) -> float:
 @click.option("--device", default="cuda", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def compare(weights_path: str, npz: Path, count: int, splits: int, device: str, out: Path) -> None:
-    """Logits and score of DEVICE (exact and fast) against the CPU (exact) on the same genuine images."""
+    """Logits and score of DEVICE (exact and fast) against the CPU (exact) on the same genuine images.
+    "exact" is what exact_kernel="auto" chose there (its dtype says which); "exact-ieee" and
+    "exact-split-tf32" are the two exact kernels asked for by name (inception_score.split_tf32)."""
     from inception_score import InceptionScorer
 
     images = cifar_images(npz, count)
-    reference = _all_logits(InceptionScorer(weights_path, device="cpu", allow_unverified=True, progress=False),
-                            images, 64).double()
+    reference = _all_logits(InceptionScorer(weights_path, device="cpu", allow_unverified=True, progress=False,
+                                            exact_kernel="ieee"), images, 64).double()
     reference_score = _score(reference, splits)
     rows = {}
-    for precision, scorer in _scorers(weights_path, device).items():
+    scorers = _scorers(weights_path, device)
+    scorers.update({f"exact-{kernel}": scorers["exact"].with_policy(exact_kernel=kernel)
+                    for kernel in ("ieee", "split-tf32")})
+    for precision, scorer in scorers.items():
         logits = _all_logits(scorer, images, 64).double()
         score = _score(logits, splits)
         rows[precision] = {
@@ -179,8 +184,13 @@ def compare(weights_path: str, npz: Path, count: int, splits: int, device: str, 
             "score_relative_difference": abs(score - reference_score) / reference_score,
             "dtype": scorer.dtype,
         }
+    ieee_score = rows["exact-ieee"]["score"]
     _write_json(out, {"device": device, "images": count, "source": str(npz.name), "splits": splits,
-                      "cpu_exact_score": reference_score, "device_vs_cpu": rows})
+                      "cpu_exact_score": reference_score, "device_vs_cpu": rows,
+                      "exact_is_rel_deviation_vs_ieee": abs(rows["exact-split-tf32"]["score"] - ieee_score) / ieee_score,
+                      "exact_auto_note": scorers["exact"].precision_note,
+                      # auto's one-batch measurement (IEEE s, split s, logit difference), absent off CUDA
+                      "exact_auto_timing": scorers["exact"]._timings.get("split-tf32")})
 
 
 class _Images(torch.utils.data.Dataset):
@@ -545,6 +555,13 @@ def _compare_lines(compare_: dict) -> list[str]:
         lines.append(f"| {compare_['device']} {precision} ({row['dtype']}) | {row['max_abs_logit_difference']:.3g} | "
                      f"{row['largest_logit']:.3g} | {row['relative_logit_difference']:.3g} | {row['score']:.6f} | "
                      f"{row['score_relative_difference']:.3g} |")
+    if "exact_is_rel_deviation_vs_ieee" in compare_:
+        lines += ["", f"Split TF32 against IEEE float32, both exact on {compare_['device']}: IS relative deviation "
+                      f"{compare_['exact_is_rel_deviation_vs_ieee']:.3g} (`exact_is_rel_deviation_vs_ieee`). What "
+                      f"`exact_kernel=\"auto\"` chose: {compare_['exact_auto_note'] or 'IEEE float32'}"
+                      + ("." if not compare_.get("exact_auto_timing") else
+                         " (one batch of 32: IEEE {:.3f} s, split {:.3f} s, logits {:.1e} apart).".format(
+                             *compare_["exact_auto_timing"]))]
     return lines
 
 

@@ -12,9 +12,11 @@ CPU with AVX512_BF16 or AMX and is exact elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -23,6 +25,27 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import provenance_markdown, write_result  # noqa: E402
+
+
+def training_images(cifar: str | Path, count: int) -> torch.Tensor:
+    """The first ``count`` genuine CIFAR-10 training images of the partial archive in folder ``cifar``:
+    ``(N, 3, 32, 32)`` uint8."""
+    with np.load(Path(cifar) / "cifar10_prefix_partial.npz", allow_pickle=False) as archive:
+        rows = np.concatenate([archive[f"data_batch_{i}_data_prefix"] for i in range(1, 6)])[:count]
+    return torch.from_numpy(rows.reshape(-1, 3, 32, 32).copy())
+
+
+@contextlib.contextmanager
+def weights_file(weights: str | None) -> Iterator[str]:
+    """``weights``, or else the development file (genuine convolutions, seeded random fc) built in a
+    temporary folder that lasts as long as the ``with`` block."""
+    if weights is not None:
+        yield weights
+        return
+    from inception_score.dev_weights import write_genuine_conv_weights
+
+    with tempfile.TemporaryDirectory() as folder:
+        yield str(write_genuine_conv_weights(Path(folder) / "dev-weights.pth"))
 
 
 def timed_logits(scorer, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, float]:
@@ -42,16 +65,10 @@ def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
     from inception_score.metric import inception_score_from_logits, summarize
     from inception_score.precision import native_bf16_cpu
 
-    with np.load(Path(cifar) / "cifar10_prefix_partial.npz", allow_pickle=False) as archive:
-        rows = np.concatenate([archive[f"data_batch_{i}_data_prefix"] for i in range(1, 6)])[:count]
-    images = torch.from_numpy(rows.reshape(-1, 3, 32, 32).copy())
-    with tempfile.TemporaryDirectory() as folder:
-        if weights is None:
-            from inception_score.dev_weights import write_genuine_conv_weights
-
-            weights = str(write_genuine_conv_weights(Path(folder) / "dev-weights.pth"))
-        exact = InceptionScorer(weights, device="cpu", allow_unverified=True, progress=False)
-        fast = InceptionScorer(weights, device="cpu", allow_unverified=True, progress=False, precision="fast")
+    images = training_images(cifar, count)
+    with weights_file(weights) as path:
+        exact = InceptionScorer(path, device="cpu", allow_unverified=True, progress=False)
+        fast = InceptionScorer(path, device="cpu", allow_unverified=True, progress=False, precision="fast")
     note = fast.precision_note or "the scorer chose bfloat16"
     if native_bf16_cpu():
         # Measure bfloat16 even where the scorer's own timing check kept float32 (it never uses a slower mode).

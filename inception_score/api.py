@@ -27,7 +27,7 @@ from .order import label_order
 from .protocol import TORCH_FIDELITY_SEED
 from .result import ISResult
 from . import runner
-from .runner import InceptionScorer, Precision
+from .runner import ExactKernel, InceptionScorer, Precision
 
 def inception_score(
     images: Any,
@@ -46,6 +46,7 @@ def inception_score(
     num_images: int | None = None,
     progress: bool = False,
     precision: Precision = "exact",
+    exact_kernel: ExactKernel = "auto",
     return_marginal: bool = False,
     scorer: InceptionScorer | None = None,
     distributed: bool | None = None,
@@ -60,7 +61,9 @@ def inception_score(
     Splits are contiguous in input order unless ``shuffle`` (torch-fidelity's permutation with
     ``seed``): ``splits`` equal parts (default 10, the paper's code), or chunks of ``split_size`` images,
     the last one shorter (guided-diffusion's evaluator); not both. ``num_images`` announces the length of an unsized iterable, so that memory stays flat.
-    Pass a ready ``scorer`` to reuse a loaded network across calls.
+    Pass a ready ``scorer`` to reuse a loaded network across calls. ``precision`` and ``exact_kernel``
+    (how "exact" multiplies: "ieee" float32, "split-tf32", or "auto") are
+    :class:`~inception_score.runner.InceptionScorer`'s.
 
     Inside an initialised ``torch.distributed`` process group (unless ``distributed=False``), a sized
     input (tensor, array, sequence, ``Dataset``, path) is shared out: each process reads and scores its
@@ -81,9 +84,10 @@ def inception_score(
                                   allow_unverified=allow_unverified, input_range=input_range, shuffle_seed=shuffle_seed,
                                   order=order, num_workers=num_workers, limit=limit, progress=progress,
                                   precision=precision, return_marginal=return_marginal, scorer=scorer,
-                                  infinity_seed=ordered_by)
+                                  infinity_seed=ordered_by, exact_kernel=exact_kernel)
     scorer = scorer or runner.InceptionScorer(
-        weights, device=device, allow_unverified=allow_unverified, precision=precision, progress=progress
+        weights, device=device, allow_unverified=allow_unverified, precision=precision, progress=progress,
+        exact_kernel=exact_kernel,
     )
     stream = image_stream(
         images,
@@ -162,11 +166,12 @@ def _distributed_score(group: Group, images: Any, splits: SplitRule, *, batch_si
                        weights: str | os.PathLike | None, allow_unverified: bool, input_range: str | InputRange | None,
                        shuffle_seed: int | None, order: str, num_workers: int, limit: int | None, progress: bool,
                        precision: Precision, return_marginal: bool, scorer: InceptionScorer | None,
-                       infinity_seed: int | None = None) -> ISResult:
+                       infinity_seed: int | None = None, exact_kernel: ExactKernel = "auto") -> ISResult:
     """:func:`inception_score` on this rank's shard, in lock step with the other ranks."""
     with agreeing(group):
         scorer = scorer or runner.InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
-                                           precision=precision, progress=progress and group.is_main)
+                                           precision=precision, progress=progress and group.is_main,
+                                           exact_kernel=exact_kernel)
         part, part_range, total, offset, count, labels = _shard(images, input_range, limit, group)
         check_split_count(total, splits)
         batches: Iterable[ImageBatch] = []
@@ -211,7 +216,8 @@ class InceptionScore:
       so on (``ISResult.order`` says so). The logits are kept until ``compute`` (4 KB per image), since
       a rank's offset is known only when every rank's count is.
 
-    ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does.
+    ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does; ``precision`` and
+    ``exact_kernel`` are :class:`~inception_score.runner.InceptionScorer`'s.
 
     Never a stale or partial score: call ``reset()`` before a new epoch's images. With ``num_images``,
     images beyond it raise at the ``update`` that brings them (in a group, at ``compute``), fewer raise
@@ -232,6 +238,7 @@ class InceptionScore:
         shuffle: bool = False,
         seed: int = TORCH_FIDELITY_SEED,
         precision: Precision = "exact",
+        exact_kernel: ExactKernel = "auto",
         batch_size: int = 64,
         scorer: InceptionScorer | None = None,
         distributed: bool | None = None,
@@ -247,7 +254,7 @@ class InceptionScore:
         self.batch_size = batch_size
         self.distributed = distributed
         self.scorer = scorer or runner.InceptionScorer(
-            weights, device=device, allow_unverified=allow_unverified, precision=precision
+            weights, device=device, allow_unverified=allow_unverified, precision=precision, exact_kernel=exact_kernel
         )
         self.reset()
 

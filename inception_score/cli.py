@@ -61,7 +61,7 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
     from .protocol import PIXEL_RANGE
     from .metric import check_split_count
     from .api import inception_score
-    from .runner import InceptionScorer, resolve_device
+    from .runner import resolve_device
 
     main_rank = group is None or group.is_main
     if main_rank:
@@ -90,8 +90,7 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
         infinity_sizes(count)  # enough images for 15 sizes, before the network runs
 
     progress = _progress(options) and main_rank
-    scorer = scorer or InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
-                                       precision=options.precision, progress=progress)  # type: ignore[arg-type]
+    scorer = scorer or _scorer(options, device, progress)
     if options.save_logits is not None:
         report = _score_saving_logits(dataset, count, description, skipped, scorer, options, progress)
         _write_outputs(report, options)
@@ -109,17 +108,25 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
     return report
 
 
+def _scorer(options: RunOptions, device: Any, progress: bool) -> InceptionScorer:
+    """The network of ``options`` (weights, precision, exact kernel) loaded on ``device``."""
+    from .runner import InceptionScorer
+
+    return InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
+                           precision=options.precision, exact_kernel=options.exact_kernel,  # type: ignore[arg-type]
+                           progress=progress)
+
+
 def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     """``--generator FILE``: the file's program makes the images, none written (inception_score.generator)."""
     from .generator import load_generator_file, score_generator
-    from .runner import InceptionScorer, resolve_device
+    from .runner import resolve_device
 
     assert options.generator is not None and options.z_dim is not None
     progress = _progress(options) and (group is None or group.is_main)
     device = resolve_device(options.device)
     generator = load_generator_file(options.generator, device, options.num_classes)  # before the network: fails fast
-    scorer = InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
-                             precision=options.precision, progress=progress)  # type: ignore[arg-type]
+    scorer = _scorer(options, device, progress)
     result = score_generator(
         generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
         num_classes=options.num_classes, seed=options.seed, batch_size=options.batch_size,
@@ -137,14 +144,12 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
     that fails gives its own line under ``--skip-invalid`` and stops the run otherwise. Returns the
     number of paths that failed."""
     from .files import shown
-    from .runner import InceptionScorer, resolve_device
+    from .runner import resolve_device
 
     main_rank = group is None or group.is_main
     if main_rank:
         _check_outputs(options)
-    scorer = InceptionScorer(options.weights, device=resolve_device(options.device),
-                             allow_unverified=options.allow_unverified, precision=options.precision,  # type: ignore[arg-type]
-                             progress=_progress(options) and main_rank)
+    scorer = _scorer(options, resolve_device(options.device), _progress(options) and main_rank)
     failed = 0
     write_error = None
     output = open(options.output, "w") if options.output is not None and main_rank else None
@@ -317,6 +322,9 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--skip-invalid", is_flag=True, help="skip images that fail to decode (listed in the JSON)")
 @click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
               help="fast: TF32 and float16 on CUDA, bfloat16 on a CPU with native bfloat16 (else exact, said so)")
+@click.option("--exact-kernel", type=click.Choice(["auto", "ieee", "split-tf32"]), default="auto", show_default=True,
+              help="how exact multiplies: ieee float32, or split-tf32 (three TF32 products, float32 accuracy on "
+                   "tensor cores; emulated, slowly, on a CPU); auto: split-tf32 on CUDA where measured faster")
 @click.option("--per-class", type=click.Path(dir_okay=False), default=None,
               help="write a PNG of p(y), the class distribution")
 @click.option("--labels", type=click.Path(), default=None, envvar="INCEPTION_SCORE_LABELS", show_envvar=True,
@@ -357,7 +365,7 @@ def _optional_path(value: str | None) -> Path | None:
 @click.version_option(__version__, prog_name="inception-score")
 def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size: int, device: str, num_workers: int, weights: str | None,
          allow_unverified_weights: bool, limit: int | None, shuffle: bool, seed: int, input_range: str | None,
-         skip_invalid: bool, precision: str, per_class: str | None, labels: str | None, as_json: bool,
+         skip_invalid: bool, precision: str, exact_kernel: str, per_class: str | None, labels: str | None, as_json: bool,
          output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, each: bool,
          generator_file: str | None, num_samples: int, z_dim: int | None, num_classes: int | None,
          z_distribution: str, infinity: bool, infinity_seed: int, infinity_plot: str | None, debug: bool) -> None:
@@ -385,7 +393,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         paths=tuple(Path(p) for p in paths), splits=splits, split_size=split_size, batch_size=batch_size, device=device,
         num_workers=num_workers, weights=_optional_path(weights), allow_unverified=allow_unverified_weights,
         limit=limit, shuffle=shuffle, seed=seed, input_range=None if input_range is None else NAMED_RANGES[input_range],
-        skip_invalid=skip_invalid, precision=precision, per_class=_optional_path(per_class),
+        skip_invalid=skip_invalid, precision=precision, exact_kernel=exact_kernel, per_class=_optional_path(per_class),
         labels=_optional_path(labels), as_json=as_json, output=_optional_path(output), quiet=quiet,
         save_logits=_optional_path(save_logits), from_logits=_optional_path(from_logits), each=each,
         generator=_optional_path(generator_file), num_samples=num_samples, z_dim=z_dim, num_classes=num_classes,

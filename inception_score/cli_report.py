@@ -53,6 +53,7 @@ class RunOptions:
     input_range: InputRange | None = None
     skip_invalid: bool = False
     precision: str = "exact"
+    exact_kernel: str = "auto"  # how "exact" multiplies: auto, ieee or split-tf32 (InceptionScorer)
     per_class: Path | None = None
     labels: Path | None = None
     as_json: bool = False

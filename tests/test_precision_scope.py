@@ -266,7 +266,8 @@ def stand_in_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def scorers(stand_in_weights: Path, device: torch.device) -> dict[str, InceptionScorer]:
-    exact = InceptionScorer(stand_in_weights, device=device, allow_unverified=True, progress=False)
+    exact = InceptionScorer(stand_in_weights, device=device, allow_unverified=True, progress=False,
+                            exact_kernel="ieee")  # the IEEE kernel: TF32 off in the network too
     fast = copy.copy(exact)  # the same network, loaded once
     fast.precision = "fast"
     return {"exact": exact, "fast": fast}
