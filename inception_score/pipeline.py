@@ -44,6 +44,8 @@ class Accumulating(Protocol):
 
     def flush(self) -> bool: ...
 
+    def finish(self, *args: Any, **kwargs: Any) -> SplitStatistics: ...
+
 
 class DevicePipeline:
     """Batches of pixels in, their statistics added to ``accumulator`` on the scorer's device."""
