@@ -24,6 +24,7 @@ from .files import dataset_labels
 from .inputs import ImageBatch, InputRange, image_stream, is_path_like, is_single_image, parse_input_range, standardize_batch
 from .metric import SplitRule, SplitStatistics, check_split_count, order_text, split_rule
 from .order import label_order
+from .pipeline import DevicePipeline
 from .protocol import TORCH_FIDELITY_SEED
 from .result import ISResult
 from . import runner
@@ -99,12 +100,13 @@ def inception_score(
         pin_memory=scorer.device.type == "cuda",
     )
     accumulator = _SplitAccumulator(rule, stream.num_images, shuffle_seed, infinity_seed=ordered_by)
+    pipeline = DevicePipeline(scorer, accumulator)
     start = time.perf_counter()
     with progress_bar(progress, stream.num_images) as bar:
         for batch in stream.batches:
-            accumulator.add(scorer.logits(batch))
+            pipeline.add(batch)
             bar(len(batch))
-    stats = accumulator.finish()
+    stats = pipeline.finish()
     labels = None if stream.labels is None else label_order(stream.labels, rule, shuffle_seed)
     return _result(stats, scorer, time.perf_counter() - start, return_marginal, order, shuffled=shuffle,
                    split_size=rule.split_size, labels=labels, buckets=accumulator.buckets, infinity_seed=ordered_by)
@@ -180,15 +182,16 @@ def _distributed_score(group: Group, images: Any, splits: SplitRule, *, batch_si
                                    pin_memory=scorer.device.type == "cuda").batches
         accumulator = _SplitAccumulator(splits, count, shuffle_seed, offset, total, infinity_seed)
     assert scorer is not None
+    pipeline = DevicePipeline(scorer, accumulator)
     start = time.perf_counter()
     with progress_bar(progress and group.is_main, count) as bar:
         def work(batch: ImageBatch) -> None:
-            accumulator.add(scorer.logits(batch))
+            pipeline.add(batch)
             bar(len(batch))
 
         run_in_lockstep(group, batches, lockstep_steps(total, group.world_size, batch_size), work)
     with agreeing(group):
-        stats = accumulator.finish()
+        stats = pipeline.finish()
     return _result(stats, scorer, time.perf_counter() - start, return_marginal,
                    f"{order}, shared out over {group.world_size} processes", group, shuffled=shuffle_seed is not None,
                    split_size=splits.split_size,
@@ -262,6 +265,7 @@ class InceptionScore:
         """Forget every image seen so far (the network stays loaded)."""
         self._plain: _SplitAccumulator | None = None  # built at the first update: the group may come later
         self._indexed: _IndexedAccumulator | None = None
+        self._pipeline: DevicePipeline | None = None  # scores the batches into whichever of the two is used
         self._elapsed = 0.0
 
     @property
@@ -290,26 +294,32 @@ class InceptionScore:
                                                     infinity_seed=self.infinity_seed)
         elif self._indexed is not None:
             raise InputError("update() was called both with and without indices since the last reset(); use one")
+        if self._pipeline is None:
+            self._pipeline = DevicePipeline(self.scorer, self._accumulator if indices is None else self._indexed)
         for position, chunk in enumerate(pixels.split(self.batch_size)):
-            logits = self.scorer.logits(chunk)
             if indices is None:
-                self._accumulator.add(logits)
+                self._pipeline.add(chunk)
             else:
-                assert self._indexed is not None
-                self._indexed.add(logits, index_array[position * self.batch_size : position * self.batch_size + len(chunk)])
+                self._pipeline.add(chunk, index_array[position * self.batch_size : position * self.batch_size + len(chunk)])
         self._elapsed += time.perf_counter() - start
+
+    def _finish(self, accumulator: _SplitAccumulator | _IndexedAccumulator, *args: Any, **kwargs: Any) -> SplitStatistics:
+        """The accumulator's statistics on the host, after the pipeline's last flags (when it ran)."""
+        if self._pipeline is None:
+            return accumulator.finish(*args, **kwargs)
+        return self._pipeline.finish(*args, **kwargs)
 
     def compute(self, return_marginal: bool = False) -> ISResult:
         """The score of every image given since the last ``reset`` (on every process of a group)."""
         group = current_group(self.distributed)
         if group is None:
             if self._indexed is not None:
-                stats = self._indexed.finish(None)
+                stats = self._finish(self._indexed, None)
                 return _result(stats, self.scorer, self._elapsed, return_marginal,
                                f"{self.order} of the data set's indices", shuffled=self.shuffle_seed is not None,
                                split_size=self.splits.split_size, buckets=self._indexed.buckets,
                                infinity_seed=self.infinity_seed)
-            stats = self._accumulator.finish()
+            stats = self._finish(self._accumulator)
             return _result(stats, self.scorer, self._elapsed, return_marginal, self.order,
                            shuffled=self.shuffle_seed is not None, split_size=self.splits.split_size,
                            buckets=self._accumulator.buckets, infinity_seed=self.infinity_seed)
@@ -317,7 +327,7 @@ class InceptionScore:
         buckets: SplitStatistics | None = None
         with agreeing(group, InputError):
             if self._indexed is not None:
-                stats = self._indexed.finish(group)
+                stats = self._finish(self._indexed, group)
                 buckets = self._indexed.buckets
                 order = f"{self.order} of the data set's indices"
             else:
@@ -326,7 +336,7 @@ class InceptionScore:
                     raise InputError(f"the {group.world_size} processes received {sum(counts)} images ({counts}) "
                                      f"for the {self.num_images} announced: reset() between epochs, and announce "
                                      "the real number")
-                stats = self._accumulator.finish(offset=sum(counts[: group.rank]), total=sum(counts))
+                stats = self._finish(self._accumulator, offset=sum(counts[: group.rank]), total=sum(counts))
                 buckets = self._accumulator.buckets
                 order = f"{self.order}, rank-major over {group.world_size} processes (rank 0's images first)"
         assert stats is not None

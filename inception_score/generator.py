@@ -51,6 +51,7 @@ from .metric import check_split_count, split_rule
 from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .accumulators import _result, _SplitAccumulator
 from .api import progress_bar
+from .pipeline import DevicePipeline
 from .result import ISResult
 from .runner import InceptionScorer, Precision
 
@@ -258,10 +259,11 @@ def score_generator(
         infinity_sizes(num_samples)  # enough samples for the 15 sizes, before any is drawn
     accumulator = _SplitAccumulator(rule, stop - start, None, start, num_samples, infinity_seed=ordered_by)
     batches = _batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range)
+    pipeline = DevicePipeline(scorer, accumulator)
     began = time.perf_counter()
     with progress_bar(progress and main, stop - start) as bar:
         def work(batch: torch.Tensor) -> None:
-            accumulator.add(scorer.logits(batch))
+            pipeline.add(batch)
             bar(len(batch))
 
         if group is None:
@@ -269,7 +271,7 @@ def score_generator(
                 work(batch)
         else:
             run_in_lockstep(group, batches, lockstep_steps(num_samples, group.world_size, batch_size), work)
-    stats = accumulator.finish()
+    stats = pipeline.finish()
     order = "sample order" if group is None else f"sample order, shared out over {group.world_size} processes"
     result = _result(stats, scorer, time.perf_counter() - began, return_marginal, order, group,
                      split_size=rule.split_size, buckets=accumulator.buckets, infinity_seed=ordered_by)

@@ -234,29 +234,17 @@ class SplitStatistics:
 
     def add(self, logits: torch.Tensor, split_ids: np.ndarray) -> None:
         """Add ``(B, C)`` logits whose images belong to splits ``split_ids`` ``(B,)``."""
-        log_p = torch.log_softmax(logits.detach().to("cpu", torch.float64), dim=1)
-        p = log_p.exp()
-        plogp = (p * log_p).sum(dim=1)
-        ids = torch.from_numpy(np.asarray(split_ids, dtype=np.int64))
-        # clr(p) = log p - mean_y log p: the softmax's normaliser cancels, so it is the centred logits.
-        centred = logits.detach().to(torch.float64)
-        centred = centred - centred.mean(dim=1, keepdim=True)
-        size = self.sketch.shape[1]
-        products = torch.zeros(len(ids), size, dtype=torch.float64)
-        if size:  # projected where the logits are (a GPU does it in no time), then summed on the CPU
-            projected = centred @ sketch_projections(centred.shape[1], size, str(centred.device))
-            products = (projected[:, :size] * projected[:, size:]).cpu()
-        centred = centred.cpu()
+        self.add_sums(split_sums(logits, split_ids, self.splits, self.sketch.shape[1]).cpu().numpy())
 
-        def per_split(values: torch.Tensor) -> np.ndarray:
-            return torch.zeros(self.splits, *values.shape[1:], dtype=torch.float64).index_add_(0, ids, values).numpy()
-
-        self.sum_p += per_split(p)
-        self.sum_plogp += per_split(plogp)
-        self.sum_clr += per_split(centred)
-        self.sum_clr2 += per_split((centred * centred).sum(dim=1))
-        self.sketch += per_split(products)
-        self.count += np.bincount(ids.numpy(), minlength=self.splits)
+    def add_sums(self, sums: np.ndarray) -> None:
+        """Add ``(S, 2C + K + 3)`` per-split sums laid out as :func:`split_sums` gives them."""
+        classes, width = self.sum_p.shape[1], sums.shape[1]
+        self.sum_p += sums[:, :classes]
+        self.sum_plogp += sums[:, classes]
+        self.sum_clr += sums[:, classes + 1 : 2 * classes + 1]
+        self.sum_clr2 += sums[:, 2 * classes + 1]
+        self.sketch += sums[:, 2 * classes + 2 : width - 1]
+        self.count += sums[:, width - 1].astype(np.int64)  # whole numbers, exact in float64 below 2**53
 
     def merge(self, other: "SplitStatistics") -> "SplitStatistics":
         """The statistics of both sets of images together (exact: sums add)."""
@@ -277,6 +265,77 @@ class SplitStatistics:
         # xlogy gives 0 for classes with pbar == 0, as the limit p log p -> 0 does.
         mean_kl = self.sum_plogp / count - _xlogx(pbar).sum(axis=1)
         return np.exp(mean_kl)
+
+
+def split_sums(logits: torch.Tensor, split_ids: np.ndarray | torch.Tensor, splits: int,
+               sketch_size: int = ORDER_SKETCH_SIZE) -> torch.Tensor:
+    """``(B, C)`` logits of images in splits ``split_ids`` ``(B,)`` -> ``(S, 2C + K + 3)`` float64 on the
+    logits' device: per split, side by side, the sums of :class:`SplitStatistics`' fields: p(y|x) (C
+    columns), ``sum_y p log p`` (1), clr(p) (C), ``||clr||^2`` (1), the K sketch products, the count (1)."""
+    logits = logits.detach()
+    log_p = torch.log_softmax(logits.to(torch.float64), dim=1)
+    p = log_p.exp()
+    # clr(p) = log p - mean_y log p: the softmax's normaliser cancels, so it is the centred logits.
+    centred = logits.to(torch.float64)
+    centred = centred - centred.mean(dim=1, keepdim=True)
+    columns = [p, (p * log_p).sum(dim=1, keepdim=True), centred, (centred * centred).sum(dim=1, keepdim=True)]
+    if sketch_size:
+        projected = centred @ sketch_projections(centred.shape[1], sketch_size, str(centred.device))
+        columns.append(projected[:, :sketch_size] * projected[:, sketch_size:])
+    columns.append(torch.ones(len(logits), 1, dtype=torch.float64, device=logits.device))
+    # non_blocking: a host-to-device copy of pageable memory is staged at once, without waiting for the device.
+    ids = torch.as_tensor(np.asarray(split_ids, dtype=np.int64)).to(logits.device, non_blocking=True)
+    values = torch.cat(columns, dim=1)
+    if values.device.type == "cpu":
+        return _sum_by_index(values, ids, splits)
+    return _sum_by_product(values, ids, splits)
+
+
+def _sum_by_index(values: torch.Tensor, ids: torch.Tensor, splits: int) -> torch.Tensor:
+    """``(B, W)`` rows -> ``(S, W)`` sums of the rows of each split, added one row after the other in
+    batch order (index_add_ on a CPU)."""
+    return torch.zeros(splits, values.shape[1], dtype=values.dtype).index_add_(0, ids, values)
+
+
+def _sum_by_product(values: torch.Tensor, ids: torch.Tensor, splits: int) -> torch.Tensor:
+    """:func:`_sum_by_index` as a product with the ``(S, B)`` 0/1 matrix of the splits: on a GPU,
+    index_add_ adds with atomics in no fixed order, a matrix product always in the same one. Built by
+    comparison: one_hot would check the ids' range, a wait for the device."""
+    member = ids[None, :] == torch.arange(splits, device=values.device)[:, None]
+    return member.to(values.dtype) @ values
+
+
+class DeviceStatistics:
+    """:class:`SplitStatistics` kept where the logits are: one ``(S, 2C + K + 3)`` float64 tensor of the
+    per-split sums of :func:`split_sums`, updated on the logits' device without waiting for it, and
+    read back once, by :meth:`numpy`.
+
+    On a CPU it gives the bits :meth:`SplitStatistics.add` gives: the same per-batch sums
+    (:func:`split_sums`), added to the running total in the same order, and a float64 addition is
+    correctly rounded in torch as in numpy.
+    """
+
+    def __init__(self, splits: int, num_classes: int, sketch_size: int = ORDER_SKETCH_SIZE) -> None:
+        self.splits, self.num_classes, self.sketch_size = splits, num_classes, sketch_size
+        self.total: torch.Tensor | None = None  # on the device of the first logits added
+
+    def add(self, logits: torch.Tensor, split_ids: np.ndarray, skip: torch.Tensor | None = None) -> None:
+        """Add ``(B, C)`` logits of images in splits ``split_ids`` ``(B,)``. ``skip``: a 0-d bool tensor
+        on the device; where it holds True the batch adds nothing, not even its count (its logits must
+        not be used: :mod:`inception_score.pipeline` adds them again once computed without float16)."""
+        sums = split_sums(logits, split_ids, self.splits, self.sketch_size)
+        if skip is not None:
+            sums = torch.where(skip, torch.zeros((), dtype=sums.dtype, device=sums.device), sums)
+        if self.total is None:
+            self.total = torch.zeros_like(sums)
+        self.total += sums
+
+    def numpy(self) -> SplitStatistics:
+        """The sums as :class:`SplitStatistics`: one copy to the host, which waits for the device here."""
+        stats = SplitStatistics.zeros(self.splits, self.num_classes, self.sketch_size)
+        if self.total is not None:
+            stats.add_sums(self.total.cpu().numpy())
+        return stats
 
 
 def _xlogx(x: np.ndarray) -> np.ndarray:

@@ -185,16 +185,34 @@ class InceptionScorer:
             resized[indices] = to_network_input(group)
         return resized
 
+    # Deliberate points where the host waits for the device (on a CPU the same points are counted, so
+    # that a CPU run shows what a CUDA run does): a copy of results to the host, a flag read.
+    host_syncs = 0
+
     @torch.inference_mode()
     def outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
-        """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU."""
+        """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU.
+        On CUDA the host waits for the batch here (:meth:`device_outputs` does not)."""
+        out, overflowed = self.device_outputs(batch, output)
+        self.host_syncs += 1
+        if overflowed is not None and bool(overflowed):
+            out = self.recompute_outputs(batch, output)
+        return out.cpu()
+
+    @torch.inference_mode()
+    def device_outputs(self, batch: ImageBatch,
+                       output: Output | str = Output.LOGITS_UNBIASED) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`outputs` left on the scorer's device, without waiting for it: ``(B, K)`` float32 there,
+        and where fast mode autocasts to float16 on CUDA a 0-d bool tensor on the device, True when the
+        batch overflowed (its values must then not be used: :meth:`recompute_outputs` gives them), else
+        None. Reading the flag is left to the caller (:mod:`inception_score.pipeline`: a few reads a run)."""
         output = Output(output)
         # One scope for the resize (matrix products) and the network: "exact" keeps TF32 off in both,
         # and the caller's switches come back as they were (inception_score.precision).
         with precision_scope(self.device, allow_tf32=self.precision == "fast", benchmark=self.cudnn_benchmark):
             if self.device.type == "cuda":
                 x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
-                return self.network_pass(x, output).cpu()
+                return self._cuda_pass(x, output)
             # On CPU, resize and network run a few images at a time, so that each layer's
             # activations stay in cache (CPU_CHUNK). As with any batching, where an image falls in a
             # chunk changes its logits only at float32 rounding (measured: 3e-6 of a logit).
@@ -203,30 +221,52 @@ class InceptionScorer:
                 x = self.network_input(batch[start : start + CPU_CHUNK]).contiguous(memory_format=torch.channels_last)
                 parts.append(self.network_pass(x, output))
             if not parts:
-                return torch.empty(0, FEATURE_DIM if output is Output.POOL3 else NUM_CLASSES)
-            return torch.cat(parts)
+                return torch.empty(0, FEATURE_DIM if output is Output.POOL3 else NUM_CLASSES), None
+            return torch.cat(parts), None
+
+    @torch.inference_mode()
+    def recompute_outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
+        """The batch whose float16 overflow :meth:`device_outputs` flagged, again in TF32 alone, on the
+        device; counted in ``float16_overflows`` and said in ``precision_note``."""
+        with precision_scope(self.device, allow_tf32=self.precision == "fast", benchmark=self.cudnn_benchmark):
+            x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
+            return self._without_float16(x, Output(output))
 
     @torch.inference_mode()
     def network_pass(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
         """The network on ready input (:meth:`network_input`'s, channels-last) as :meth:`outputs` runs
         it, on the scorer's device: bfloat16 autocast where "fast" enables it, and on CPU the stem
         CPU_STEM_CHUNK images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
-        time on CPU."""
+        time on CPU. A float16 overflow is recomputed at once (the host waits for the flag)."""
         if self.split_tf32:  # "exact" in three TF32 products (inception_score.split_tf32)
             return self._split_network()(x, Output(output), CPU_STEM_CHUNK if self.device.type == "cpu" else None)
         if self.device.type == "cuda":
-            autocast = self.precision == "fast" and self.cuda_fast_dtype is not None
-            with torch.autocast("cuda", dtype=self.cuda_fast_dtype or torch.bfloat16, enabled=autocast):
-                out = self.network(x, Output(output)).float()
-            if autocast and self.cuda_fast_dtype == torch.float16 and not bool(torch.isfinite(out).all()):
-                # float16 stops at 65504: never return its inf or NaN. This batch again, in TF32 alone.
-                out = self.network(x, Output(output)).float()
-                self.float16_overflows += 1
-                self.precision_note = (f"{self.float16_overflows} batch(es) overflowed float16 in fast mode and "
-                                       "were recomputed without it (TF32)")
+            out, overflowed = self._cuda_pass(x, Output(output))
+            if overflowed is not None:
+                self.host_syncs += 1
+                if bool(overflowed):
+                    out = self._without_float16(x, Output(output))
             return out
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
             return self.network(x, Output(output), stem_chunk=CPU_STEM_CHUNK).float()
+
+    def _cuda_pass(self, x: torch.Tensor, output: Output) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.split_tf32:  # "exact" in three TF32 products: no float16, nothing to flag
+            return self._split_network()(x, output), None
+        autocast = self.precision == "fast" and self.cuda_fast_dtype is not None
+        with torch.autocast("cuda", dtype=self.cuda_fast_dtype or torch.bfloat16, enabled=autocast):
+            out = self.network(x, output).float()
+        if autocast and self.cuda_fast_dtype == torch.float16:
+            # float16 stops at 65504: its inf or NaN must never reach a score. Flagged on the device.
+            return out, ~torch.isfinite(out).all()
+        return out, None
+
+    def _without_float16(self, x: torch.Tensor, output: Output) -> torch.Tensor:
+        out = self.network(x, output).float()
+        self.float16_overflows += 1
+        self.precision_note = (f"{self.float16_overflows} batch(es) overflowed float16 in fast mode and "
+                               "were recomputed without it (TF32)")
+        return out
 
     def logits(self, batch: ImageBatch) -> torch.Tensor:
         """``(B, 1008)`` float32 logits without the bias, as the paper's code used them."""
