@@ -24,6 +24,7 @@ _LAZY = {
     "load_network": "weights", "load_weights": "weights",
     "LatentSpec": "generator", "latents": "generator", "load_generator_file": "generator",
     "score_generator": "generator",
+    "SavedLogits": "saved_logits", "save_logits": "saved_logits", "score_logits_file": "saved_logits",
 }
 
 
@@ -46,6 +47,7 @@ __all__ = [
     "InputError",
     "LatentSpec",
     "Output",
+    "SavedLogits",
     "WeightsError",
     "WeightsFormatError",
     "WeightsHashError",
@@ -57,6 +59,8 @@ __all__ = [
     "load_generator_file",
     "load_network",
     "load_weights",
+    "save_logits",
     "score_generator",
+    "score_logits_file",
     "summarize",
 ]

@@ -26,7 +26,7 @@ import click
 
 from . import __version__, strict_json
 from .errors import InceptionScoreError, InputError, one_line_message
-from .protocol import NAMED_RANGES, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
+from .protocol import NAMED_RANGES, RESCORED_DEVICE, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .cli_report import (  # the run's options and report, and the checks before scoring
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -69,8 +69,8 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
     if options.from_logits is not None:
         if group is not None:
             raise InputError("--from-logits needs no network: run it in one process, not under torchrun")
-        report = _report_from_logits(options.from_logits, options, description=None, skipped=(), elapsed=0.0,
-                                     device="none (re-scored from logits)")
+        report = _report_from_logits(options.from_logits, options, description=None, skipped=(),
+                                     device=RESCORED_DEVICE)
         _write_outputs(report, options)
         return report
     if options.generator is not None:
@@ -191,21 +191,17 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
 
 def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped: tuple[str, ...],
                          scorer: InceptionScorer, options: RunOptions, progress: bool) -> Report:
-    """Score through a logits file: the rows already there are kept (a resumed run) once the images
-    behind them are found unchanged, the rest are computed and written batch by batch, and the score
-    is read back from the complete file."""
-    from .files import dataset_labels
-    from .logits_file import score_into_file
+    """Score through a logits file (:func:`~inception_score.saved_logits.save_logits`, which resumes
+    it), then read the score back from the complete file."""
+    from .saved_logits import save_logits
 
     assert options.save_logits is not None
-    elapsed = score_into_file(
-        options.save_logits, scorer, dataset, count, description, batch_size=options.batch_size,
-        num_workers=options.num_workers, progress=progress,
-        resuming=lambda done: _warn(f"resuming {options.save_logits}: {done} of {count} images were scored already",
-                                    options))
-    return _report_from_logits(options.save_logits, options, description, skipped, elapsed,
-                               _device_name(scorer.device), weights_verified=scorer.weights.verified,
-                               labels=dataset_labels(dataset, count))
+    saved = save_logits(
+        dataset, options.save_logits, scorer=scorer, batch_size=options.batch_size, num_workers=options.num_workers,
+        limit=count, description=description, progress=progress,
+        on_resume=lambda done: _warn(f"resuming {options.save_logits}: {done} of {count} images were scored already",
+                                     options))
+    return _report_from_logits(options.save_logits, options, description, skipped, _device_name(scorer.device), saved)
 
 
 def _write_outputs(report: Report, options: RunOptions) -> None:

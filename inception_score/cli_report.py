@@ -262,58 +262,20 @@ def _warn_about(result: ISResult, options: RunOptions) -> None:
         _warn("not comparable with published scores: " + "; ".join(reasons), options)
 
 
-def _claimed_weights(path: Path, claimed_sha256: str, weights: Path | None) -> bool:
-    """Whether the weights a logits file names are the verified ones: only when ``weights`` (--weights)
-    is given, has the sha256 the file claims, and is a genuine file. Other weights are an error."""
-    from .logits_file import sidecar
-    from .weights import KNOWN_FILES, weights_sha256
-
-    if weights is None:
-        return False
-    if not weights.is_file():
-        raise InputError(f"--weights {weights} does not exist: give the weights file to check {path} against")
-    digest, _ = weights_sha256(weights)
-    if digest != claimed_sha256:
-        raise InputError(f"--weights {weights} has sha256 {digest[:12]}…, but {sidecar(path).name} says {path} was "
-                         f"computed with {claimed_sha256[:12]}…: give the weights it was computed with")
-    return digest in KNOWN_FILES
-
-
 def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
-                        elapsed: float, device: str, weights_verified: bool | None = None, labels: Any = None) -> Report:
-    """The report of a complete logits file; ``labels``: the images' own, when the input had them.
-    ``weights_verified``: known when this process computed the rows with weights it checked; None
-    (--from-logits): the file only claims its weights, checked against --weights when given. The
-    precision, dtype and notes are the sidecar's."""
-    from .logits_file import statistics_and_buckets_of
-    from .metric import order_text
-    from .order import label_order
-    from .result import result_from_statistics
+                        device: str, saved: Any = None) -> Report:
+    """The report of a complete logits file (:func:`~inception_score.saved_logits.score_logits_file`).
+    ``saved``: what :func:`~inception_score.saved_logits.save_logits` returned when this process wrote
+    it (its weights checked then, its images' labels); None (--from-logits): the file only claims its
+    weights, checked against --weights when given."""
+    from .logits_file import read_info
+    from .saved_logits import score_logits_file
 
-    rule = options.split_rule()
-    shuffle_seed = options.seed if options.shuffle else None
-    infinity_seed = options.infinity_seed if options.infinity else None
-    stats, buckets, info = statistics_and_buckets_of(path, rule, shuffle_seed, infinity_seed)
-    weights_note = ""
-    weights_path = info.weights_path
-    if weights_verified is None:
-        weights_verified = _claimed_weights(path, info.weights_sha256, options.weights)
-        if options.weights is None:
-            weights_note = (f"the logits file only claims its weights (sha256 {info.weights_sha256[:12]}…); "
-                            "--weights FILE checks them")
-        else:
-            weights_path = str(options.weights)
-    unrecorded = "not recorded (a logits file of an older version)"
-    result = result_from_statistics(
-        stats, weights_path=weights_path, weights_sha256=info.weights_sha256,
-        weights_verified=weights_verified, device=info.device or device, dtype=info.dtype or unrecorded,
-        elapsed=elapsed, return_marginal=options.per_class is not None,
-        order=order_text(shuffle_seed), shuffled=options.shuffle,
-        precision=info.precision or unrecorded, precision_note=info.precision_note, weights_note=weights_note,
-        split_size=rule.split_size, labels=None if labels is None else label_order(labels, rule, shuffle_seed),
-        buckets=buckets, infinity_seed=infinity_seed,
-    )
-    return Report(result, description or f"{info.input} (logits from {path})", device, skipped, options)
+    result = score_logits_file(
+        path, splits=options.split_rule(), shuffle=options.shuffle, seed=options.seed, infinity=options.infinity,
+        infinity_seed=options.infinity_seed, weights=options.weights if saved is None else None, saved=saved,
+        return_marginal=options.per_class is not None)
+    return Report(result, description or f"{read_info(path).input} (logits from {path})", device, skipped, options)
 
 
 def _json_text(report: Report) -> str:

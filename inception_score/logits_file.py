@@ -1,4 +1,5 @@
-"""Per-image logits on disk: score a big set once, re-score it without the network, resume a run.
+"""Per-image logits on disk, the file format: score a big set once, re-score it without the network,
+resume a run (:mod:`.saved_logits` has the calls that do so).
 
 A logits file is a plain ``.npy`` of ``(N, 1008)`` float32 unbiased logits in input order (read with
 ``allow_pickle=False``: no code in it can run), and beside it ``<file>.json``, the sidecar: the
@@ -27,14 +28,13 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
 
 from . import strict_json
 from .errors import InputError
@@ -341,44 +341,6 @@ def _check_resumable(path: Path, saved: LogitsInfo, fresh: LogitsInfo) -> None:
     if (saved.dtype, saved.precision) != (fresh.dtype, fresh.precision):
         raise _refusal(path, f"logits computed in {saved.dtype} ({saved.precision} precision), this run computes in "
                              f"{fresh.dtype} ({fresh.precision}): use the same --precision and device")
-
-
-def score_into_file(path: Path, scorer: Any, dataset: Dataset, count: int, description: str, *, batch_size: int,
-                    num_workers: int = 0, progress: bool = False,
-                    resuming: Callable[[int], None] = lambda done: None) -> float:
-    """Score the first ``count`` items of ``dataset`` (a reader of :mod:`.files`, pixels in [0, 255]) into
-    the logits file ``path``: the rows already there are kept (a resumed run; ``resuming(done)`` is
-    called first) once the images behind them are found unchanged, the rest are computed and written
-    batch by batch. Returns the seconds spent computing rows (0.0 when every row was kept)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .api import progress_bar
-    from .protocol import PIXEL_RANGE
-    from .inputs import image_stream
-
-    fingerprint = InputFingerprint(dataset, count)
-    writer = open_for_writing(path, scorer, fingerprint, description)
-    try:
-        if writer.done:
-            resuming(writer.done)
-            kept = None if fingerprint.kind == "files" else image_stream(
-                Subset(dataset, range(writer.done)), batch_size=batch_size, input_range=PIXEL_RANGE,
-                num_workers=num_workers).batches
-            writer.check_kept(fingerprint, kept)
-        start = time.perf_counter()
-        remaining = Subset(dataset, range(writer.done, count))
-        if len(remaining):
-            stream = image_stream(remaining, batch_size=batch_size, input_range=PIXEL_RANGE,
-                                  num_workers=num_workers, pin_memory=scorer.device.type == "cuda")
-            # The images' digests in a thread, beside the network (both release the GIL).
-            with progress_bar(progress, len(remaining)) as advance, ThreadPoolExecutor(1) as digesting:
-                for batch in stream.batches:
-                    digests = digesting.submit(fingerprint.rows, writer.done, batch)
-                    writer.write(scorer.logits(batch), digests.result(), getattr(scorer, "precision_note", ""))
-                    advance(len(batch))
-    finally:
-        writer.close()
-    return time.perf_counter() - start if len(remaining) else 0.0
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -14,3 +14,5 @@ PUBLISHED_IMAGES, PUBLISHED_SPLITS = 50_000, 10  # published scores: 50,000 imag
 PUBLISHED_SPLIT_SIZE = PUBLISHED_IMAGES // PUBLISHED_SPLITS
 # How score_generator may draw z (inception_score.generator says how each is drawn).
 Z_DISTRIBUTIONS = ("normal", "uniform", "uniform-0-1", "unit", "sobol-normal")
+# The device of a score re-computed from a logits file whose sidecar does not name the rows' device.
+RESCORED_DEVICE = "none (re-scored from logits)"
