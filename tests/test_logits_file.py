@@ -95,3 +95,65 @@ def test_a_logits_file_of_other_images_is_not_resumed(folder: Path, genuine_weig
     score(str(folder), "--splits", "3", "--save-logits", str(saved), "--limit", "6", *weights)
     outcome = CliRunner().invoke(cli.main, [str(folder), "--splits", "3", "--save-logits", str(saved), *weights])
     assert outcome.exit_code == 2 and "holds logits of 6 images" in outcome.output and "not of the 12" in outcome.output
+
+
+def paper_split_scores(logits: np.ndarray, splits: int) -> np.ndarray:
+    """exp(mean KL(p(y|x) || p(y))) per contiguous split, written out in float64 from the rows."""
+    rows = logits.astype(np.float64)
+    p = np.exp(rows - rows.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return np.array([np.exp(np.mean(np.sum(part * (np.log(part) - np.log(part.mean(axis=0))), axis=1)))
+                     for part in np.array_split(p, splits)])
+
+
+def test_save_logits_then_score_logits_file_gives_the_numbers_of_inception_score(
+        folder: Path, genuine_weights_file: Path, tmp_path: Path) -> None:
+    """From Python. The same scorer on the same batches of 5 computes the same float32 logits, by
+    construction; only the float64 sums of the statistics are grouped differently (batches against one
+    pass over the file), a relative difference of a few 1e-16 per term: held to 1e-12."""
+    from inception_score import SavedLogits, inception_score, save_logits, score_logits_file
+
+    network = scorer_module.InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
+    direct = inception_score(folder, splits=3, batch_size=5, scorer=network)
+    saved = save_logits(folder, tmp_path / "l.npy", scorer=network, batch_size=5)
+    assert isinstance(saved, SavedLogits) and (saved.num_images, saved.kept) == (12, 0) and saved.elapsed_s > 0
+    result = score_logits_file(tmp_path / "l.npy", splits=3, saved=saved)
+    np.testing.assert_allclose(result.split_scores, direct.split_scores, rtol=1e-12)
+    np.testing.assert_allclose((result.mean, result.std), (direct.mean, direct.std), rtol=1e-12)
+    rows = np.load(tmp_path / "l.npy", allow_pickle=False)
+    # The KL written out against the identity the statistics use (cancellation in float64): 1e-9.
+    np.testing.assert_allclose(result.split_scores, paper_split_scores(rows, 3), rtol=1e-9)
+    assert result.num_images == 12 and result.weights_sha256 == direct.weights_sha256
+    # Checked by the process that wrote it: unverified for what they are (development weights), not a claim.
+    assert result.weights_verified is False and not any("only claims" in r for r in result.not_comparable)
+    # The same call again keeps every row and computes none.
+    resumed: list[int] = []
+    again = save_logits(folder, tmp_path / "l.npy", scorer=network, batch_size=5, on_resume=resumed.append)
+    assert (again.kept, again.elapsed_s, resumed) == (12, 0.0, [12])
+
+
+def test_a_logits_file_scored_from_python_only_claims_its_weights_unless_they_are_checked(
+        folder: Path, genuine_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inception_score.weights as weights_module
+    from inception_score import InputError, save_logits, score_logits_file
+
+    network = scorer_module.InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
+    path = tmp_path / "l.npy"
+    saved = save_logits(folder, path, scorer=network, batch_size=6, limit=4)
+    claimed = score_logits_file(path, splits=2)
+    assert claimed.weights_verified is False and claimed.images_per_second == float("inf")  # no time spent here
+    assert any("only claims its weights" in reason for reason in claimed.not_comparable)
+    checked = score_logits_file(path, splits=2, weights=genuine_weights_file)
+    assert checked.weights_path == str(genuine_weights_file) and checked.weights_verified is False
+    assert not any("only claims" in reason for reason in checked.not_comparable)
+    monkeypatch.setattr(weights_module, "KNOWN_FILES", {network.weights.sha256: weights_module.PYTORCH_FID_WEIGHTS})
+    assert score_logits_file(path, splits=2, weights=genuine_weights_file).weights_verified is True
+    other = tmp_path / "other.pth"
+    other.write_bytes(b"not these weights")
+    with pytest.raises(InputError, match="has sha256"):
+        score_logits_file(path, splits=2, weights=other)
+    with pytest.raises(InputError, match="not both"):
+        score_logits_file(path, splits=2, weights=genuine_weights_file, saved=saved)
+    # What cannot be fingerprinted is refused before any network runs.
+    with pytest.raises(InputError, match="numpy.save"):
+        save_logits(np.zeros((4, 32, 32, 3), np.uint8), tmp_path / "t.npy", scorer=network)
