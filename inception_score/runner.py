@@ -22,12 +22,18 @@ from .preprocess import to_network_input
 from .weights import load_network
 
 Precision = Literal["exact", "fast"]
-# Images per network call on CPU: 8 keeps a layer's activations in cache. Measured on a 2-core
-# Xeon (AVX-512), network alone: 258 GFLOP/s at 8 images, 243 at 16, 231 at 32, 220 at 64, 206 at 128.
-CPU_CHUNK = 8
-# The stem's large maps (147x147 and 73x73) prefer fewer: its two largest convolutions measured
-# 3.2 and 4.3 ms per image at 2 images against 4.0 and 5.2 at 8, on the same Xeon.
+# Images per network call on CPU. Within a call each stage takes the number of images its layers
+# run best at (CPU_STAGE_CHUNKS): the stem's large maps (147x147, 73x73) few at a time (its two largest
+# convolutions measured 3.2 and 4.3 ms per image at 2 images against 4.0 and 5.2 at 8, 2-core Xeon),
+# the 35x35 blocks 8 (their activations stay in cache: the whole network at 8 images at a time measured
+# 258 GFLOP/s against 231 at 32), and the 17x17 and 8x8 blocks, whose matrix products have few rows
+# (images x 289 or x 64) at 8 images, all 32 at once (Mixed_6b..7c measured 39.8 ms per image at 8
+# images against 37.4 at 32, one thread). The resize runs CPU_RESIZE_CHUNK images at a time (0.29 ms
+# per 32x32 image at 8 against 0.52 at 32).
+CPU_CHUNK = 32
 CPU_STEM_CHUNK = 2
+CPU_STAGE_CHUNKS = (CPU_STEM_CHUNK, 8, None)  # stem, Mixed_5b..6a, Mixed_6b..7c (see Inception2015.pool3)
+CPU_RESIZE_CHUNK = 8
 # The largest relative deviation of the IS in fast mode on a CPU with native bfloat16 from exact,
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -159,11 +165,14 @@ class InceptionScorer:
                 x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
                 return self.network_pass(x, output).cpu()
             # On CPU, resize and network run a few images at a time, so that each layer's
-            # activations stay in cache (CPU_CHUNK). As with any batching, where an image falls in a
-            # chunk changes its logits only at float32 rounding (measured: 3e-6 of a logit).
+            # activations stay in cache (CPU_CHUNK, CPU_RESIZE_CHUNK). As with any batching, where an
+            # image falls in a chunk changes its logits only at float32 rounding (measured: 3e-6 of a logit).
             parts = []
             for start in range(0, len(batch), CPU_CHUNK):
-                x = self.network_input(batch[start : start + CPU_CHUNK]).contiguous(memory_format=torch.channels_last)
+                group = batch[start : start + CPU_CHUNK]
+                pieces = [self.network_input(group[i : i + CPU_RESIZE_CHUNK])
+                          for i in range(0, len(group), CPU_RESIZE_CHUNK)]
+                x = torch.cat([piece.contiguous(memory_format=torch.channels_last) for piece in pieces])
                 parts.append(self.network_pass(x, output))
             if not parts:
                 return torch.empty(0, FEATURE_DIM if output is Output.POOL3 else NUM_CLASSES)
@@ -172,8 +181,8 @@ class InceptionScorer:
     @torch.inference_mode()
     def network_pass(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
         """The network on ready input (:meth:`network_input`'s, channels-last) as :meth:`outputs` runs
-        it, on the scorer's device: bfloat16 autocast where "fast" enables it, and on CPU the stem
-        CPU_STEM_CHUNK images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
+        it, on the scorer's device: bfloat16 autocast where "fast" enables it, and on CPU each stage
+        CPU_STAGE_CHUNKS images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
         time on CPU."""
         if self.device.type == "cuda":
             autocast = self.precision == "fast" and self.cuda_fast_dtype is not None
@@ -187,7 +196,7 @@ class InceptionScorer:
                                        "were recomputed without it (TF32)")
             return out
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
-            return self.network(x, Output(output), stem_chunk=CPU_STEM_CHUNK).float()
+            return self.network(x, Output(output), chunks=CPU_STAGE_CHUNKS).float()
 
     def logits(self, batch: ImageBatch) -> torch.Tensor:
         """``(B, 1008)`` float32 logits without the bias, as the paper's code used them."""

@@ -141,11 +141,23 @@ def test_resize_of_float_and_one_channel_input() -> None:
                                atol=RESIZE_BOUND)
 
 
-def test_stem_in_pieces_is_the_same_function() -> None:
+@pytest.mark.parametrize("chunks", [(2,), (2, 3), (None, 2, 4), (1, 2, 3)])
+def test_stages_in_pieces_are_the_same_function(chunks) -> None:
+    """Each stage (stem, 35x35 blocks, the rest) run a few images at a time gives each image what the
+    whole batch gives it: oneDNN may block other matrix shapes differently, so rounding-level."""
     torch.manual_seed(0)
     network = fold_batch_norm(Inception2015()).to(memory_format=torch.channels_last)
     x = torch.randn(5, 3, 299, 299).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         whole = network(x, Output.POOL3)
-        pieces = network(x, Output.POOL3, stem_chunk=2)
+        alone = torch.cat([network(image[None], Output.POOL3) for image in x])  # one image per call
+        sizes: dict[str, list[int]] = {}
+        for name in ("stem", "mixed_35", "mixed_17_8"):  # record the size of each piece a stage is given
+            stage = getattr(network, name)
+            setattr(network, name, lambda t, stage=stage, name=name: sizes.setdefault(name, []).append(len(t))
+                    or stage(t))
+        pieces = network(x, Output.POOL3, chunks=chunks)
+    expected = [[5] if c is None else [min(c, 5 - s) for s in range(0, 5, c)] for c in (*chunks, None, None)][:3]
+    assert [sizes[name] for name in ("stem", "mixed_35", "mixed_17_8")] == expected
     torch.testing.assert_close(pieces, whole, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(alone, whole, rtol=1e-5, atol=1e-6)
