@@ -26,13 +26,19 @@ Precision = Literal["exact", "fast"]
 # How "exact" computes its float32 products: IEEE float32, or three TF32 products per product (split TF32,
 # inception_score.split_tf32); "auto" uses split TF32 on CUDA where it measured faster, IEEE elsewhere.
 ExactKernel = Literal["auto", "ieee", "split-tf32"]
-# Images per network call on CPU: 8 keeps a layer's activations in cache. Measured on a 2-core
-# Xeon (AVX-512), network alone: 258 GFLOP/s at 8 images, 243 at 16, 231 at 32, 220 at 64, 206 at 128.
-CPU_CHUNK = 8
-# The stem's large maps (147x147 and 73x73) prefer fewer: its two largest convolutions measured
-# 3.2 and 4.3 ms per image at 2 images against 4.0 and 5.2 at 8, on the same Xeon.
+# Images per network call on CPU. Within a call each stage takes the number of images its layers
+# run best at (CPU_STAGE_CHUNKS), measured on a 2-core Xeon (AVX-512): the stem's large maps (147x147,
+# 73x73) few at a time (its two largest convolutions 3.2 and 4.3 ms per image at 2 images against 4.0
+# and 5.2 at 8); on one thread, the 35x35 blocks 8 (Mixed_5b..6a 15.7 ms per image at 8 against 16.7
+# at 32: their activations stay in cache), and the 17x17 and 8x8 blocks, whose matrix products have
+# few rows (images x 289 or x 64), all 32 at once (Mixed_6b..7c 32.5 ms per image against 34.9 at 8).
+# The whole network, one thread: 83.5% of the float32 matrix-multiply peak against 78.2% at 8 images
+# a call (means of 3 interleaved runs). The resize runs CPU_RESIZE_CHUNK images at a time (0.29 ms
+# per 32x32 image at 8 against 0.52 at 32).
+CPU_CHUNK = 32
 CPU_STEM_CHUNK = 2
-# The largest relative deviation of the IS in fast mode on a CPU with native bfloat16 from exact,
+CPU_STAGE_CHUNKS = (CPU_STEM_CHUNK, 8, None)  # stem, Mixed_5b..6a, Mixed_6b..7c (see Inception2015.pool3)
+CPU_RESIZE_CHUNK = 8
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is checked to exist."""
@@ -214,11 +220,14 @@ class InceptionScorer:
                 x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
                 return self._cuda_pass(x, output)
             # On CPU, resize and network run a few images at a time, so that each layer's
-            # activations stay in cache (CPU_CHUNK). As with any batching, where an image falls in a
-            # chunk changes its logits only at float32 rounding (measured: 3e-6 of a logit).
+            # activations stay in cache (CPU_CHUNK, CPU_RESIZE_CHUNK). As with any batching, where an
+            # image falls in a chunk changes its logits only at float32 rounding (measured: 3e-6 of a logit).
             parts = []
             for start in range(0, len(batch), CPU_CHUNK):
-                x = self.network_input(batch[start : start + CPU_CHUNK]).contiguous(memory_format=torch.channels_last)
+                group = batch[start : start + CPU_CHUNK]
+                pieces = [self.network_input(group[i : i + CPU_RESIZE_CHUNK])
+                          for i in range(0, len(group), CPU_RESIZE_CHUNK)]
+                x = torch.cat([piece.contiguous(memory_format=torch.channels_last) for piece in pieces])
                 parts.append(self.network_pass(x, output))
             if not parts:
                 return torch.empty(0, FEATURE_DIM if output is Output.POOL3 else NUM_CLASSES), None
@@ -235,11 +244,11 @@ class InceptionScorer:
     @torch.inference_mode()
     def network_pass(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
         """The network on ready input (:meth:`network_input`'s, channels-last) as :meth:`outputs` runs
-        it, on the scorer's device: bfloat16 autocast where "fast" enables it, and on CPU the stem
-        CPU_STEM_CHUNK images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
+        it, on the scorer's device: bfloat16 autocast where "fast" enables it, and on CPU each stage
+        CPU_STAGE_CHUNKS images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
         time on CPU. A float16 overflow is recomputed at once (the host waits for the flag)."""
         if self.split_tf32:  # "exact" in three TF32 products (inception_score.split_tf32)
-            return self._split_network()(x, Output(output), CPU_STEM_CHUNK if self.device.type == "cpu" else None)
+            return self._split_network()(x, Output(output), CPU_STAGE_CHUNKS if self.device.type == "cpu" else ())
         if self.device.type == "cuda":
             out, overflowed = self._cuda_pass(x, Output(output))
             if overflowed is not None:
@@ -248,7 +257,7 @@ class InceptionScorer:
                     out = self._without_float16(x, Output(output))
             return out
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
-            return self.network(x, Output(output), stem_chunk=CPU_STEM_CHUNK).float()
+            return self.network(x, Output(output), chunks=CPU_STAGE_CHUNKS).float()
 
     def _cuda_pass(self, x: torch.Tensor, output: Output) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.split_tf32:  # "exact" in three TF32 products: no float16, nothing to flag

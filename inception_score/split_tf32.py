@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,11 +107,11 @@ class SplitConvReLU(_SplitConv):
 
 
 class SplitConvAvgPoolReLU(_SplitConv):
-    """:class:`~inception_score.network.ConvAvgPoolReLU` in three TF32 products: ``relu(pool(conv(x)) + b)``,
+    """:class:`~inception_score.network.ConvAvgPoolReLU` in three TF32 products: ``relu(pool(conv(x) + b))``,
     the same order as the folded network."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(_avg_pool_3x3(self.products(x)) + self.bias[:, None, None])
+        return F.relu(_avg_pool_3x3(self.pre_activation(x)))
 
 
 class SplitLinear(_SplitWeights):
@@ -127,7 +127,7 @@ class SplitLinear(_SplitWeights):
 
 class SplitTf32Network(nn.Module):
     """A folded :class:`~inception_score.network.Inception2015` computed in split TF32, called as the
-    network is: ``forward(x, output, stem_chunk)``, ``(N, 3, 299, 299)`` normalised float32 in. Pooling,
+    network is: ``forward(x, output, chunks)``, ``(N, 3, 299, 299)`` normalised float32 in. Pooling,
     ReLU, concatenation and the final mean are the folded network's own code."""
 
     def __init__(self, folded: Inception2015) -> None:
@@ -145,12 +145,12 @@ class SplitTf32Network(nn.Module):
         self.fc = SplitLinear(folded.fc)
 
     def forward(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED,
-                stem_chunk: int | None = None) -> torch.Tensor:
+                chunks: Sequence[int | None] = ()) -> torch.Tensor:
         output = Output(output)
         # TF32 on for the products (exact on TF32-valued operands), cudnn.benchmark as the caller has it;
         # both put back after. Nothing on a CPU.
         with precision_scope(x.device, allow_tf32=True, benchmark=torch.backends.cudnn.benchmark):
-            features = self.body.pool3(x, stem_chunk)
+            features = self.body.pool3(x, chunks)
             if output is Output.POOL3:
                 return features
             logits = self.fc(features, with_bias=output is Output.LOGITS)

@@ -141,11 +141,38 @@ def test_resize_of_float_and_one_channel_input() -> None:
                                atol=RESIZE_BOUND)
 
 
-def test_stem_in_pieces_is_the_same_function() -> None:
+@pytest.mark.parametrize("chunks", [(2,), (2, 3), (None, 2, 4), (1, 2, 3)])
+def test_stages_in_pieces_are_the_same_function(chunks) -> None:
+    """Each stage (stem, 35x35 blocks, the rest) run a few images at a time gives each image what the
+    whole batch gives it: oneDNN may block other matrix shapes differently, so rounding-level."""
     torch.manual_seed(0)
     network = fold_batch_norm(Inception2015()).to(memory_format=torch.channels_last)
     x = torch.randn(5, 3, 299, 299).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         whole = network(x, Output.POOL3)
-        pieces = network(x, Output.POOL3, stem_chunk=2)
+        alone = torch.cat([network(image[None], Output.POOL3) for image in x])  # one image per call
+        sizes: dict[str, list[int]] = {}
+        for name in ("stem", "mixed_35", "mixed_17_8"):  # record the size of each piece a stage is given
+            stage = getattr(network, name)
+            setattr(network, name, lambda t, stage=stage, name=name: sizes.setdefault(name, []).append(len(t))
+                    or stage(t))
+        pieces = network(x, Output.POOL3, chunks=chunks)
+    expected = [[5] if c is None else [min(c, 5 - s) for s in range(0, 5, c)] for c in (*chunks, None, None)][:3]
+    assert [sizes[name] for name in ("stem", "mixed_35", "mixed_17_8")] == expected
     torch.testing.assert_close(pieces, whole, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(alone, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_same_max_pool_equals_torch_s_pooling_exactly(layout) -> None:
+    # Values on a coarse grid, so that windows hold ties; negatives, so that a zero padding would show.
+    generator = torch.Generator().manual_seed(5)
+    x = (torch.randint(-4, 5, (3, 6, 8, 7), generator=generator) / 2).contiguous(memory_format=layout)
+    expected = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+    with torch.inference_mode():
+        got = network_module._max_pool_3x3_same(x)
+    assert torch.equal(got, expected)  # a maximum does not round: every value is one of the inputs
+    # the naive formula, each window cut at the border
+    for i, j in ((0, 0), (7, 6), (3, 0), (4, 5)):
+        window = x[:, :, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
+        assert torch.equal(got[:, :, i, j], window.amax(dim=(2, 3)))
