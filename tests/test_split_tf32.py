@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inception_score import InceptionScorer, inception_score
+from inception_score import InceptionScorer, inception_score, inception_score_from_logits
 from inception_score.errors import InputError
 from inception_score.network import ConvReLU, Output
 from inception_score.split_tf32 import (
@@ -248,17 +248,32 @@ def test_split_network_follows_the_outputs_of_the_network(dev_scorer: InceptionS
     assert isinstance(dev_scorer.network.Conv2d_1a_3x3, ConvReLU)
 
 
-def test_score_in_split_tf32_on_cpu_is_the_ieee_score_to_1e6(dev_scorer: InceptionScorer,
-                                                            cifar10_partial_dir: Path) -> None:
-    """16 genuine images, 2 splits: within 1e-6 relative, the project's limit on a mean. Both are float32
-    computations, each with its own rounding: measured against the IS of float64 logits of the same
-    images (measured once, on a 2-core Xeon; the float64 network takes 7.5 s more), IEEE float32 is 6.3e-7
-    from it and split TF32 2.2e-7, so the two are 8.4e-7 apart."""
+def test_score_in_split_tf32_on_cpu_is_as_accurate_as_ieee_float32(dev_scorer: InceptionScorer,
+                                                                  cifar10_partial_dir: Path) -> None:
+    """16 genuine images, 2 splits, the same float32 network input through three networks: IEEE float32,
+    split TF32 (emulated), and the folded network in float64 as the reference. Both float32 computations
+    must give the IS within 1e-6 relative of the float64 one (the project's limit on a mean); their
+    difference from each other is then at most 2e-6, the sum of two float32 roundings (measured on a
+    2-core Xeon: IEEE 6.3e-7 from float64, split TF32 2.2e-7). Then the API path with the split kernel
+    reports it, and scores what the split network computes."""
     images = cifar_images(cifar10_partial_dir, 16)
     split_scorer = dev_scorer.with_policy(exact_kernel="split-tf32")
-    ieee = inception_score(images, splits=2, scorer=dev_scorer)
+    with torch.inference_mode():
+        x = dev_scorer.network_input(images).contiguous(memory_format=torch.channels_last)
+        network64 = copy.deepcopy(dev_scorer.network).double()
+        scores = {
+            "float64": inception_score_from_logits(network64(x.double(), Output.LOGITS_UNBIASED), splits=2),
+            "ieee": inception_score_from_logits(dev_scorer.network_pass(x).double(), splits=2),
+            "split": inception_score_from_logits(split_scorer.network_pass(x).double(), splits=2),
+        }
+    means = {name: float(np.mean(split_scores)) for name, split_scores in scores.items()}
+    for name in ("ieee", "split"):
+        assert abs(means[name] - means["float64"]) <= 1e-6 * means["float64"], (name, means)
+
     result = inception_score(images, splits=2, scorer=split_scorer)
-    assert abs(result.mean - ieee.mean) <= 1e-6 * ieee.mean
+    ieee = inception_score(images, splits=2, scorer=dev_scorer)
+    assert abs(result.mean - means["float64"]) <= 1e-6 * means["float64"]
+    assert abs(result.mean - ieee.mean) <= 2e-6 * ieee.mean
     assert result.dtype == "float32 (split tf32)" and ieee.dtype == "float32"
     assert "emulated on this CPU" in result.precision_note and ieee.precision_note == ""
     assert result.precision == "exact" and result.to_dict()["dtype"] == "float32 (split tf32)"
