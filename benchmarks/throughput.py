@@ -301,9 +301,9 @@ def main(device, weights, count_32, count_256, batch_size, precision, worker, im
         "",
         f"Network alone (ready 299x299 input): {ours['model_images_per_second']:.2f} img/s x {gflop:.2f} GFLOP/img "
         f"= {model_gflops:.1f} GFLOP/s; float32 matrix-multiply peak measured in the same process: "
-        f"{ours['matmul_peak_gflops']:.1f} GFLOP/s; ratio {model_gflops / ours['matmul_peak_gflops']:.0%} "
+        f"{ours['matmul_peak_gflops']:.1f} GFLOP/s; ratio {model_gflops / ours['matmul_peak_gflops']:.1%} "
         f"({ours['threads']} threads). End to end (API on uint8 images, resize and metric included): "
-        f"{ours['images_per_second'] * gflop:.1f} GFLOP/s, {ours['images_per_second'] * gflop / ours['matmul_peak_gflops']:.0%} "
+        f"{ours['images_per_second'] * gflop:.1f} GFLOP/s, {ours['images_per_second'] * gflop / ours['matmul_peak_gflops']:.1%} "
         "of that peak.",
         "",
         "Inside the network (torch profiler, one pass over a batch, self time): "
