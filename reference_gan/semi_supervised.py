@@ -241,6 +241,7 @@ def protocol_runs(runs: list[SemiSupervisedRun], data_seed: int | None) -> list[
 
 
 MIN_SEEDS_FOR_VERDICT = 4
+VERDICT_LEVEL = 0.05  # two-sided significance level of the verdict's reading of its F-tests
 
 
 def spread_verdict(total: int, data_seed: int, fixed: list[float], new_sets: list[float],
@@ -253,19 +254,32 @@ def spread_verdict(total: int, data_seed: int, fixed: list[float], new_sets: lis
     if len(fixed) < MIN_SEEDS_FOR_VERDICT:
         return f"{head} verdict pending: {len(fixed)} of the {MIN_SEEDS_FOR_VERDICT} finished seeds it needs."
 
-    def f_test(a_sd: float, a_n: int, b_sd: float, b_n: int) -> str:
+    def f_test(a_sd: float, a_n: int, b_sd: float, b_n: int) -> tuple[str, float, float]:
         ratio = a_sd**2 / b_sd**2
         tail = stats.f.sf(ratio, a_n - 1, b_n - 1) if ratio > 1 else stats.f.cdf(ratio, a_n - 1, b_n - 1)
-        return f"F = {ratio:.2f} on ({a_n - 1}, {b_n - 1}) degrees of freedom, two-sided p = {min(1.0, 2 * tail):.3f}"
+        p = min(1.0, 2 * tail)
+        return f"F = {ratio:.2f} on ({a_n - 1}, {b_n - 1}) degrees of freedom, two-sided p = {p:.3f}", ratio, p
+
+    def reading(ratio: float, p: float, other: str) -> str:
+        if p >= VERDICT_LEVEL:
+            return f"not distinguishable from {other}"
+        return f"{'larger' if ratio > 1 else 'smaller'} than {other}"
 
     sd = float(np.std(fixed, ddof=1))
-    parts = [f"{head} sample std {sd:.1f} over {len(fixed)} seeds"]
+    parts, readings = [f"{head} sample std {sd:.1f} over {len(fixed)} seeds"], []
     if len(new_sets) > 1:
-        parts.append(f"against {np.std(new_sets, ddof=1):.1f} over {len(new_sets)} seeds with a new set each: "
-                     + f_test(sd, len(fixed), float(np.std(new_sets, ddof=1)), len(new_sets)))
+        text, ratio, p = f_test(sd, len(fixed), float(np.std(new_sets, ddof=1)), len(new_sets))
+        parts.append(f"against {np.std(new_sets, ddof=1):.1f} over {len(new_sets)} seeds with a new set each: {text}")
+        readings.append(reading(ratio, p, "the spread with a new set per seed"))
     if paper is not None:
-        parts.append(f"against the paper's {paper[1]:g} over {paper_seeds} seeds: " + f_test(sd, len(fixed), paper[1], paper_seeds))
-    return "; ".join(parts) + "."
+        text, ratio, p = f_test(sd, len(fixed), paper[1], paper_seeds)
+        parts.append(f"against the paper's {paper[1]:g} over {paper_seeds} seeds: {text}")
+        readings.append(reading(ratio, p, "the paper's"))
+    verdict = "; ".join(parts) + "."
+    if readings:
+        verdict += (f" At the {VERDICT_LEVEL:.0%} level, the spread with one labelled set is "
+                    + " and ".join(readings) + ".")
+    return verdict
 
 
 def _error_unit(dataset: str, test_images: int) -> tuple[Callable[[float], float], str]:

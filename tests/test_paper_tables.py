@@ -287,3 +287,23 @@ def test_copied_records_stand_for_runs_whose_folders_are_gone(tmp_path: Path) ->
     semi_supervised(tmp_path, "--dataset", "synthetic-mnist", "--labels", "20", "--collect-only")
     listing = json.loads((tmp_path / "results" / "semi-supervised-synthetic-mnist.json").read_text())["runs"]
     assert [(r["seed"], r["data_seed"], r["epochs"], r["finished"]) for r in listing] == [(5, 1, 2, False)]
+
+
+def test_the_verdict_reads_its_f_tests_at_the_five_percent_level() -> None:
+    from scipy import stats
+
+    from reference_gan.semi_supervised import spread_verdict
+
+    # Spreads chosen far on either side of the 5% level; each p written out from the F distribution.
+    fixed, new = [92.0, 135.0, 93.0, 100.0], [92.0, 115.0, 126.0]
+    ratio_new = np.var(fixed, ddof=1) / np.var(new, ddof=1)
+    ratio_paper = np.var(fixed, ddof=1) / 6.5**2
+    assert 2 * stats.f.sf(ratio_new, 3, 2) > 0.5 and 2 * stats.f.sf(ratio_paper, 3, 9) < 0.01
+    text = spread_verdict(100, 1, fixed, new, (93.0, 6.5))
+    assert text.endswith("At the 5% level, the spread with one labelled set is not distinguishable from the spread "
+                         "with a new set per seed and larger than the paper's.")
+    tight = [93.0, 94.0, 93.5, 92.5]  # std 0.65: a tenth of the paper's, p < 0.01 against it
+    assert 2 * stats.f.cdf(np.var(tight, ddof=1) / 6.5**2, 3, 9) < 0.01
+    assert spread_verdict(100, 1, tight, [], (93.0, 6.5)).endswith(
+        "At the 5% level, the spread with one labelled set is smaller than the paper's.")
+    assert "pending" in spread_verdict(100, 1, fixed[:3], new, (93.0, 6.5))
