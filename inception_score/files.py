@@ -24,6 +24,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -181,6 +182,7 @@ class ImageArchive(Dataset):
         self.limits = limits or ReadLimits.from_environment()
         self.is_zip = self.path.name.lower().endswith(ZIP_SUFFIXES)
         self._handle: zipfile.ZipFile | tarfile.TarFile | None = None
+        self._raw: BinaryIO | None = None  # the file the archive reads
         self._pid: int | None = None
         self._tar_members: list[tarfile.TarInfo] = []
         self._in_memory: list[bytes | None] | None = None
@@ -249,15 +251,26 @@ class ImageArchive(Dataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_handle"], state["_pid"] = None, None  # each worker process opens its own handle
+        state["_handle"], state["_raw"], state["_pid"] = None, None, None  # each worker opens its own handle
         return state
 
     def _archive(self) -> zipfile.ZipFile | tarfile.TarFile:
         if self._handle is None or self._pid != os.getpid():
             raw = open_regular(self.path)  # the archive is opened again in each worker: by then it could be a FIFO
             self._handle = zipfile.ZipFile(raw) if self.is_zip else tarfile.open(fileobj=raw)
+            self._raw = raw
             self._pid = os.getpid()
         return self._handle
+
+    def close(self) -> None:
+        """Close this process's handle on the archive (the next read opens it again)."""
+        if getattr(self, "_handle", None) is not None and self._pid == os.getpid():
+            self._handle.close()
+            self._raw.close()  # neither ZipFile nor TarFile closes a file object it was handed
+        self._handle, self._raw, self._pid = None, None, None
+
+    def __del__(self) -> None:
+        self.close()  # a dropped reader closes its own file rather than leave it to the collector
 
     def __len__(self) -> int:
         return len(self.members)

@@ -191,12 +191,17 @@ class NpzMember:
 
     def close(self) -> None:
         """Close the handles of this process (the next read opens them again)."""
-        if self._handle is not None and self._pid == os.getpid():
+        if getattr(self, "_handle", None) is not None and self._pid == os.getpid():
             self._handle.close()
             if self._archive is not None:
                 self._archive.close()
                 self._raw.close()  # a ZipFile leaves a file it was handed open
         self._handle, self._archive, self._raw, self._pid = None, None, None, None
+
+    def __del__(self) -> None:
+        # The handles are opened lazily, in each process that reads; the reader that drops them closes
+        # them, so that no file is left for the collector (and its ResourceWarning) to close.
+        self.close()
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """``array[start:stop]`` as a new ``ndarray`` (only these rows' bytes are read)."""

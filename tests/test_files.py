@@ -5,9 +5,12 @@ written out here), never by decoding through the package."""
 
 from __future__ import annotations
 
+import gc
 import io
+import os
 import pickle
 import tarfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -139,6 +142,39 @@ def test_archive_reopens_its_handle_after_pickling(tmp_path: Path, rng: np.rando
     copy = pickle.loads(pickle.dumps(archive))
     assert copy._handle is None
     assert torch.equal(copy[0], first) and torch.equal(copy[4], archive[4])
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc/self/fd (Linux)")
+@pytest.mark.parametrize("kind", ["zip", "tar", "tgz", "npz", "npz-stored"])
+def test_readers_close_their_files_when_closed_or_dropped(kind: str, tmp_path: Path, rng: np.random.Generator) -> None:
+    if kind.startswith("npz"):
+        path = tmp_path / "x.npz"
+        save = np.savez if kind == "npz-stored" else np.savez_compressed
+        save(path, arr_0=rng.integers(0, 256, (3, 4, 4, 3), dtype=np.uint8), arr_1=np.arange(3))
+    else:
+        folder = tmp_path / "tree"
+        write_tree(folder, rng)
+        path = write_archives(folder, tmp_path)[kind]
+    gc.collect()
+    before = open_descriptors()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        reader = open_paths([path])
+        reader[0]  # opens the reader's file in this process
+        assert open_descriptors() == before + 1
+        for dataset in reader.datasets:
+            (dataset._array if kind.startswith("npz") else dataset).close()
+        assert open_descriptors() == before
+        reader[1]  # a read after close opens the file again
+        assert open_descriptors() == before + 1
+        del reader, dataset  # dropped while open: it closes its own file, nothing is left to the collector
+        assert open_descriptors() == before
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
 
 
 def test_workers_give_the_same_images_in_the_same_order(tmp_path: Path, rng: np.random.Generator) -> None:
