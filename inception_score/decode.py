@@ -215,6 +215,38 @@ def open_regular(path: Path) -> BinaryIO:
     return handle
 
 
+class ProcessFiles:
+    """The files a reader holds open in the current process: opened on its first read in each process
+    that reads (a pickled copy, as a DataLoader worker gets, holds none) and closed together, by
+    :meth:`close` or when the reader drops them, never left for the garbage collector to close."""
+
+    def __init__(self) -> None:
+        self._objects: tuple = ()  # what the reader reads first, the file it was opened on last
+        self._pid: int | None = None
+
+    def current(self):
+        """What the reader reads, if this process has it open, else None."""
+        return self._objects[0] if self._objects and self._pid == os.getpid() else None
+
+    def keep(self, *objects):
+        """Hold ``objects`` for this process (each is closed in the order given) and return the first."""
+        self.close()
+        self._objects, self._pid = objects, os.getpid()
+        return objects[0]
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for item in self._objects:  # a ZipFile or TarFile leaves the file object it was handed open
+                item.close()
+        self._objects, self._pid = (), None
+
+    def __getstate__(self) -> dict:
+        return {"_objects": (), "_pid": None}
+
+    def __del__(self) -> None:
+        self.close()
+
+
 def read_image_file(path: Path, limits: ReadLimits | None = None) -> torch.Tensor:
     """One image file -> ``(3, H, W)`` uint8, its size checked before reading and its pixels before decoding."""
     limits = limits or ReadLimits.from_environment()

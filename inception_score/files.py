@@ -24,7 +24,6 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from .array_files import ImageArray
 from .decode import (
     ENV_MAX_FILE_BYTES,
+    ProcessFiles,
     ReadLimits,
     check_size,
     decode_to_tensor,
@@ -181,9 +181,7 @@ class ImageArchive(Dataset):
         self.path = Path(path)
         self.limits = limits or ReadLimits.from_environment()
         self.is_zip = self.path.name.lower().endswith(ZIP_SUFFIXES)
-        self._handle: zipfile.ZipFile | tarfile.TarFile | None = None
-        self._raw: BinaryIO | None = None  # the file the archive reads
-        self._pid: int | None = None
+        self._files = ProcessFiles()  # this process's ZipFile or TarFile, and the file it reads
         self._tar_members: list[tarfile.TarInfo] = []
         self._in_memory: list[bytes | None] | None = None
         self._sizes: list[int] = []  # uncompressed, from the archive's headers
@@ -249,28 +247,16 @@ class ImageArchive(Dataset):
                 data[member.name] = read_capped(stream, name, self.limits)  # type: ignore[arg-type]
         return [data.get(name) for name in self.members]
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_handle"], state["_raw"], state["_pid"] = None, None, None  # each worker opens its own handle
-        return state
-
     def _archive(self) -> zipfile.ZipFile | tarfile.TarFile:
-        if self._handle is None or self._pid != os.getpid():
+        archive = self._files.current()
+        if archive is None:
             raw = open_regular(self.path)  # the archive is opened again in each worker: by then it could be a FIFO
-            self._handle = zipfile.ZipFile(raw) if self.is_zip else tarfile.open(fileobj=raw)
-            self._raw = raw
-            self._pid = os.getpid()
-        return self._handle
+            archive = self._files.keep(zipfile.ZipFile(raw) if self.is_zip else tarfile.open(fileobj=raw), raw)
+        return archive
 
     def close(self) -> None:
         """Close this process's handle on the archive (the next read opens it again)."""
-        if getattr(self, "_handle", None) is not None and self._pid == os.getpid():
-            self._handle.close()
-            self._raw.close()  # neither ZipFile nor TarFile closes a file object it was handed
-        self._handle, self._raw, self._pid = None, None, None
-
-    def __del__(self) -> None:
-        self.close()  # a dropped reader closes its own file rather than leave it to the collector
+        self._files.close()
 
     def __len__(self) -> int:
         return len(self.members)

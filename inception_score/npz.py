@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-from .decode import open_regular, shown
+from .decode import ProcessFiles, open_regular, shown
 from .errors import InputError
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the fixed part of a zip local file header (30 bytes)
@@ -79,10 +79,7 @@ class NpzMember:
         self.key = key
         self.member = f"{key}.npy"
         self._layout = self._read_layout()
-        self._handle = None  # the open file (stored) or zip stream (deflated), of process self._pid
-        self._archive: zipfile.ZipFile | None = None
-        self._raw = None  # the file the deflated member's ZipFile reads
-        self._pid: int | None = None
+        self._files = ProcessFiles()  # the open file (stored) or zip stream (deflated) of this process
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -172,36 +169,20 @@ class NpzMember:
         name_length, extra_length = fields[9], fields[10]
         return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_handle"], state["_archive"], state["_raw"], state["_pid"] = None, None, None, None
-        return state
-
     def _opened(self):
-        if self._handle is None or self._pid != os.getpid():
+        handle = self._files.current()
+        if handle is None:
             raw = open_regular(self.path)  # opened again in each worker: by then the path could be a FIFO
             if self._layout.compressed:
-                self._raw = raw
-                self._archive = zipfile.ZipFile(raw)
-                self._handle = self._archive.open(self.member)
+                archive = zipfile.ZipFile(raw)
+                handle = self._files.keep(archive.open(self.member), archive, raw)
             else:
-                self._handle = raw
-            self._pid = os.getpid()
-        return self._handle
+                handle = self._files.keep(raw)
+        return handle
 
     def close(self) -> None:
         """Close the handles of this process (the next read opens them again)."""
-        if getattr(self, "_handle", None) is not None and self._pid == os.getpid():
-            self._handle.close()
-            if self._archive is not None:
-                self._archive.close()
-                self._raw.close()  # a ZipFile leaves a file it was handed open
-        self._handle, self._archive, self._raw, self._pid = None, None, None, None
-
-    def __del__(self) -> None:
-        # The handles are opened lazily, in each process that reads; the reader that drops them closes
-        # them, so that no file is left for the collector (and its ResourceWarning) to close.
-        self.close()
+        self._files.close()
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """``array[start:stop]`` as a new ``ndarray`` (only these rows' bytes are read)."""

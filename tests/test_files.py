@@ -140,7 +140,7 @@ def test_archive_reopens_its_handle_after_pickling(tmp_path: Path, rng: np.rando
     archive = open_path(write_archives(folder, tmp_path)["tgz"])
     first = archive[0]  # opens a handle in this process
     copy = pickle.loads(pickle.dumps(archive))
-    assert copy._handle is None
+    assert copy._files.current() is None
     assert torch.equal(copy[0], first) and torch.equal(copy[4], archive[4])
 
 
