@@ -162,7 +162,8 @@ def test_no_decompression_bomb_warning_from_pillow() -> None:
         with pytest.raises(ImageDecodeError, match="too large for Pillow to decode"):
             decode_image(png_header_only(20000, 20000), "errors.png")  # over twice Pillow's limit
     # Decoding bytes in memory opens no file: a ResourceWarning here is garbage of another test that the
-    # collector reached meanwhile (seen once: a pipe's file object), not a warning of the decoder.
+    # collector reached meanwhile (seen once, before the file readers closed their own files: a reader's
+    # file dropped in a reference cycle elsewhere), not a warning of the decoder.
     own = [w for w in caught if not issubclass(w.category, ResourceWarning)]
     assert not own, [str(w.message) for w in own]
 
