@@ -268,8 +268,9 @@ def spread_verdict(total: int, data_seed: int, fixed: list[float], new_sets: lis
     sd = float(np.std(fixed, ddof=1))
     parts, readings = [f"{head} sample std {sd:.1f} over {len(fixed)} seeds"], []
     if len(new_sets) > 1:
-        text, ratio, p = f_test(sd, len(fixed), float(np.std(new_sets, ddof=1)), len(new_sets))
-        parts.append(f"against {np.std(new_sets, ddof=1):.1f} over {len(new_sets)} seeds with a new set each: {text}")
+        new_sd = float(np.std(new_sets, ddof=1))
+        text, ratio, p = f_test(sd, len(fixed), new_sd, len(new_sets))
+        parts.append(f"against {new_sd:.1f} over {len(new_sets)} seeds with a new set each: {text}")
         readings.append(reading(ratio, p, "the spread with a new set per seed"))
     if paper is not None:
         text, ratio, p = f_test(sd, len(fixed), paper[1], paper_seeds)
