@@ -77,7 +77,7 @@ def resize_gap() -> float:
     images and the per-plane formula ``normalize(tf1_resize_bilinear(x))``, on random uint8 pixels."""
     import torch
 
-    from inception_score.preprocess import normalize, tf1_resize_bilinear, to_network_input
+    from inception_score.network.preprocess import normalize, tf1_resize_bilinear, to_network_input
 
     worst = 0.0
     for size in (28, 32, 64, 100, 127):
@@ -99,7 +99,7 @@ def resize_gap() -> float:
 def main(cifar: str, counts: str, splits: int, weights: str | None, output: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         if weights is None:
-            from inception_score.dev_weights import write_genuine_conv_weights
+            from inception_score.network.dev_weights import write_genuine_conv_weights
 
             weights = str(write_genuine_conv_weights(Path(folder) / "dev-weights.pth"))
         tables = [line for count in counts.split(",") for line in

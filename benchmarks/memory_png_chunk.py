@@ -60,7 +60,7 @@ def write_png_with_big_itxt(path: Path) -> int:
 @click.command()
 @click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=Path("/tmp/png-chunk"))
 def main(folder: Path) -> None:
-    from inception_score.dev_weights import write_genuine_conv_weights
+    from inception_score.network.dev_weights import write_genuine_conv_weights
 
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)

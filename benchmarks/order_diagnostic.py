@@ -1,4 +1,4 @@
-"""Calibrates the split-order diagnostic (``inception_score.order``) on genuine CIFAR-10 images.
+"""Calibrates the split-order diagnostic (``inception_score.score.order``) on genuine CIFAR-10 images.
 
     python benchmarks/order_diagnostic.py --weights dev-weights.pth \\
         --cifar10-partial cifar10_prefix_partial.npz --images 2000 --orders 2500 \\
@@ -9,7 +9,7 @@ The network runs once: the logits of the first ``--images`` images of the partia
 permutation of those logits, not of the images. For each N in {200, 500, 1000, 2000} (those not
 above ``--images``, plus ``--images`` itself) with 10 splits, for the smallest N with 2 and 20
 splits and for the largest with 2, 5 and 20, the ratio R of
-:func:`inception_score.order.order_diagnostic` is measured on ``--orders`` seeded random orders of
+:func:`inception_score.score.order.order_diagnostic` is measured on ``--orders`` seeded random orders of
 the first N images (false alarms, spread, 99th and 99.9th percentiles, maximum), on the order sorted
 by CIFAR label (what a class_0/ ... class_9/ folder gives), on blocky orders (runs of 10 or 50
 images of one class, the runs shuffled) and on CIFAR's own order. With ``--folders`` the command
@@ -58,7 +58,7 @@ def cached_logits(
     weights: Path, cifar10: Path, count: int, cache: Path, batch_size: int = 25
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(count, 1008) float32`` logits and ``(count,)`` labels, from ``cache`` when it holds them for these weights."""
-    from inception_score.weights import file_digest
+    from inception_score.network.weights import file_digest
 
     digest = file_digest(weights)
     if cache.is_file():
@@ -66,7 +66,7 @@ def cached_logits(
         if str(stored["weights_sha256"]) == digest and len(stored["logits"]) >= count:
             return stored["logits"][:count], stored["labels"][:count]
         print(f"{cache} is for other weights or fewer images: recomputing", file=sys.stderr)
-    from inception_score.scorer import InceptionScorer
+    from inception_score.engine.runner import InceptionScorer
 
     images, labels = genuine_cifar10(cifar10, count)
     scorer = InceptionScorer(weights, allow_unverified=True, device="cpu", progress=False)
@@ -85,7 +85,7 @@ def cached_logits(
 def per_image_fields(logits: np.ndarray) -> tuple[list[str], np.ndarray, list[slice]]:
     """Every per-image term SplitStatistics.add sums, side by side in one ``(N, width)`` float64 matrix
     (computed by SplitStatistics.add itself, one image per split), with each field's columns."""
-    from inception_score.metric import SplitStatistics
+    from inception_score.score.statistics import SplitStatistics
 
     stats = SplitStatistics.zeros(len(logits), logits.shape[1])
     stats.add(torch.from_numpy(logits), np.arange(len(logits)))
@@ -98,7 +98,7 @@ def per_image_fields(logits: np.ndarray) -> tuple[list[str], np.ndarray, list[sl
 def order_statistics(fields: tuple[list[str], np.ndarray, list[slice]], positions: np.ndarray, splits: int):
     """The SplitStatistics of the images placed at ``positions``: the per-image terms summed per split
     (one matrix product with the split indicator), the very sums SplitStatistics.add accumulates."""
-    from inception_score.metric import SplitStatistics, split_of_positions
+    from inception_score.score.statistics import SplitStatistics, split_of_positions
 
     names, matrix, columns = fields
     indicator = np.zeros((splits, len(positions)))
@@ -146,7 +146,7 @@ def exact_directions(fields) -> float:
 
 
 def measure(fields, labels: np.ndarray, count: int, splits: int, orders: int, seed: int) -> dict:
-    from inception_score.order import order_diagnostic
+    from inception_score.score.order import order_diagnostic
 
     part = head(fields, count)
     rng = np.random.default_rng(seed)
@@ -173,7 +173,7 @@ def folder_check(weights: Path, cifar10: Path, count: int, folder: Path) -> dict
     class), and on the same images in one folder under shuffled names (a random order)."""
     from PIL import Image
 
-    from inception_score.cli import RunOptions, run
+    from inception_score.cli.main import RunOptions, run
 
     images, labels = genuine_cifar10(cifar10, count)
     rng = np.random.default_rng(7)
@@ -204,7 +204,7 @@ def markdown(rows: list[dict], images: int, elapsed: float, folders: dict | None
         f"- images: the first {images} of the partial CIFAR-10 (data_batch_1, then data_batch_2), "
         "logits computed once with the development weights (genuine 2015 convolutions, seeded random fc: "
         "the split scores would NOT be Inception Scores) and cached; each order's statistics are the per-image "
-        "terms of `SplitStatistics.add` summed per split, judged by `inception_score.order.order_diagnostic` "
+        "terms of `SplitStatistics.add` summed per split, judged by `inception_score.score.order.order_diagnostic` "
         f"({elapsed:.0f} s for all orders)",
         "",
         "R = B / E[B]: between-split sum of squares of clr(p(y|x)) = log p - mean log p over its expectation "
@@ -255,7 +255,7 @@ def markdown(rows: list[dict], images: int, elapsed: float, folders: dict | None
 
 @click.command()
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="weights file (the development file: python -m inception_score.dev_weights FILE)")
+              help="weights file (the development file: python -m inception_score.network.dev_weights FILE)")
 @click.option("--cifar10-partial", "cifar10", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="cifar10_prefix_partial.npz")
 @click.option("--images", default=2000, show_default=True, help="images to run through the network (largest N)")

@@ -1,4 +1,4 @@
-"""The device-side scoring loop (inception_score.pipeline) on a real device: the same split scores as
+"""The device-side scoring loop (inception_score.engine.pipeline) on a real device: the same split scores as
 per-batch CPU logits with the metric on the host, few host waits, a float16 overflow recomputed for its
 batch alone, and the images per second of both loops. Development weights (genuine convolutions,
 random fc): the scores compare implementations, they are not Inception Scores.
@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inception_score import InceptionScorer, inception_score  # noqa: E402
-from inception_score.dev_weights import write_genuine_conv_weights  # noqa: E402
-from inception_score.metric import inception_score_from_logits  # noqa: E402
+from inception_score.network.dev_weights import write_genuine_conv_weights  # noqa: E402
+from inception_score.score.statistics import inception_score_from_logits  # noqa: E402
 
 
 def _wait(device: torch.device) -> None:

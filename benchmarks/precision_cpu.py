@@ -42,7 +42,7 @@ def weights_file(weights: str | None) -> Iterator[str]:
     if weights is not None:
         yield weights
         return
-    from inception_score.dev_weights import write_genuine_conv_weights
+    from inception_score.network.dev_weights import write_genuine_conv_weights
 
     with tempfile.TemporaryDirectory() as folder:
         yield str(write_genuine_conv_weights(Path(folder) / "dev-weights.pth"))
@@ -62,8 +62,8 @@ def timed_logits(scorer, images: torch.Tensor, batch_size: int) -> tuple[torch.T
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None)
 def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
     from inception_score import InceptionScorer
-    from inception_score.metric import inception_score_from_logits, summarize
-    from inception_score.precision import native_bf16_cpu
+    from inception_score.score.statistics import inception_score_from_logits, summarize
+    from inception_score.network.precision import native_bf16_cpu
 
     images = training_images(cifar, count)
     with weights_file(weights) as path:

@@ -3,7 +3,7 @@ relative difference of the Inception Score.
 
     OMP_NUM_THREADS=1 python benchmarks/split_tf32.py --weights /root/dev-weights.pth --images 512
 
-On a CPU the split kernel (inception_score.split_tf32) runs as three float32 products of TF32-valued
+On a CPU the split kernel (inception_score.network.split_tf32) runs as three float32 products of TF32-valued
 operands, each product exact: the same operands and products a tensor core gets, with float32 sums in
 another order. Both runs are in this process on the same genuine CIFAR-10 training images (uint8 32x32,
 resize included) and the same weights. Without --weights it builds the development file (genuine
@@ -37,7 +37,7 @@ TARGET = 1e-6  # the project's limit on the relative deviation of a mean
               help="default: the development file, built here")
 def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
     from inception_score import InceptionScorer
-    from inception_score.metric import inception_score_from_logits, summarize
+    from inception_score.score.statistics import inception_score_from_logits, summarize
 
     images = training_images(cifar, count)
     with weights_file(weights) as path:
@@ -55,7 +55,7 @@ def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
     lines = [
         "# Split TF32 emulated on this CPU against IEEE float32",
         "",
-        "`exact_kernel=\"split-tf32\"` (three TF32 products per product, inception_score.split_tf32) against "
+        "`exact_kernel=\"split-tf32\"` (three TF32 products per product, inception_score.network.split_tf32) against "
         "`exact_kernel=\"ieee\"` on the same images and weights. Development weights (genuine convolutions, "
         "seeded random fc): the means are NOT Inception Scores, only a comparison of the two kernels.",
         "",

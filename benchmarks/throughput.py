@@ -60,7 +60,7 @@ def network_gflop_per_image() -> float:
     """Multiply-adds x 2 of one 299x299 forward, counted by torch's flop counter."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from inception_score.network import Inception2015
+    from inception_score.network.inception import Inception2015
 
     network = Inception2015().eval()
     counter = FlopCounterMode(display=False)
@@ -111,7 +111,7 @@ def run_ours(images: np.ndarray, weights: str, device: str, batch_size: int, pre
 
 def run_network(scorer, x: torch.Tensor) -> list[torch.Tensor]:
     """The network on ready input, as the scorer runs it (CPU_CHUNK images at a time on CPU)."""
-    from inception_score.scorer import CPU_CHUNK
+    from inception_score.engine.runner import CPU_CHUNK
 
     if scorer.device.type != "cpu":
         return [scorer.network_pass(x)]
@@ -148,8 +148,8 @@ def stage_times(scorer, tensor: torch.Tensor, batch_size: int) -> dict[str, floa
 
     from PIL import Image
 
-    from inception_score.decode import decode_image
-    from inception_score.metric import SplitStatistics, split_of_positions
+    from inception_score.readers.decode import decode_image
+    from inception_score.score.statistics import SplitStatistics, split_of_positions
 
     count = len(tensor)
     encoded = []
@@ -247,7 +247,7 @@ def main(device, weights, count_32, count_256, batch_size, precision, worker, im
 
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
-            from inception_score.dev_weights import write_genuine_conv_weights
+            from inception_score.network.dev_weights import write_genuine_conv_weights
 
             weights = str(write_genuine_conv_weights(Path(tmp) / "genuine-conv-random-fc.pth"))
             weights_note = "development weights (genuine convolutions + seeded random fc): scores are NOT Inception Scores"

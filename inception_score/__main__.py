@@ -1,5 +1,5 @@
 """``python -m inception_score`` runs the command line."""
 
-from .cli import main
+from .cli.main import main
 
 main()

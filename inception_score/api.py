@@ -1,7 +1,7 @@
 """The public API: :func:`inception_score`, one call for a whole set of images, and
 :class:`InceptionScore`, a metric object for training loops (``update`` / ``compute`` / ``reset``) that
-gives the same number on the same images. Both run :class:`~inception_score.runner.InceptionScorer`
-and route each image to its split by :class:`~inception_score.metric.SplitPlan`.
+gives the same number on the same images. Both run :class:`~inception_score.engine.runner.InceptionScorer`
+and route each image to its split by :class:`~inception_score.score.statistics.SplitPlan`.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, Subset
 
-from .accumulators import _check_indices, _IndexedAccumulator, _result, _SplitAccumulator
-from .distributed import Group, agreeing, all_gather_counts, current_group, lockstep_steps, run_in_lockstep, shard_bounds
+from .engine.accumulators import _check_indices, _IndexedAccumulator, _result, _SplitAccumulator
+from .engine.distributed import Group, agreeing, all_gather_counts, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
-from .files import dataset_labels
-from .inputs import ImageBatch, InputRange, image_stream, is_path_like, is_single_image, parse_input_range, standardize_batch
-from .metric import SplitRule, SplitStatistics, check_split_count, order_text, split_rule
-from .order import label_order
-from .pipeline import DevicePipeline
+from .readers.files import dataset_labels
+from .readers.inputs import ImageBatch, InputRange, image_stream, is_path_like, is_single_image, parse_input_range, standardize_batch
+from .score.statistics import SplitRule, SplitStatistics, check_split_count, order_text, split_rule
+from .score.order import label_order
+from .engine.pipeline import DevicePipeline
 from .protocol import TORCH_FIDELITY_SEED
-from .result import ISResult
-from . import runner
-from .runner import ExactKernel, InceptionScorer, Precision
+from .score.result import ISResult
+from .engine import runner
+from .engine.runner import ExactKernel, InceptionScorer, Precision
 
 def inception_score(
     images: Any,
@@ -64,14 +64,14 @@ def inception_score(
     the last one shorter (guided-diffusion's evaluator); not both. ``num_images`` announces the length of an unsized iterable, so that memory stays flat.
     Pass a ready ``scorer`` to reuse a loaded network across calls. ``precision`` and ``exact_kernel``
     (how "exact" multiplies: "ieee" float32, "split-tf32", or "auto") are
-    :class:`~inception_score.runner.InceptionScorer`'s.
+    :class:`~inception_score.engine.runner.InceptionScorer`'s.
 
     Inside an initialised ``torch.distributed`` process group (unless ``distributed=False``), a sized
     input (tensor, array, sequence, ``Dataset``, path) is shared out: each process reads and scores its
     contiguous part, the statistics are summed once, and every process returns the result one process
-    would give on the same images in the same order (:mod:`inception_score.distributed`).
+    would give on the same images in the same order (:mod:`inception_score.engine.distributed`).
 
-    ``infinity=True`` also computes IS-infinity in the same pass (:mod:`inception_score.infinity`):
+    ``infinity=True`` also computes IS-infinity in the same pass (:mod:`inception_score.score.infinity`):
     ``is_n``, the one-split scores of the first n images of the order ``infinity_seed`` gives, for 15 n
     from N/10 to N, and ``is_infinity``, the intercept of their least-squares line against 1/n.
     """
@@ -134,7 +134,7 @@ def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
     before the split."""
     input_range = parse_input_range(input_range)
     if is_path_like(images):
-        from .files import open_paths
+        from .readers.files import open_paths
 
         paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
         source: Any = open_paths([Path(p) for p in paths], input_range=input_range)
@@ -220,7 +220,7 @@ class InceptionScore:
       a rank's offset is known only when every rank's count is.
 
     ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does; ``precision`` and
-    ``exact_kernel`` are :class:`~inception_score.runner.InceptionScorer`'s.
+    ``exact_kernel`` are :class:`~inception_score.engine.runner.InceptionScorer`'s.
 
     Never a stale or partial score: call ``reset()`` before a new epoch's images. With ``num_images``,
     images beyond it raise at the ``update`` that brings them (in a group, at ``compute``), fewer raise

@@ -2,7 +2,7 @@
 
 :func:`score_generator` calls ``generator(z)`` (or ``generator(z, labels)`` for a class-conditional
 model) batch by batch and feeds the images straight to the scorer; no image is stored or leaves the
-scorer's device. The result is the :class:`~inception_score.result.ISResult` that
+scorer's device. The result is the :class:`~inception_score.score.result.ISResult` that
 :func:`~inception_score.api.inception_score` gives on the same images in the same order.
 
 How z is drawn (:class:`LatentSpec`, :class:`LatentDraw`): sample ``i``'s z depends on the seed and
@@ -43,17 +43,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .distributed import Group, agreeing, current_group, lockstep_steps, run_in_lockstep, shard_bounds
+from .engine.distributed import Group, agreeing, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
-from .inputs import InputRange, parse_input_range, standardize_batch
-from .infinity import infinity_sizes
-from .metric import check_split_count, split_rule
+from .readers.inputs import InputRange, parse_input_range, standardize_batch
+from .score.infinity import infinity_sizes
+from .score.statistics import check_split_count, split_rule
 from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
-from .accumulators import _result, _SplitAccumulator
+from .engine.accumulators import _result, _SplitAccumulator
 from .api import progress_bar
-from .pipeline import DevicePipeline
-from .result import ISResult
-from .runner import InceptionScorer, Precision
+from .engine.pipeline import DevicePipeline
+from .score.result import ISResult
+from .engine.runner import InceptionScorer, Precision
 
 # Samples per block of z. Part of the rule: changing it changes every z after the first block.
 Z_BLOCK = 1024
@@ -235,7 +235,7 @@ def score_generator(
     matter). z follows ``z_distribution`` under ``seed`` by each sample's position (the module
     docstring), and ``result.generator`` records the rule with ``num_samples`` and ``batch_size``.
     Splits are contiguous in sample order (``splits`` parts, 10 by default, or chunks of ``split_size``);
-    ``infinity`` adds IS-infinity over the order ``infinity_seed`` gives (:mod:`inception_score.infinity`);
+    ``infinity`` adds IS-infinity over the order ``infinity_seed`` gives (:mod:`inception_score.score.infinity`);
     the other arguments are those of
     :func:`~inception_score.api.inception_score`, ``distributed`` included.
     """

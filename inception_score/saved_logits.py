@@ -1,5 +1,5 @@
 """Logits files from Python: :func:`save_logits` scores images into one (resumable), and
-:func:`score_logits_file` gives the :class:`~inception_score.result.ISResult` of a complete one without
+:func:`score_logits_file` gives the :class:`~inception_score.score.result.ISResult` of a complete one without
 the network, under any splits and order. The file format, its fingerprint of the images and its
 crash-safe writing are :mod:`.logits_file`'s; ``--save-logits`` and ``--from-logits`` are these calls.
 
@@ -23,10 +23,10 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from .errors import InputError
-from .fingerprint import InputFingerprint
-from .logits_file import open_for_writing, sidecar, statistics_and_buckets_of
+from .logits.fingerprint import InputFingerprint
+from .logits.file import open_for_writing, sidecar, statistics_and_buckets_of
 from .protocol import RESCORED_DEVICE, TORCH_FIDELITY_SEED, InputRange
-from .result import ISResult
+from .score.result import ISResult
 
 _UNRECORDED = "not recorded (a logits file of an older version)"
 
@@ -73,18 +73,18 @@ def save_logits(
 
     ``images``: what can be fingerprinted, and only that: a path or a list of paths (folder, ``.npy`` /
     ``.npz``, ``.zip`` / ``.tar(.gz)``, image file), read with ``input_range`` for float arrays; or a
-    dataset of the package's file readers (``inception_score.files.open_paths``, whole or a ``Subset``
+    dataset of the package's file readers (``inception_score.readers.files.open_paths``, whole or a ``Subset``
     of it, which mapped its input range when opened). Tensors, arrays in memory and other datasets are
     refused: save them with ``numpy.save`` and pass the file. ``limit``: only the first N images.
     ``description``: the input as the sidecar names it (default: the reader's own description); a
     resume needs the same. ``scorer``: a loaded network, else one is loaded from ``weights`` with
-    ``device``, ``precision`` and ``exact_kernel`` as :class:`~inception_score.runner.InceptionScorer`.
+    ``device``, ``precision`` and ``exact_kernel`` as :class:`~inception_score.engine.runner.InceptionScorer`.
     """
     from .api import progress_bar
-    from .files import dataset_labels
-    from .inputs import image_stream
+    from .readers.files import dataset_labels
+    from .readers.inputs import image_stream
     from .protocol import PIXEL_RANGE
-    from . import runner
+    from .engine import runner
 
     dataset = _readers_dataset(images, input_range)
     count = len(dataset) if limit is None else min(len(dataset), limit)  # type: ignore[arg-type]
@@ -125,9 +125,9 @@ def save_logits(
 
 def _readers_dataset(images: Any, input_range: str | InputRange | None) -> Dataset:
     """The file readers' dataset of ``images`` (paths are opened here); anything else is refused."""
-    from .files import open_paths, reads_files
-    from .inputs import is_path_like
-    from .pixels import parse_input_range
+    from .readers.files import open_paths, reads_files
+    from .readers.inputs import is_path_like
+    from .readers.pixels import parse_input_range
 
     if is_path_like(images):
         paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
@@ -169,9 +169,9 @@ def score_logits_file(
     weights were checked then; not with ``weights``). ``saved`` also gives the time spent computing the
     rows (``images_per_second``) and the images' labels. ``labels``: the ``(N,)`` labels of the rows'
     images (default: ``saved.labels``), for the check that the input is not sorted by class."""
-    from .metric import order_text, split_rule
-    from .order import label_order
-    from .result import result_from_statistics
+    from .score.statistics import order_text, split_rule
+    from .score.order import label_order
+    from .score.result import result_from_statistics
 
     path = Path(path)
     if saved is not None and Path(saved.path) != path:
@@ -208,7 +208,7 @@ def score_logits_file(
 def _claimed_weights(path: Path, claimed_sha256: str, weights: Path | None) -> bool:
     """Whether the weights a logits file names are the verified ones: only when ``weights`` is given,
     has the sha256 the file claims, and is a genuine file. Other weights are an error."""
-    from .weights import KNOWN_FILES, weights_sha256
+    from .network.weights import KNOWN_FILES, weights_sha256
 
     if weights is None:
         return False

@@ -1,7 +1,7 @@
 """The Inception Score as a ``torchmetrics.Metric``, for Lightning and torchmetrics users (imported only
 when torchmetrics is installed: ``pip install torchmetrics``).
 
-Its states are the per-split sufficient statistics of :class:`~inception_score.metric.SplitStatistics`
+Its states are the per-split sufficient statistics of :class:`~inception_score.score.statistics.SplitStatistics`
 with ``dist_reduce_fx="sum"``, so ``self.log("is", metric)`` in a LightningModule syncs about 240 KB per
 process (10 splits) whatever the number of images: no features are gathered.
 
@@ -53,15 +53,15 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from .distributed import current_group
+from .engine.distributed import current_group
 from .errors import InputError
-from .inputs import InputRange, parse_input_range, standardize_batch
-from .metric import SplitPlan, SplitStatistics
-from .network import NUM_CLASSES
-from .accumulators import _result
+from .readers.inputs import InputRange, parse_input_range, standardize_batch
+from .score.statistics import SplitPlan, SplitStatistics
+from .network.inception import NUM_CLASSES
+from .engine.accumulators import _result
 from .protocol import TORCH_FIDELITY_SEED
-from .result import ISResult
-from .runner import InceptionScorer, Precision
+from .score.result import ISResult
+from .engine.runner import InceptionScorer, Precision
 
 _STATISTICS = tuple(field.name for field in dataclasses.fields(SplitStatistics))
 

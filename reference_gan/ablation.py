@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from inception_score.distributed import Group
+from inception_score.engine.distributed import Group
 
 from .data import DataSet, load
 from .devices import my_share, run_on_devices
@@ -226,7 +226,7 @@ def _ablation_process(group: Group | None, device: str, preset_name: str, data_d
     """One process's part: train and sample its share of the variants, then score every variant with
     the others (the distributed scorer when there are others); rank 0 writes the table."""
     from inception_score import InceptionScorer, inception_score
-    from inception_score.distributed import agree
+    from inception_score.engine.distributed import agree
 
     spec = ABLATION_PRESETS[preset_name]
     torch_device = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)

@@ -154,9 +154,9 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                   weights: str | None, allow_unverified_weights: bool, as_json: bool, output: str | None) -> None:
     """Inception Score of N images from CHECKPOINT's generator, none written. It equals the score of `sample`
     (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
-    from inception_score.cli import Report, RunOptions, _check_outputs, _device_name, _write_outputs
+    from inception_score.cli.main import Report, RunOptions, _check_outputs, _device_name, _write_outputs
     from inception_score.generator import score_generator
-    from inception_score.scorer import InceptionScorer, resolve_device
+    from inception_score.engine.runner import InceptionScorer, resolve_device
 
     if splits is not None and split_size is not None:
         raise click.UsageError("give --splits or --split-size, not both")

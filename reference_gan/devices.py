@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from inception_score.distributed import Group, current_group, init_from_environment, launched_by_torchrun
+from inception_score.engine.distributed import Group, current_group, init_from_environment, launched_by_torchrun
 
 T = TypeVar("T")
 # A rank may wait for another's training for days (the paper's preset on a GPU): collectives must not

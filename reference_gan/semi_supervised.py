@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from inception_score import strict_json
-from inception_score.distributed import Group
+from inception_score.score import strict_json
+from inception_score.engine.distributed import Group
 
 from .config import TrainConfig
 from .devices import my_share, run_on_devices
@@ -119,7 +119,7 @@ def run_semi_supervised(dataset: str, label_counts: list[int], seeds: list[int],
 def _semi_supervised_process(group: Group | None, device: str | None, dataset: str, runs: list[tuple[int, int]],
                              configs: list[TrainConfig], log: Callable[[str], None]) -> None:
     """This process's share of the runs, on ``device``; returns when every process is done."""
-    from inception_score.distributed import agree
+    from inception_score.engine.distributed import agree
 
     error: BaseException | None = None
     try:

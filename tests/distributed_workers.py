@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from inception_score.errors import ImageDecodeError
-from inception_score.weights import LoadedWeights
+from inception_score.network.weights import LoadedWeights
 
 NUM_CLASSES = 1008
 

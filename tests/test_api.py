@@ -34,7 +34,7 @@ def varied_images(count: int, seed: int) -> list[torch.Tensor]:
 
 def test_pool3_equals_the_fid_helper_torchscript(scorer: InceptionScorer) -> None:
     """Acceptance: same normalised 299x299 input -> pool_3 within 1e-4 of an independent port."""
-    from inception_score.dev_weights import fid_helper_pool3
+    from inception_score.network.dev_weights import fid_helper_pool3
 
     generator = torch.Generator().manual_seed(7)
     x = torch.rand(3, 3, 299, 299, generator=generator) * 2 - 1
@@ -92,7 +92,7 @@ class ProjectionScorer:
     bookkeeping quickly; it has the attributes the runner reads."""
 
     def __init__(self) -> None:
-        from inception_score.weights import LoadedWeights
+        from inception_score.network.weights import LoadedWeights
 
         self.device = torch.device("cpu")
         self.dtype = "float32"
@@ -105,7 +105,7 @@ class ProjectionScorer:
 
 
 def test_announced_count_and_buffered_logits_agree_with_a_direct_computation() -> None:
-    from inception_score.metric import inception_score_from_logits
+    from inception_score.score.statistics import inception_score_from_logits
 
     fake = ProjectionScorer()
     images = torch.randint(0, 256, (103, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))

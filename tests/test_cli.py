@@ -17,13 +17,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import inception_score.cli as cli
-import inception_score.runner as scorer_module
-import inception_score.weights as weights_module
+import inception_score.cli.main as cli
+import inception_score.engine.runner as scorer_module
+import inception_score.network.weights as weights_module
 from inception_score import __version__
-from inception_score.cli import main
-from inception_score.scorer import InceptionScorer, ISResult
-from inception_score.labels import LABEL_MAP, SYNSET_NAMES
+from inception_score.cli.main import main
+from inception_score.engine.runner import InceptionScorer
+from inception_score.score.result import ISResult
+from inception_score.network.labels import LABEL_MAP, SYNSET_NAMES
 
 _LOADED: dict[tuple, InceptionScorer] = {}
 

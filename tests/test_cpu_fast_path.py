@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inception_score import network as network_module
-from inception_score.network import ConvAvgPoolReLU, ConvReLU, Inception2015, Output, fold_batch_norm
-from inception_score.preprocess import CHANNELS_LAST_ROW_LIMIT, normalize, tf1_resize_bilinear, to_network_input
+from inception_score.network import inception as network_module
+from inception_score.network.inception import ConvAvgPoolReLU, ConvReLU, Inception2015, Output, fold_batch_norm
+from inception_score.network.preprocess import CHANNELS_LAST_ROW_LIMIT, normalize, tf1_resize_bilinear, to_network_input
 
 UNIT_ROUNDOFF = 2.0**-24  # float32: one rounding moves a value by at most this much of it
 

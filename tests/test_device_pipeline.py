@@ -1,4 +1,4 @@
-"""The scoring loop that keeps logits and statistics on the device (inception_score.pipeline), on CPU
+"""The scoring loop that keeps logits and statistics on the device (inception_score.engine.pipeline), on CPU
 tensors: the device-side statistics against SplitStatistics and a naive loop, the float16 overflow
 guard folded into the accumulation (a stand-in network that overflows on one batch, with the CUDA
 branch of a CPU scorer), and the count of the points where the host waits for the device."""
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-import inception_score.pipeline as pipeline_module
-import inception_score.runner as runner_module
+import inception_score.engine.pipeline as pipeline_module
+import inception_score.engine.runner as runner_module
 from inception_score import InceptionScore, InceptionScorer, inception_score
-from inception_score.accumulators import _SplitAccumulator
-from inception_score.metric import (
+from inception_score.engine.accumulators import _SplitAccumulator
+from inception_score.score.statistics import (
     DeviceStatistics,
     SplitStatistics,
     _sum_by_product,

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 import distributed_workers as workers
 from inception_score import InceptionScore, inception_score
-from inception_score.distributed import shard_bounds, statistics_bytes
+from inception_score.engine.distributed import shard_bounds, statistics_bytes
 
 
 def spawn(tmp_path: Path, world: int, scenario: str, **params) -> list[dict]:

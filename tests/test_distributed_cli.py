@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inception_score.distributed import statistics_bytes
+from inception_score.engine.distributed import statistics_bytes
 
 
 # Other batches mean other matrix shapes, so the math library may order each float32 sum of the

@@ -41,7 +41,7 @@ def option_names(command: click.Command) -> list[str]:
 
 def commands() -> dict[str, click.Command]:
     """The live commands: ``inception-score`` and every ``reference-gan`` subcommand."""
-    from inception_score.cli import main as inception_main
+    from inception_score.cli.main import main as inception_main
     from reference_gan.cli import main as gan_main
 
     found = {"inception-score": inception_main}

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import inception_score.runner as scorer_module
-from inception_score.cli import main
-from inception_score.scorer import InceptionScorer
+import inception_score.engine.runner as scorer_module
+from inception_score.cli.main import main
+from inception_score.engine.runner import InceptionScorer
 
 UNTIMED = {"elapsed_s", "images_per_second"}  # the only fields two runs of the same images may differ in
 

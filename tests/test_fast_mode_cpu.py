@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import inception_score.result as result_module
-import inception_score.runner as scorer_module
+import inception_score.score.result as result_module
+import inception_score.engine.runner as scorer_module
 from inception_score import InceptionScorer, InputError, inception_score
 
 
@@ -153,7 +153,7 @@ def test_a_batch_that_overflows_float16_is_recomputed_without_it(genuine_weights
 ])
 def test_precision_deviation_is_the_figure_measured_for_that_computation(precision: str, device: str, dtype: str,
                                                                           deviation: float | None) -> None:
-    from inception_score.metric import SplitStatistics
+    from inception_score.score.statistics import SplitStatistics
 
     stats = SplitStatistics.zeros(2, 3)
     stats.add(torch.tensor([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]),

@@ -21,9 +21,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from inception_score.errors import ImageDecodeError, InputError
-from inception_score.decode import decode_image
-from inception_score.files import ImageArchive, open_path, open_paths
-from inception_score.skip_invalid import without_invalid
+from inception_score.readers.decode import decode_image
+from inception_score.readers.files import ImageArchive, open_path, open_paths
+from inception_score.readers.skip_invalid import without_invalid
 
 
 def png_bytes(image: Image.Image, **options) -> bytes:
@@ -352,7 +352,7 @@ def test_a_decoding_error_in_a_worker_arrives_as_itself(tmp_path: Path, num_work
     """An error met while decoding in a DataLoader worker reaches the reader with its own type and its own
     one-line message, as it does without workers (torch would put the worker's traceback in the message)."""
     from inception_score.errors import one_line_message
-    from inception_score.inputs import image_stream
+    from inception_score.readers.inputs import image_stream
 
     for index in range(4):
         Image.fromarray(np.full((8, 8, 3), 50 * index, np.uint8)).save(tmp_path / f"{index}.png")

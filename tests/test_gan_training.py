@@ -138,7 +138,7 @@ def test_cli_trains_and_samples_for_the_scorer(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     images = np.load(samples)["images"]
     assert images.shape == (30, 28, 28, 1) and images.dtype == np.uint8
-    from inception_score.files import open_path
+    from inception_score.readers.files import open_path
 
     assert len(open_path(samples)) == 30  # the scorer reads it as it is
     bad = CliRunner().invoke(main, ["train", "--preset", "mnist-fm", "--data-dir", str(tmp_path / "nowhere")])

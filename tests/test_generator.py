@@ -20,8 +20,8 @@ from click.testing import CliRunner
 import distributed_workers as workers
 import generator_workers
 from inception_score import InceptionScorer, LatentSpec, inception_score, latents, load_generator_file, score_generator
-from inception_score.cli import main as inception_score_main
-from inception_score.distributed import shard_bounds
+from inception_score.cli.main import main as inception_score_main
+from inception_score.engine.distributed import shard_bounds
 from inception_score.errors import InputError
 from inception_score.generator import LatentDraw
 

@@ -1,4 +1,4 @@
-"""IS-infinity (inception_score.infinity): every IS_n against the score of its subset written out here,
+"""IS-infinity (inception_score.score.infinity): every IS_n against the score of its subset written out here,
 the intercept against numpy's own least-squares line, and the same numbers from every way in (the API,
 the metric object, the command, --from-logits, two processes)."""
 
@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 import distributed_workers as workers
-import inception_score.cli as cli
-import inception_score.runner as scorer_module
+import inception_score.cli.main as cli
+import inception_score.engine.runner as scorer_module
 from inception_score import InceptionScore, InceptionScorer, inception_score
-from inception_score.distributed import statistics_bytes
+from inception_score.engine.distributed import statistics_bytes
 from inception_score.errors import InputError
 from test_distributed import spawn
 
@@ -61,7 +61,7 @@ def test_every_is_n_is_the_one_split_score_of_the_first_n_images_of_the_seeded_o
 
 
 def test_the_sizes_at_50000_are_the_reference_codes() -> None:
-    from inception_score.infinity import infinity_sizes
+    from inception_score.score.infinity import infinity_sizes
 
     # score_infinity.py: np.linspace(5000, 50000, 15).astype('int32')
     assert infinity_sizes(50_000).tolist() == [5000, 8214, 11428, 14642, 17857, 21071, 24285, 27500, 30714, 33928,

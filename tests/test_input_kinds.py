@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from inception_score import skip_invalid
-from inception_score.files import open_paths
-from inception_score.inputs import InputKind, classify_input, image_stream, open_path_input
+from inception_score.readers import skip_invalid
+from inception_score.readers.files import open_paths
+from inception_score.readers.inputs import InputKind, classify_input, image_stream, open_path_input
 from inception_score.protocol import PIXEL_RANGE
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from PIL import Image
 from torch.utils.data import Dataset
 
-from inception_score.cli import main
+from inception_score.cli.main import main
 from inception_score.errors import InputError
-from inception_score.files import open_path
-from inception_score.inputs import image_stream
-from inception_score.pixels import standardize_batch, standardize_image
+from inception_score.readers.files import open_path
+from inception_score.readers.inputs import image_stream
+from inception_score.readers.pixels import standardize_batch, standardize_image
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from inception_score.labels import LABEL_MAP, SYNSET_NAMES, class_label, class_names
+from inception_score.network.labels import LABEL_MAP, SYNSET_NAMES, class_label, class_names
 
 MAP_TEXT = """# -*- protobuffer -*-
 entry {

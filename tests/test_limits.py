@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from inception_score.cli import main
+from inception_score.cli.main import main
 from inception_score.errors import ImageDecodeError, InputError
-from inception_score.decode import ENV_MAX_FILE_BYTES, ENV_MAX_PIXELS, MAX_IMAGE_PIXELS, ReadLimits, decode_image
-from inception_score.files import open_path
-from inception_score.skip_invalid import without_invalid
+from inception_score.readers.decode import ENV_MAX_FILE_BYTES, ENV_MAX_PIXELS, MAX_IMAGE_PIXELS, ReadLimits, decode_image
+from inception_score.readers.files import open_path
+from inception_score.readers.skip_invalid import without_invalid
 
 MIB = 2**20
 
@@ -87,8 +87,8 @@ def test_a_lying_header_stops_the_read_at_the_limit(tmp_path: Path, small_png: b
 _MEASURE = """
 import re, sys
 from inception_score.errors import ImageDecodeError
-from inception_score.decode import ReadLimits, decode_image
-from inception_score.files import open_path
+from inception_score.readers.decode import ReadLimits, decode_image
+from inception_score.readers.files import open_path
 
 def kilobytes(key):
     return int(re.search(key + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))

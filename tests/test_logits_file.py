@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import inception_score.cli as cli
-import inception_score.runner as scorer_module
-import inception_score.logits_file as logits_file
+import inception_score.cli.main as cli
+import inception_score.engine.runner as scorer_module
+import inception_score.logits.file as logits_file
 from inception_score import InceptionScorer, inception_score_from_logits
-from inception_score.metric import summarize
+from inception_score.score.statistics import summarize
 
 _SCORERS: dict[str, InceptionScorer] = {}
 
@@ -134,7 +134,7 @@ def test_save_logits_then_score_logits_file_gives_the_numbers_of_inception_score
 
 def test_a_logits_file_scored_from_python_only_claims_its_weights_unless_they_are_checked(
         folder: Path, genuine_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inception_score.weights as weights_module
+    import inception_score.network.weights as weights_module
     from inception_score import InputError, save_logits, score_logits_file
 
     network = scorer_module.InceptionScorer(genuine_weights_file, device="cpu", allow_unverified=True, progress=False)

@@ -23,12 +23,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import distributed_workers as workers
-import inception_score.cli as cli
-import inception_score.logits_file as logits_file
-import inception_score.result as result_module
-import inception_score.runner as scorer_module
-from inception_score import strict_json
-from inception_score.scorer import FAST_CUDA_IS_DEVIATION
+import inception_score.cli.main as cli
+import inception_score.logits.file as logits_file
+import inception_score.score.result as result_module
+import inception_score.engine.runner as scorer_module
+from inception_score.score import strict_json
+from inception_score.score.result import FAST_CUDA_IS_DEVIATION
 
 TESTS = Path(__file__).parent
 
@@ -209,7 +209,7 @@ def test_a_second_writer_of_the_same_file_is_refused(tmp_path: Path) -> None:
     pixels = workers.images(20, 0)
     images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
     np.save(images, pixels)
-    from inception_score.files import open_paths
+    from inception_score.readers.files import open_paths
 
     dataset = open_paths([images])
     writer = logits_file.open_for_writing(logits, workers.PixelProjection(), logits_file.InputFingerprint(dataset, 20),
@@ -267,8 +267,8 @@ def test_a_real_full_file_system_gives_enospc_with_a_message(tmp_path: Path) -> 
     np.save(images, pixels)
     disk.mkdir()
     program = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import distributed_workers as w; "
-               "import inception_score.runner as s; s.InceptionScorer = lambda *a, **k: w.PixelProjection(); "
-               "from inception_score.cli import main; main()")
+               "import inception_score.engine.runner as s; s.InceptionScorer = lambda *a, **k: w.PixelProjection(); "
+               "from inception_score.cli.main import main; main()")
     command = (f"mount -t tmpfs -o size=64k tmpfs {disk} && {sys.executable} -c '{program}' {TESTS} {images} "
                f"--splits 2 --batch-size 4 --device cpu --save-logits {disk}/l.npy; echo status $?; "
                f"cat {disk}/l.npy.json")
@@ -284,7 +284,7 @@ def test_a_real_full_file_system_gives_enospc_with_a_message(tmp_path: Path) -> 
 # --- case 2: --from-logits is honest -----------------------------------------------------------
 
 def test_a_sidecar_that_claims_verified_genuine_weights_is_not_believed(tmp_path: Path) -> None:
-    from inception_score.weights import PYTORCH_FID_WEIGHTS
+    from inception_score.network.weights import PYTORCH_FID_WEIGHTS
 
     images, logits = tmp_path / "s.npy", tmp_path / "l.npy"
     np.save(images, workers.images(20, 0))
@@ -320,7 +320,7 @@ def test_weights_given_with_from_logits_are_checked_against_its_claim(tmp_path: 
     result = scored("--from-logits", str(logits), "--splits", "2", "--weights", str(weights))
     assert result["weights"] == {"path": str(weights), "sha256": sha, "verified": False, "claimed_by": None}
     # Were that file a genuine one, the check would make the weights verified.
-    import inception_score.weights as weights_module
+    import inception_score.network.weights as weights_module
 
     monkeypatch.setattr(weights_module, "KNOWN_FILES", {sha: weights_module.PYTORCH_FID_WEIGHTS})
     line = invoke("--from-logits", str(logits), "--splits", "2", "--weights", str(weights))
@@ -436,7 +436,7 @@ def test_the_package_writes_json_only_through_the_strict_writer() -> None:
     for source in [*root.glob("inception_score/*.py"), *root.glob("reference_gan/*.py")]:
         if source.name != "strict_json.py":  # json.dump(s) itself, not strict_json.dumps
             assert not re.search(r"(?<!\w)json\.dump", source.read_text()), \
-                f"{source} writes JSON without inception_score.strict_json"
+                f"{source} writes JSON without inception_score.score.strict_json"
 
 
 def test_the_api_result_and_the_json_writer_have_no_nan_or_infinity() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inception_score.errors import InputError
-from inception_score.metric import (
+from inception_score.score.statistics import (
     SplitStatistics,
     inception_score_from_logits,
     shuffled_positions,

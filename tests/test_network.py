@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inception_score.network import Inception2015, Output, fold_batch_norm
-from inception_score.preprocess import to_network_input
+from inception_score.network.inception import Inception2015, Output, fold_batch_norm
+from inception_score.network.preprocess import to_network_input
 
 
 @pytest.fixture(scope="module")

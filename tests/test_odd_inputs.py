@@ -21,11 +21,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from inception_score.cli import main
+from inception_score.cli.main import main
 from inception_score.errors import ImageDecodeError, InputError
-from inception_score.decode import decode_image
-from inception_score.files import open_path
-from inception_score.skip_invalid import without_invalid
+from inception_score.readers.decode import decode_image
+from inception_score.readers.files import open_path
+from inception_score.readers.skip_invalid import without_invalid
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 
@@ -95,7 +95,7 @@ def test_a_thin_image_in_an_array_keeps_the_layout_checked_at_open(tmp_path: Pat
     images = rng.integers(0, 256, (2, 32, 3, 3), dtype=np.uint8)  # (N, H, W, C), 3 pixels wide
     np.save(tmp_path / "thin.npy", images)
     dataset = open_path(tmp_path / "thin.npy")
-    from inception_score.inputs import image_stream
+    from inception_score.readers.inputs import image_stream
 
     batch = next(iter(image_stream(dataset, batch_size=2).batches))
     assert torch.equal(batch, torch.from_numpy(images).permute(0, 3, 1, 2))

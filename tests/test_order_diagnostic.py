@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from inception_score.metric import (
+from inception_score.score.statistics import (
     ORDER_SKETCH_SIZE, SplitStatistics, shuffled_positions, sketch_projections, split_bounds, split_of_positions,
 )
-from inception_score.order import (
+from inception_score.score.order import (
     effective_directions, order_diagnostic, order_threshold, sketch_error, split_sums_of_squares,
 )
 
@@ -209,7 +209,7 @@ def test_class_sorted_genuine_images_fire_and_random_orders_do_not(
 ) -> None:
     """Genuine CIFAR-10 images through the genuine convolutions and a seeded random fc (so the split
     scores would not be Inception Scores), ordered as a class_0/ ... class_9/ folder reads them."""
-    from inception_score.scorer import InceptionScorer
+    from inception_score.engine.runner import InceptionScorer
 
     n, splits = 200, 10
     archive = np.load(cifar10_partial_dir / "cifar10_prefix_partial.npz")

@@ -364,7 +364,7 @@ class _PixelProjection:
     def __init__(self) -> None:
         from pathlib import Path
 
-        from inception_score.weights import LoadedWeights
+        from inception_score.network.weights import LoadedWeights
 
         self.device, self.dtype = torch.device("cpu"), "float32"
         self.weights = LoadedWeights(state_dict={}, path=Path("projection"), sha256="0" * 64, verified=False)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import inception_score.api as scorer_module
-from inception_score.cli import main
+from inception_score.cli.main import main
 
 needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
 
@@ -141,7 +141,7 @@ def test_each_keeps_every_line_when_its_output_fails(samples: Path, options: lis
 
 def test_a_file_the_system_refuses_is_named_with_status_2(samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An OSError that names a file (permissions, a vanished file) is about the input, not a bug: no "unexpected"."""
-    import inception_score.cli as cli
+    import inception_score.cli.main as cli
 
     def refused(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(samples))

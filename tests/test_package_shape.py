@@ -53,9 +53,9 @@ def test_every_public_name_imports(name: str) -> None:
                                 "resolve_device", "result_from_statistics", "CPU_CHUNK", "FAST_CUDA_IS_DEVIATION")),
     ("inception_score.api", ("inception_score", "InceptionScore")),
     ("inception_score.saved_logits", ("SavedLogits", "save_logits", "score_logits_file")),
-    ("inception_score.runner", ("InceptionScorer", "resolve_device")),
-    ("inception_score.result", ("ISResult", "result_from_statistics")),
-    ("inception_score.metric", ("SplitPlan", "SplitRule", "inception_score_from_logits", "summarize")),
+    ("inception_score.engine.runner", ("InceptionScorer", "resolve_device")),
+    ("inception_score.score.result", ("ISResult", "result_from_statistics")),
+    ("inception_score.score.statistics", ("SplitPlan", "SplitRule", "inception_score_from_logits", "summarize")),
 ])
 def test_the_public_classes_are_one_object_wherever_they_are_imported_from(module: str, names: tuple[str, ...]) -> None:
     loaded = importlib.import_module(module)
@@ -112,7 +112,7 @@ def test_the_command_scores_only_through_the_public_api(name: str) -> None:
 def test_the_check_of_the_commands_imports_finds_internals_at_any_depth() -> None:
     source = ("from .logits_file import read_info, score_into_file\n"
               "def f():\n    from .result import ISResult, result_from_statistics\n"
-              "    from inception_score.accumulators import _SplitAccumulator\n"
+              "    from inception_score.engine.accumulators import _SplitAccumulator\n"
               "    from .runner import InceptionScorer, _stem\n    from .files import shown\n")
     assert scoring_internals(source) == ["logits_file.score_into_file", "result.result_from_statistics",
                                          "accumulators._SplitAccumulator", "runner._stem"]

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 import inception_score
 from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
-from inception_score.weights import LoadedWeights
+from inception_score.network.weights import LoadedWeights
 from reference_gan.checkpoints import load_checkpoint
 from reference_gan.cli import main
 from reference_gan.config import TrainConfig

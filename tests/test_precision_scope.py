@@ -4,7 +4,7 @@ switches are process-global and torch reads and writes them on any machine.
 Pinned: whatever API the caller used to set the switches, scoring raises nothing and leaves every
 switch as it was, down to what a later change of a parent setting does; inside the scope, "exact"
 means TF32 off for the resize and the network alike. The expected values are torch's own readings in
-a process that never entered the scope, not anything computed by inception_score.precision.
+a process that never entered the scope, not anything computed by inception_score.network.precision.
 
 Tests that set switches run in a forked copy of the test process, so that nothing leaks into other
 tests (some of torch's switches cannot be put back once written); those copies only read and write
@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 import pytest
 import torch
 
-import inception_score.runner as scorer_module
+import inception_score.engine.runner as scorer_module
 from inception_score import InceptionScorer
-from inception_score.network import Inception2015
-from inception_score.precision import precision_scope, set_cuda_flags, tf32_api
+from inception_score.network.inception import Inception2015
+from inception_score.network.precision import precision_scope, set_cuda_flags, tf32_api
 
 T = TypeVar("T")
 NEW_API = tf32_api() == "fp32_precision"

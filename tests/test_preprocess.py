@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inception_score.preprocess import normalize, tf1_resize_bilinear, tf1_resize_matrix, to_network_input
+from inception_score.network.preprocess import normalize, tf1_resize_bilinear, tf1_resize_matrix, to_network_input
 
 
 def test_2x2_to_3x3_by_hand() -> None:

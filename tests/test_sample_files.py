@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from inception_score import InputError
-from inception_score.cli import main
-from inception_score.files import dataset_labels, open_path
-from inception_score.order import label_order
-from inception_score.scorer import InceptionScorer
+from inception_score.cli.main import main
+from inception_score.readers.files import dataset_labels, open_path
+from inception_score.score.order import label_order
+from inception_score.engine.runner import InceptionScorer
 
 
 def run_json(*args: str) -> dict:
@@ -70,7 +70,7 @@ def test_the_sorted_by_class_rule() -> None:
     assert not label_order(grouped, 10, shuffle_seed=2020).sorted_by_class  # --shuffle reorders before splitting
     assert not label_order(np.zeros(50, dtype=np.int64), 10).sorted_by_class
     assert not label_order(grouped, 1).sorted_by_class
-    from inception_score.metric import SplitRule
+    from inception_score.score.statistics import SplitRule
 
     chunks = label_order(grouped, SplitRule(splits=None, split_size=40))  # 40 + 40 + 20
     assert chunks.sorted_by_class and chunks.classes_per_split == (1, 3)  # 2, 3 and 1 of the runs of 25
@@ -128,7 +128,7 @@ def test_sample_files_keep_clear_errors(tmp_path: Path) -> None:
 
 
 def test_the_size_limits_of_one_image_apply_to_array_files(tmp_path: Path) -> None:
-    from inception_score.decode import ReadLimits
+    from inception_score.readers.decode import ReadLimits
 
     np.savez_compressed(tmp_path / "big.npz", np.zeros((2, 64, 64, 3), np.uint8))  # 4,096 pixels, 12,288 bytes each
     with pytest.raises(InputError, match="each image is 64x64 pixels, 12,288 bytes, over the limit of 1,000 pixels"):

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 
 import distributed_workers as workers
 from inception_score import InceptionScore, inception_score
-from inception_score.cli import main
-from inception_score.logits_file import LogitsInfo, sidecar
-from inception_score.metric import SplitPlan, SplitRule
+from inception_score.cli.main import main
+from inception_score.logits.file import LogitsInfo, sidecar
+from inception_score.score.statistics import SplitPlan, SplitRule
 from inception_score.torchmetrics_adapter import InceptionScoreMetric
 
 COUNT = 37  # not a multiple of any split count below: the splits differ in size

@@ -14,9 +14,10 @@ import torch
 from click.testing import CliRunner
 
 from inception_score import InceptionScore, InputError, inception_score
-from inception_score.cli import main
-from inception_score.metric import SplitStatistics, split_bounds
-from inception_score.scorer import InceptionScorer, result_from_statistics
+from inception_score.cli.main import main
+from inception_score.score.statistics import SplitStatistics, split_bounds
+from inception_score.engine.runner import InceptionScorer
+from inception_score.score.result import result_from_statistics
 
 
 def evaluator_scores(logits: np.ndarray, split_size: int) -> np.ndarray:
@@ -68,7 +69,7 @@ def test_split_size_20_of_50_images_is_the_evaluators_formula_on_the_saved_logit
 
 
 def test_split_bounds_follow_the_evaluators_chunks() -> None:
-    from inception_score.metric import SplitRule
+    from inception_score.score.statistics import SplitRule
 
     rule = SplitRule(splits=None, split_size=20)
     assert split_bounds(50, rule) == [(0, 20), (20, 40), (40, 50)]
@@ -101,7 +102,7 @@ def _statistics(num_images: int, splits: int) -> SplitStatistics:
     (50_000, 4000, "13 chunks of 4000 images, the last of 2000"),
 ])
 def test_comparability_notes_know_the_chunk_rule(num_images: int, split_size: int, note: str | None) -> None:
-    from inception_score.metric import SplitRule
+    from inception_score.score.statistics import SplitRule
 
     splits = SplitRule(splits=None, split_size=split_size).split_count(num_images)
     result = result_from_statistics(_statistics(num_images, splits), weights_path="w", weights_sha256="0" * 64,

@@ -1,4 +1,4 @@
-"""Split TF32 ("3xTF32", inception_score.split_tf32) keeps float32 accuracy, checked on the CPU emulation.
+"""Split TF32 ("3xTF32", inception_score.network.split_tf32) keeps float32 accuracy, checked on the CPU emulation.
 
 The rounding to TF32 is checked bit by bit against a rounding written out here in float64. The layers are
 checked on the genuine 2015 convolutions (the development weights: genuine convolutions, seeded random
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from inception_score import InceptionScorer, inception_score, inception_score_from_logits
 from inception_score.errors import InputError
-from inception_score.network import ConvReLU, Output
-from inception_score.split_tf32 import (
+from inception_score.network.inception import ConvReLU, Output
+from inception_score.network.split_tf32 import (
     AGREEMENT_LIMIT, SplitConvReLU, SplitLinear, round_to_tf32, split, split_tf32_network,
 )
 
@@ -280,7 +280,7 @@ def test_score_in_split_tf32_on_cpu_is_as_accurate_as_ieee_float32(dev_scorer: I
 
 
 def test_exact_kernel_policy(dev_scorer: InceptionScorer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inception_score.runner as runner
+    import inception_score.engine.runner as runner
 
     assert dev_scorer.exact_kernel == "auto" and not dev_scorer.split_tf32  # auto on a CPU: IEEE, nothing said
     split_scorer = dev_scorer.with_policy(exact_kernel="split-tf32")
@@ -306,8 +306,8 @@ def test_the_command_passes_exact_kernel_to_the_scorer(dev_scorer: InceptionScor
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    import inception_score.runner as runner
-    from inception_score.cli import main
+    import inception_score.engine.runner as runner
+    from inception_score.cli.main import main
 
     asked: list[str] = []
 
@@ -331,9 +331,9 @@ def test_split_network_runs_in_tf32_inside_the_exact_scope_and_puts_the_switches
     """The CUDA switches as a GPU would see them (both scopes take their CUDA branch here, the work stays on
     the CPU): the resize in IEEE float32, the split network's products with TF32 on, cudnn.benchmark as
     the scorer set it, and afterwards every switch as the caller had it."""
-    import inception_score.runner as runner
-    import inception_score.split_tf32 as split_module
-    from inception_score.precision import precision_scope
+    import inception_score.engine.runner as runner
+    import inception_score.network.split_tf32 as split_module
+    from inception_score.network.precision import precision_scope
     from test_precision_scope import expected_in_effect, observed_switches, tf32_in_effect
 
     cuda = torch.device("cuda")

@@ -12,7 +12,7 @@ import pytest
 def test_help_and_version_do_not_import_torch(option: str) -> None:
     probe = ("import sys\n"
              "from click.testing import CliRunner\n"
-             "from inception_score.cli import main\n"
+             "from inception_score.cli.main import main\n"
              f"outcome = CliRunner().invoke(main, [{option!r}])\n"
              "assert outcome.exit_code == 0, outcome.output\n"
              "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")

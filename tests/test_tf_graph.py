@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from inception_score.errors import WeightsFormatError, WeightsHashError
-from inception_score.network import Inception2015
-from inception_score.tf_graph import TF_SCOPES, read_graph_def_bytes, read_graph_def_constants, state_dict_from_graph_def
-from inception_score.weights import TF_GRAPH, load_weights
+from inception_score.network.inception import Inception2015
+from inception_score.network.tf_graph import TF_SCOPES, read_graph_def_bytes, read_graph_def_constants, state_dict_from_graph_def
+from inception_score.network.weights import TF_GRAPH, load_weights
 
 descriptor_pb2 = pytest.importorskip("google.protobuf.descriptor_pb2")
 message_factory = pytest.importorskip("google.protobuf.message_factory")
@@ -186,7 +186,7 @@ def test_pb_and_tgz_load_through_the_weights_module(graph, tmp_path: Path) -> No
 
 
 def test_the_real_graph_hash_is_accepted_without_opt_in(graph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inception_score.weights as weights_module
+    import inception_score.network.weights as weights_module
 
     _, data = graph
     pb = tmp_path / "classify_image_graph_def.pb"

@@ -13,7 +13,7 @@ import torch
 
 import distributed_workers as workers
 from inception_score import inception_score
-from inception_score.metric import SplitStatistics
+from inception_score.score.statistics import SplitStatistics
 
 torchmetrics_inception = pytest.importorskip("torchmetrics.image.inception")
 

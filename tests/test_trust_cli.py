@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import distributed_workers as workers
-import inception_score.cli as cli
-import inception_score.runner as scorer_module
+import inception_score.cli.main as cli
+import inception_score.engine.runner as scorer_module
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import inception_score.weights as weights_module
+import inception_score.network.weights as weights_module
 from inception_score.errors import WeightsFormatError, WeightsHashError, WeightsNotFoundError
-from inception_score.network import Inception2015
-from inception_score.weights import PYTORCH_FID_WEIGHTS, TF_GRAPH, load_network, load_weights
+from inception_score.network.inception import Inception2015
+from inception_score.network.weights import PYTORCH_FID_WEIGHTS, TF_GRAPH, load_network, load_weights
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import inception_score.runner as scorer_module  # noqa: E402
+import inception_score.engine.runner as scorer_module  # noqa: E402
 from distributed_workers import PixelProjection  # noqa: E402
-from inception_score.cli import main  # noqa: E402
+from inception_score.cli.main import main  # noqa: E402
 
 
 class DiesOnRankOne(PixelProjection):
