@@ -19,12 +19,13 @@ __version__ = "0.1.0"
 
 # Everything else loads torch: imported on first use, so that `inception-score --help` starts at once.
 _LAZY = {
-    "inception_score_from_logits": "score.statistics", "summarize": "score.statistics",
+    "inception_score_from_logits": "score.planned", "summarize": "score.statistics",
     "Inception2015": "network.inception", "Output": "network.inception",
     "InceptionScore": "api", "InceptionScorer": "engine.runner", "ISResult": "score.result", "inception_score": "api",
     "load_network": "network.weights", "load_weights": "network.weights",
     "LatentSpec": "generator", "latents": "generator", "load_generator_file": "generator",
     "score_generator": "generator",
+    "ScorerOptions": "options",
     "SavedLogits": "saved_logits", "save_logits": "saved_logits", "score_logits_file": "saved_logits",
 }
 
@@ -49,6 +50,7 @@ __all__ = [
     "LatentSpec",
     "Output",
     "SavedLogits",
+    "ScorerOptions",
     "WeightsError",
     "WeightsFormatError",
     "WeightsHashError",

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,17 +42,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .engine.distributed import Group, agreeing, current_group, lockstep_steps, run_in_lockstep, shard_bounds
+from .engine.distributed import agreeing, current_group, shard_bounds
+from .engine.run import ScoringRun
+from .engine.runner import InceptionScorer, build_scorer
 from .errors import InputError
+from .options import ExactKernel, Precision, ScorerOptions, scorer_options
+from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .readers.inputs import InputRange, parse_input_range, standardize_batch
 from .score.infinity import infinity_sizes
-from .score.statistics import check_split_count, split_rule
-from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
-from .engine.accumulators import _result, _SplitAccumulator
-from .api import progress_bar
-from .engine.pipeline import DevicePipeline
 from .score.result import ISResult
-from .engine.runner import InceptionScorer, Precision
+from .score.statistics import check_split_count, split_rule
 
 # Samples per block of z. Part of the rule: changing it changes every z after the first block.
 Z_BLOCK = 1024
@@ -210,20 +208,22 @@ def score_generator(
     z_distribution: str = "normal",
     num_classes: int | None = None,
     seed: int = 0,
-    batch_size: int = 64,
     input_range: str | InputRange | None = (-1.0, 1.0),
     splits: int | None = None,
     split_size: int | None = None,
     infinity: bool = False,
     infinity_seed: int = TORCH_FIDELITY_SEED,
-    device: str | torch.device = "auto",
-    weights: str | os.PathLike | None = None,
-    allow_unverified: bool = False,
-    precision: Precision = "exact",
     progress: bool = False,
     return_marginal: bool = False,
     scorer: InceptionScorer | None = None,
     distributed: bool | None = None,
+    options: ScorerOptions | None = None,
+    precision: Precision | None = None,
+    exact_kernel: ExactKernel | None = None,
+    device: str | torch.device | None = None,
+    weights: str | os.PathLike | None = None,
+    allow_unverified: bool | None = None,
+    batch_size: int | None = None,
 ) -> ISResult:
     """The Inception Score of ``num_samples`` images from ``generator``, none of them stored.
 
@@ -241,8 +241,9 @@ def score_generator(
     """
     if num_samples < 1:
         raise InputError(f"num_samples must be at least 1, got {num_samples}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    settings = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device, weights=weights,
+                              allow_unverified=allow_unverified, batch_size=batch_size)
+    batch_size = settings.batch_size
     rule = split_rule(splits, split_size)
     check_split_count(num_samples, rule)
     spec = LatentSpec(z_dim, z_distribution, seed, num_classes)
@@ -250,31 +251,18 @@ def score_generator(
     group = current_group(distributed)
     main = group is None or group.is_main
     with agreeing(group):
-        scorer = scorer or InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
-                                           precision=precision, progress=progress and main)
+        scorer = scorer or build_scorer(settings, progress and main)
     assert scorer is not None
     start, stop = (0, num_samples) if group is None else shard_bounds(num_samples, group.rank, group.world_size)
     ordered_by = infinity_seed if infinity else None
     if infinity:
         infinity_sizes(num_samples)  # enough samples for the 15 sizes, before any is drawn
-    accumulator = _SplitAccumulator(rule, stop - start, None, start, num_samples, infinity_seed=ordered_by)
-    batches = _batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range)
-    pipeline = DevicePipeline(scorer, accumulator)
-    began = time.perf_counter()
-    with progress_bar(progress and main, stop - start) as bar:
-        def work(batch: torch.Tensor) -> None:
-            pipeline.add(batch)
-            bar(len(batch))
-
-        if group is None:
-            for batch in batches:
-                work(batch)
-        else:
-            run_in_lockstep(group, batches, lockstep_steps(num_samples, group.world_size, batch_size), work)
-    stats = pipeline.finish()
+    run = ScoringRun(scorer, rule, infinity_seed=ordered_by, num_images=stop - start, offset=start, total=num_samples,
+                     progress=progress, batch_size=batch_size)
+    run.feed(_batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range), group,
+             num_samples)
     order = "sample order" if group is None else f"sample order, shared out over {group.world_size} processes"
-    result = _result(stats, scorer, time.perf_counter() - began, return_marginal, order, group,
-                     split_size=rule.split_size, buckets=accumulator.buckets, infinity_seed=ordered_by)
+    result = run.finish(group, order=order, return_marginal=return_marginal)
     record = {**spec.describe(), "num_samples": num_samples, "batch_size": batch_size,
               "input_range": None if pixel_range is None else list(pixel_range),
               "training_mode": getattr(generator, "training", None)}

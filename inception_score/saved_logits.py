@@ -12,7 +12,6 @@ claims and is a genuine one, or when this process wrote the file with weights it
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from .errors import InputError
+from .options import ExactKernel, Precision, ScorerOptions, scorer_options
 from .logits.fingerprint import InputFingerprint
 from .logits.file import open_for_writing, sidecar, statistics_and_buckets_of
 from .protocol import RESCORED_DEVICE, TORCH_FIDELITY_SEED, InputRange
@@ -50,19 +50,20 @@ def save_logits(
     images: Any,
     path: str | os.PathLike,
     *,
-    weights: str | os.PathLike | None = None,
-    allow_unverified: bool = False,
-    device: str | Any = "auto",
-    precision: str = "exact",
-    exact_kernel: str = "auto",
-    scorer: Any = None,
-    batch_size: int = 64,
-    num_workers: int = 0,
     limit: int | None = None,
     input_range: str | InputRange | None = None,
     description: str | None = None,
     progress: bool = False,
     on_resume: Callable[[int], Any] | None = None,
+    scorer: Any = None,
+    options: ScorerOptions | None = None,
+    precision: Precision | None = None,
+    exact_kernel: ExactKernel | None = None,
+    device: Any = None,
+    weights: str | os.PathLike | None = None,
+    allow_unverified: bool | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
 ) -> SavedLogits:
     """Write the ``(N, 1008)`` float32 unbiased logits of ``images``, in input order, to the logits file
     ``path`` (a ``.npy``, with its sidecar ``path.json``), batch by batch. When ``path`` already holds
@@ -77,49 +78,59 @@ def save_logits(
     of it, which mapped its input range when opened). Tensors, arrays in memory and other datasets are
     refused: save them with ``numpy.save`` and pass the file. ``limit``: only the first N images.
     ``description``: the input as the sidecar names it (default: the reader's own description); a
-    resume needs the same. ``scorer``: a loaded network, else one is loaded from ``weights`` with
-    ``device``, ``precision`` and ``exact_kernel`` as :class:`~inception_score.engine.runner.InceptionScorer`.
+    resume needs the same. ``scorer``: a loaded network, else one is loaded as the scorer options
+    (``options=`` or the keywords, :class:`~inception_score.options.ScorerOptions`) say.
     """
-    from .api import progress_bar
+    from .engine.accumulators import LogitsSink
+    from .engine.run import ScoringRun
+    from .engine.runner import build_scorer
     from .readers.files import dataset_labels
     from .readers.inputs import image_stream
     from .protocol import PIXEL_RANGE
-    from .engine import runner
 
+    settings = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device, weights=weights,
+                              allow_unverified=allow_unverified, batch_size=batch_size, num_workers=num_workers)
     dataset = _readers_dataset(images, input_range)
     count = len(dataset) if limit is None else min(len(dataset), limit)  # type: ignore[arg-type]
     description = description if description is not None else getattr(dataset, "description", None)
     if description is None:
         raise InputError("save_logits() needs description= to name a Subset of a reader in the logits file")
-    scorer = scorer or runner.InceptionScorer(weights, device=device, allow_unverified=allow_unverified,
-                                              precision=precision, exact_kernel=exact_kernel,  # type: ignore[arg-type]
-                                              progress=progress)
+    scorer = scorer or build_scorer(settings, progress)
     fingerprint = InputFingerprint(dataset, count)
     writer = open_for_writing(Path(path), scorer, fingerprint, description)
     kept = writer.done
+    elapsed = 0.0
     try:
         if kept:
             if on_resume is not None:
                 on_resume(kept)
             # The kept rows' images streamed again only for a "pixels" fingerprint (files are checked by stat).
             batches = None if fingerprint.kind == "files" else image_stream(
-                Subset(dataset, range(kept)), batch_size=batch_size, input_range=PIXEL_RANGE,
-                num_workers=num_workers).batches
+                Subset(dataset, range(kept)), batch_size=settings.batch_size, input_range=PIXEL_RANGE,
+                num_workers=settings.num_workers).batches
             writer.check_kept(fingerprint, batches)
-        start = time.perf_counter()
         remaining = Subset(dataset, range(kept, count))
         if len(remaining):
-            stream = image_stream(remaining, batch_size=batch_size, input_range=PIXEL_RANGE,
-                                  num_workers=num_workers, pin_memory=scorer.device.type == "cuda")
-            # The images' digests in a thread, beside the network (both release the GIL).
-            with progress_bar(progress, len(remaining)) as advance, ThreadPoolExecutor(1) as digesting:
-                for batch in stream.batches:
-                    digests = digesting.submit(fingerprint.rows, writer.done, batch)
-                    writer.write(scorer.logits(batch), digests.result(), getattr(scorer, "precision_note", ""))
-                    advance(len(batch))
+            stream = image_stream(remaining, batch_size=settings.batch_size, input_range=PIXEL_RANGE,
+                                  num_workers=settings.num_workers, pin_memory=scorer.device.type == "cuda")
+            # The images' digests in a thread, beside the network (both release the GIL); rows as they settle.
+            with ThreadPoolExecutor(1) as digesting:
+                first_row = [writer.done]
+
+                def start(batch: Any) -> Any:
+                    digests = digesting.submit(fingerprint.rows, first_row[0], batch)
+                    first_row[0] += len(batch)
+                    return digests
+
+                def write(logits: Any, digests: Any) -> None:
+                    writer.write(logits, digests.result(), getattr(scorer, "precision_note", ""))
+
+                run = ScoringRun(scorer, num_images=len(remaining), sink=LogitsSink(write, start), progress=progress)
+                run.feed(stream.batches)
+                run.close()
+                elapsed = run.elapsed
     finally:
         writer.close()
-    elapsed = time.perf_counter() - start if len(remaining) else 0.0
     return SavedLogits(Path(path), count, kept, elapsed, bool(scorer.weights.verified), dataset_labels(dataset, count))
 
 

@@ -54,21 +54,27 @@ import torch
 from torchmetrics import Metric
 
 from .engine.distributed import current_group
+from .engine.run import ScoringRun, result_of
+from .engine.runner import InceptionScorer, build_scorer, resolve_device
 from .errors import InputError
-from .readers.inputs import InputRange, parse_input_range, standardize_batch
-from .score.statistics import SplitPlan, SplitStatistics
 from .network.inception import NUM_CLASSES
-from .engine.accumulators import _result
+from .options import ExactKernel, Precision, ScorerOptions, scorer_options
 from .protocol import TORCH_FIDELITY_SEED
+from .readers.inputs import InputRange, parse_input_range, standardize_batch
 from .score.result import ISResult
-from .engine.runner import InceptionScorer, Precision
+from .score.statistics import SplitPlan, SplitStatistics
 
 _STATISTICS = tuple(field.name for field in dataclasses.fields(SplitStatistics))
 
 
 class InceptionScoreMetric(Metric):
     """``update(images)`` per batch on each process; ``compute()`` -> the mean, a 0-dim float64 tensor;
-    :attr:`result` -> the whole :class:`~inception_score.ISResult`."""
+    :attr:`result` -> the whole :class:`~inception_score.ISResult`.
+
+    The network's options (``options=``, or ``precision``, ``exact_kernel``, ``device``, ``weights``,
+    ``allow_unverified``, ``batch_size`` as keywords) are :class:`~inception_score.options.ScorerOptions`'.
+    Its device is the metric's (``metric.to(...)`` moves it) unless ``device`` names one: then the metric
+    moves there at once."""
 
     full_state_update = False
     higher_is_better = True
@@ -76,27 +82,34 @@ class InceptionScoreMetric(Metric):
 
     def __init__(
         self,
-        splits: int = 10,
+        splits: int | None = None,
         *,
         num_images: int,
-        weights: str | os.PathLike | None = None,
-        allow_unverified: bool = False,
         input_range: str | InputRange | None = None,
         shuffle: bool = False,
         seed: int = TORCH_FIDELITY_SEED,
-        precision: Precision = "exact",
         scorer: InceptionScorer | Any = None,
+        options: ScorerOptions | None = None,
+        precision: Precision | None = None,
+        exact_kernel: ExactKernel | None = None,
+        device: str | torch.device | None = None,
+        weights: str | os.PathLike | None = None,
+        allow_unverified: bool | None = None,
+        batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # The scorer's options; its device is the metric's (which .to() changes) unless one is given here.
+        self.options = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device,
+                                      weights=weights, allow_unverified=allow_unverified, batch_size=batch_size)
         self.plan = SplitPlan.of(num_images, splits, seed if shuffle else None)
+        splits = self.plan.split_count
         self.splits = splits
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)
         self.shuffled = shuffle
         self.order = self.plan.order
-        self.scorer = scorer or InceptionScorer(weights, device=self.device, allow_unverified=allow_unverified,
-                                                precision=precision, progress=False)
+        self.scorer = scorer or build_scorer(self.options, device=self.device)
         zeros = SplitStatistics.zeros(splits, NUM_CLASSES)
         for name in _STATISTICS:
             self.add_state(name, torch.zeros(getattr(zeros, name).shape, dtype=torch.float64), dist_reduce_fx="sum")
@@ -104,6 +117,8 @@ class InceptionScoreMetric(Metric):
         # (not scored): this process's counts between syncs, every process's inside compute().
         self.add_state("received", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("surplus", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        if self.options.device != "auto":  # asked for: the metric, and with it the scorer, moves there
+            self.to(resolve_device(self.options.device))
         self._result: ISResult | None = None
         group = current_group(None, self.process_group)
         rank = group.rank if group is not None else int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
@@ -186,9 +201,10 @@ class InceptionScoreMetric(Metric):
         keep = order < self.num_images
         if not keep.any():
             return
-        logits = self.scorer.logits(pixels[torch.from_numpy(np.flatnonzero(keep))])
-        stats = SplitStatistics.zeros(self.splits, NUM_CLASSES)
-        stats.add(logits, self.plan.split_ids(order[keep]))
+        run = ScoringRun(self.scorer, self.plan.rule, shuffle_seed=self.plan.shuffle_seed, indexed=self.num_images,
+                         complete=False, batch_size=self.options.batch_size)
+        run.add(pixels[torch.from_numpy(np.flatnonzero(keep))], order[keep])
+        stats = run.statistics()
         for name in _STATISTICS:
             state = getattr(self, name)
             state += torch.from_numpy(np.asarray(getattr(stats, name), dtype=np.float64)).to(state.device)
@@ -216,7 +232,7 @@ class InceptionScoreMetric(Metric):
         order = self.order if world == 1 else (f"{self.order}, the k-th image of rank r at position k W + r "
                                                f"(a DistributedSampler's order over {world} processes)")
         self._result = dataclasses.replace(
-            _result(stats, self.scorer, 0.0, False, order, shuffled=self.shuffled),
+            result_of(stats, self.scorer, 0.0, False, order, shuffled=self.shuffled),
             processes=world, exchanged_bytes=0 if world == 1 else self.state_bytes())
         return torch.tensor(self._result.mean, dtype=torch.float64, device=self.device)
 

@@ -154,7 +154,7 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                   weights: str | None, allow_unverified_weights: bool, as_json: bool, output: str | None) -> None:
     """Inception Score of N images from CHECKPOINT's generator, none written. It equals the score of `sample`
     (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
-    from inception_score.cli.main import Report, RunOptions, _check_outputs, _device_name, _write_outputs
+    from inception_score.cli.main import Report, RunOptions, check_outputs, device_name, write_outputs
     from inception_score.generator import score_generator
     from inception_score.engine.runner import InceptionScorer, resolve_device
 
@@ -165,7 +165,7 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
                          weights=Path(weights) if weights else None, allow_unverified=allow_unverified_weights,
                          precision=precision, as_json=as_json, output=Path(output) if output else None)
     with user_errors():
-        _check_outputs(options)  # --output: writable, and not the checkpoint
+        check_outputs(options)  # --output: writable, and not the checkpoint
         where = resolve_device(device)
         generator = load_generator(checkpoint, device=str(where))  # before the network: a bad file fails at once
         scorer = InceptionScorer(options.weights, device=where, allow_unverified=allow_unverified_weights,
@@ -174,8 +174,8 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
         result = score_generator(PixelGenerator(generator), count, z_dim=spec.z_dim, z_distribution=spec.distribution,
                                  seed=seed, batch_size=GENERATOR_BATCH, input_range=None, splits=options.split_rule(), scorer=scorer,
                                  progress=sys.stderr.isatty(), distributed=False)
-        report = Report(result, f"the generator of {checkpoint}", _device_name(scorer.device), (), options)
-        _write_outputs(report, options)  # the line or the JSON on stdout, then --output
+        report = Report(result, f"the generator of {checkpoint}", device_name(scorer.device), (), options)
+        write_outputs(report, options)  # the line or the JSON on stdout, then --output
 
 
 @main.command("ablation")

@@ -105,7 +105,7 @@ class ProjectionScorer:
 
 
 def test_announced_count_and_buffered_logits_agree_with_a_direct_computation() -> None:
-    from inception_score.score.statistics import inception_score_from_logits
+    from inception_score.score.planned import inception_score_from_logits
 
     fake = ProjectionScorer()
     images = torch.randint(0, 256, (103, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))

@@ -37,7 +37,7 @@ class _Unsized(IterableDataset):
         yield torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
 
 
-def _inputs(folder: Path) -> list[tuple[object, InputKind | None]]:
+def inputs(folder: Path) -> list[tuple[object, InputKind | None]]:
     """Each kind of input, with the kind it is, written out by hand."""
     batch = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
     image = Image.fromarray(np.zeros((4, 4, 3), np.uint8))
@@ -53,7 +53,7 @@ def _inputs(folder: Path) -> list[tuple[object, InputKind | None]]:
 
 
 def test_each_input_is_classified_as_what_it_is(tmp_path: Path) -> None:
-    for value, kind in _inputs(tmp_path):
+    for value, kind in inputs(tmp_path):
         assert classify_input(value) is kind, (value, kind)
 
 

@@ -11,12 +11,12 @@ import torch
 from inception_score.errors import InputError
 from inception_score.score.statistics import (
     SplitStatistics,
-    inception_score_from_logits,
     shuffled_positions,
     split_bounds,
     split_of_positions,
     summarize,
 )
+from inception_score.score.planned import inception_score_from_logits
 
 
 def naive_split_scores(p: np.ndarray, splits: int) -> list[float]:

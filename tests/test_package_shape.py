@@ -1,43 +1,124 @@
-"""The shape of inception_score: every public name imports, no import circle (imports inside
-functions counted), and the runner, the API and the command stay small enough to read."""
+"""The shape of inception_score, as rules: a few modules at the top and the rest in subpackages named for
+what they hold; every public name imports; no import circle between modules or between subpackages
+(imports inside functions counted); no module imports another's private name; no module over 450 lines;
+one scoring loop (only the scoring run builds the device pipeline) and one step from logits to statistics;
+the command scores only through the public API; every entry point takes the same scorer options."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 from pathlib import Path
 
 import pytest
 
 import inception_score
-from test_gan_modules import circles, imported_siblings
+from test_gan_modules import circles
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "inception_score"
-# The scoring side: its modules are each at most 450 lines (the input readers are measured with them
-# once they are split too).
-SMALL = ("accumulators", "api", "cli", "cli_report", "distributed", "fingerprint", "generator", "logits_file", "metric", "result",
-         "runner", "saved_logits", "scorer", "torchmetrics_adapter")
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 
 
-def import_graph() -> dict[str, set[str]]:
-    return {p.stem: imported_siblings(p, PACKAGE) for p in sorted(PACKAGE.glob("*.py"))
-            if p.stem not in ("__init__", "__main__")}
+def dotted(path: Path) -> str:
+    """``inception_score/engine/run.py`` -> ``inception_score.engine.run`` (a package: its own name)."""
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+NAMES = {dotted(p): p for p in MODULES}
+
+
+def imports_of(path: Path) -> list[tuple[str, str]]:
+    """Every ``(module, name)`` that ``path`` imports from inception_score, at any depth (:func:`imports_in`)."""
+    return imports_in(path.read_text(), dotted(path), path.name == "__init__.py")
+
+
+def imports_in(source: str, name: str, is_package: bool = False) -> list[tuple[str, str]]:
+    """Every ``(module, name)`` that ``source``, the module ``name``, imports from inception_score, at any
+    depth, with relative imports resolved: ``from .x import y`` in ``inception_score.a.b`` gives
+    ``("inception_score.a.x", "y")``; ``from . import x`` gives the module ``inception_score.a.x`` and ``""``."""
+    here = name.split(".")
+    package = here if is_package else here[:-1]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            if not module.startswith("inception_score"):
+                continue
+            for alias in node.names:
+                if f"{module}.{alias.name}" in NAMES:  # a module imported by name
+                    found.append((f"{module}.{alias.name}", ""))
+                else:
+                    found.append((module, alias.name))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names if alias.name.startswith("inception_score.")]
+    return found
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the modules of the package it imports (not counting the package's own ``__init__``, which
+    loads its names lazily)."""
+    return {name: {target for target, _ in imports_of(path) if target in NAMES and target != "inception_score"}
+            - {name} for name, path in NAMES.items() if name != "inception_score"}
+
+
+def subpackage_of(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else parts[-1]
+
+
+def test_a_few_modules_at_the_top_and_the_rest_in_subpackages() -> None:
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    subpackages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    assert len(top) <= 12, top
+    assert len(subpackages) >= 3, subpackages
+    assert {"network", "readers", "score", "engine", "logits", "cli"} <= set(subpackages)
+    for sub in subpackages:  # each says what it holds
+        assert ast.get_docstring(ast.parse((PACKAGE / sub / "__init__.py").read_text()))
+
+
+def test_no_import_circle_between_modules() -> None:
+    assert circles(module_graph()) == []
+
+
+def test_no_import_circle_between_subpackages() -> None:
+    graph: dict[str, set[str]] = {}
+    for source, targets in module_graph().items():
+        graph.setdefault(subpackage_of(source), set()).update(subpackage_of(t) for t in targets)
+    assert circles({node: edges - {node} for node, edges in graph.items()}) == []
 
 
 def test_the_graph_holds_top_level_and_function_imports() -> None:
-    graph = import_graph()
-    assert {"runner", "accumulators", "distributed"} <= graph["api"]  # at the top level
-    assert "api" in graph["cli"] and "saved_logits" in graph["cli"]  # inside functions
+    graph = module_graph()
+    assert "inception_score.engine.run" in graph["inception_score.api"]  # at the top level
+    assert "inception_score.saved_logits" in graph["inception_score.cli.main"]  # inside functions
 
 
-def test_no_import_circle_in_the_package() -> None:
-    assert circles(import_graph()) == []
+@pytest.mark.parametrize("name", sorted(NAMES))
+def test_no_module_imports_another_modules_private_name(name: str) -> None:
+    private = [f"{module}.{imported}" for module, imported in imports_of(NAMES[name])
+               if imported.startswith("_") and not imported.startswith("__") and module != name]
+    assert private == []
 
 
-@pytest.mark.parametrize("name", sorted(path.stem for path in PACKAGE.glob("*.py")))
+def test_the_import_reader_resolves_relative_imports_at_any_depth() -> None:
+    source = ("from .run import ScoringRun, _hidden\nfrom . import pipeline\n"
+              "def f():\n    from ..score.result import _x\n    import inception_score.readers.files\n")
+    assert imports_in(source, "inception_score.engine.probe") == [
+        ("inception_score.engine.run", "ScoringRun"), ("inception_score.engine.run", "_hidden"),
+        ("inception_score.engine.pipeline", ""), ("inception_score.score.result", "_x"),
+        ("inception_score.readers.files", "")]
+
+
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_no_module_is_over_450_lines(name: str) -> None:
-    assert len((PACKAGE / f"{name}.py").read_text().splitlines()) <= 450
+    assert len(NAMES[name].read_text().splitlines()) <= 450
 
 
 @pytest.mark.parametrize("name", inception_score.__all__)
@@ -47,15 +128,15 @@ def test_every_public_name_imports(name: str) -> None:
 
 
 @pytest.mark.parametrize("module, names", [
-    ("inception_score", ("inception_score", "InceptionScore", "InceptionScorer", "ISResult")),
+    ("inception_score", ("inception_score", "InceptionScore", "InceptionScorer", "ISResult", "ScorerOptions")),
     ("inception_score.torchmetrics_adapter", ("InceptionScoreMetric",)),
-    ("inception_score.scorer", ("inception_score", "InceptionScore", "InceptionScorer", "ISResult",
-                                "resolve_device", "result_from_statistics", "CPU_CHUNK", "FAST_CUDA_IS_DEVIATION")),
     ("inception_score.api", ("inception_score", "InceptionScore")),
     ("inception_score.saved_logits", ("SavedLogits", "save_logits", "score_logits_file")),
     ("inception_score.engine.runner", ("InceptionScorer", "resolve_device")),
     ("inception_score.score.result", ("ISResult", "result_from_statistics")),
-    ("inception_score.score.statistics", ("SplitPlan", "SplitRule", "inception_score_from_logits", "summarize")),
+    ("inception_score.score.statistics", ("SplitPlan", "SplitRule", "summarize")),
+    ("inception_score.score.planned", ("inception_score_from_logits",)),
+    ("inception_score.options", ("ScorerOptions",)),
 ])
 def test_the_public_classes_are_one_object_wherever_they_are_imported_from(module: str, names: tuple[str, ...]) -> None:
     loaded = importlib.import_module(module)
@@ -65,54 +146,113 @@ def test_the_public_classes_are_one_object_wherever_they_are_imported_from(modul
             assert value is getattr(inception_score, name), name
 
 
-# The modules that compute scores. The command may take from them only the public names (__all__) and
-# these helpers, none of which computes a score: each checks or names something before or after it.
-SCORING = {"accumulators", "api", "fingerprint", "generator", "infinity", "logits_file", "metric", "network", "order",
-           "pipeline", "precision", "preprocess", "result", "runner", "saved_logits", "scorer", "split_tf32",
-           "tf_graph", "weights"}
-COMMAND_HELPERS = {
-    ("api", "progress_bar"),  # the bar of the --skip-invalid check
-    ("infinity", "infinity_sizes"),  # enough images for --infinity, checked before the network runs
-    ("logits_file", "read_info"),  # the input a logits file names, for the result line
-    ("metric", "check_split_count"),  # enough images for the splits, checked before the network runs
-    ("metric", "split_rule"),  # --splits / --split-size as a SplitRule
-    ("runner", "resolve_device"),  # --device
-}
-
-
-def scoring_internals(source: str) -> list[str]:
-    """Every ``from .X import Y`` (or ``from inception_score.X import Y``) in ``source``, at any depth, with
-    X a scoring module and Y neither public nor a command helper."""
+def constructions(source: str, names: set[str]) -> list[str]:
+    """The calls in ``source`` (at any depth) of a callable named in ``names``, as ``name`` or ``x.name``."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.ImportFrom) or node.module is None:
-            continue
-        if node.level == 1:
-            module = node.module
-        elif node.level == 0 and node.module.startswith("inception_score."):
-            module = node.module.removeprefix("inception_score.")
-        else:
-            continue
-        found += [f"{module}.{alias.name}" for alias in node.names if module in SCORING
-                  and alias.name not in inception_score.__all__ and (module, alias.name) not in COMMAND_HELPERS]
+        if isinstance(node, ast.Call):
+            callee = node.func
+            name = callee.id if isinstance(callee, ast.Name) else callee.attr if isinstance(callee, ast.Attribute) else ""
+            if name in names:
+                found.append(name)
     return found
 
 
-@pytest.mark.parametrize("name", ["cli", "cli_report"])
+def test_one_scoring_loop_only_the_scoring_run_builds_the_pipeline() -> None:
+    """The device pipeline is built in inception_score.engine.run alone: every entry point feeds a
+    ScoringRun. Before this rule, api.py (twice), generator.py, torchmetrics_adapter.py and saved_logits.py
+    each ran a loop of their own."""
+    builders = {name for name, path in NAMES.items() if constructions(path.read_text(), {"DevicePipeline"})}
+    assert builders == {"inception_score.engine.run"}
+    # ...and the same check on the repository's other code (the trainer's `score` command, benchmarks).
+    for folder in ("reference_gan", "benchmarks"):
+        for path in (REPO / folder).rglob("*.py"):
+            assert constructions(path.read_text(), {"DevicePipeline"}) == [], path
+
+
+def test_the_pipeline_rule_finds_a_second_loop() -> None:
+    assert constructions("def f(s, a):\n    p = pipeline.DevicePipeline(s, a)\n", {"DevicePipeline"}) == ["DevicePipeline"]
+
+
+def test_one_step_from_logits_to_statistics() -> None:
+    """Only PlannedStatistics (inception_score.score.planned) adds logits to statistics: no other module
+    calls split_sums, SplitStatistics.add or DeviceStatistics.add on logits."""
+    users = {name for name, path in NAMES.items()
+             if constructions(path.read_text(), {"split_sums", "DeviceStatistics"})}
+    assert users <= {"inception_score.score.statistics", "inception_score.score.planned"}, users
+    adders = set()
+    for name, path in NAMES.items():
+        if name in ("inception_score.score.statistics", "inception_score.score.planned"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in ("stats", "buckets", "statistics")):
+                adders.add(name)
+    assert adders == set(), adders
+
+
+SCORER_OPTIONS = ("precision", "exact_kernel", "device", "weights", "allow_unverified", "batch_size")
+
+
+def entry_points() -> dict[str, object]:
+    from inception_score.torchmetrics_adapter import InceptionScoreMetric
+
+    return {"inception_score": inception_score.inception_score, "InceptionScore": inception_score.InceptionScore,
+            "score_generator": inception_score.score_generator, "save_logits": inception_score.save_logits,
+            "InceptionScoreMetric": InceptionScoreMetric}
+
+
+@pytest.mark.parametrize("entry", ["inception_score", "InceptionScore", "score_generator", "save_logits",
+                                   "InceptionScoreMetric"])
+def test_every_entry_point_takes_the_same_scorer_options_with_one_default_each(entry: str) -> None:
+    from inception_score.options import ScorerOptions
+
+    parameters = inspect.signature(entry_points()[entry]).parameters
+    assert "options" in parameters
+    for name in SCORER_OPTIONS:
+        assert name in parameters, name
+        # None: "take ScorerOptions' value"; the default itself is spelled once, in ScorerOptions.
+        assert parameters[name].default is None, name
+        assert name in ScorerOptions.__dataclass_fields__
+
+
+def test_the_default_number_of_splits_is_spelled_once() -> None:
+    """The entry points take splits=None; the rule's default is protocol.PUBLISHED_SPLITS."""
+    from inception_score.protocol import PUBLISHED_SPLITS
+    from inception_score.score.statistics import SplitRule, split_rule
+
+    assert split_rule().splits == SplitRule().splits == PUBLISHED_SPLITS == 10
+    for name, entry in entry_points().items():
+        if name != "save_logits":  # a logits file holds every row: splits are chosen when it is scored
+            assert inspect.signature(entry).parameters["splits"].default is None
+
+
+# The modules that compute scores. The command may take from them only the public names (__all__) and
+# these helpers, none of which computes a score: each checks or names something before or after it.
+SCORING_MODULES = {f"inception_score.{name}" for name in (
+    "api", "generator", "saved_logits", "engine.accumulators", "engine.pipeline", "engine.run", "engine.runner",
+    "logits.file", "logits.fingerprint", "network.inception", "network.precision", "network.preprocess",
+    "network.split_tf32", "network.tf_graph", "network.weights", "score.infinity", "score.order", "score.planned",
+    "score.result", "score.statistics")}
+COMMAND_HELPERS = {
+    ("inception_score.engine.run", "progress_bar"),  # the bar of the --skip-invalid check
+    ("inception_score.score.infinity", "infinity_sizes"),  # enough images for --infinity, checked before the network runs
+    ("inception_score.logits.file", "read_info"),  # the input a logits file names, for the result line
+    ("inception_score.score.statistics", "check_split_count"),  # enough images for the splits, before the network runs
+    ("inception_score.score.statistics", "split_rule"),  # --splits / --split-size as a SplitRule
+    ("inception_score.engine.runner", "resolve_device"),  # --device
+}
+
+
+def scoring_internals(path: Path) -> list[str]:
+    """Every name ``path`` imports from a scoring module that is neither public nor a command helper."""
+    return [f"{module}.{name}" for module, name in imports_of(path)
+            if name and module in SCORING_MODULES
+            and name not in inception_score.__all__ and (module, name) not in COMMAND_HELPERS]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in NAMES if n.startswith("inception_score.cli.")))
 def test_the_command_scores_only_through_the_public_api(name: str) -> None:
     """The command reaches scoring through inception_score, score_generator, InceptionScorer, save_logits
-    and score_logits_file. Before these last two existed it imported logits_file.score_into_file (cli),
-    and logits_file.statistics_and_buckets_of, result.result_from_statistics, order.label_order,
-    metric.order_text, logits_file.sidecar, weights.KNOWN_FILES and weights.weights_sha256 (cli_report),
-    building the result of a logits file itself; accumulators, metric.SplitStatistics and the runner's
-    private names are refused the same way."""
-    assert scoring_internals((PACKAGE / f"{name}.py").read_text()) == []
-
-
-def test_the_check_of_the_commands_imports_finds_internals_at_any_depth() -> None:
-    source = ("from .logits_file import read_info, score_into_file\n"
-              "def f():\n    from .result import ISResult, result_from_statistics\n"
-              "    from inception_score.engine.accumulators import _SplitAccumulator\n"
-              "    from .runner import InceptionScorer, _stem\n    from .files import shown\n")
-    assert scoring_internals(source) == ["logits_file.score_into_file", "result.result_from_statistics",
-                                         "accumulators._SplitAccumulator", "runner._stem"]
+    and score_logits_file; accumulators, the statistics and the runner's internals are refused."""
+    assert scoring_internals(NAMES[name]) == []

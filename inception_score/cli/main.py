@@ -35,16 +35,16 @@ from .report import (  # the run's options and report, and the checks before sco
     OutputError,
     Report,
     RunOptions,
-    _check_outputs,
-    _inputs,
-    _device_name,
-    _json_text,
-    _peer_lost,
-    _progress,
-    _report_from_logits,
-    _warn,
-    _warn_about,
-    _write_failure,
+    check_outputs,
+    open_inputs,
+    device_name,
+    json_text,
+    peer_lost,
+    shows_progress,
+    report_from_logits,
+    warn,
+    warn_about,
+    write_failure,
 )
 
 # torch and the network load only when scoring starts: --help and --version answer at once. The
@@ -67,23 +67,23 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
 
     main_rank = group is None or group.is_main
     if main_rank:
-        _check_outputs(options)
+        check_outputs(options)
     if options.from_logits is not None:
         if group is not None:
             raise InputError("--from-logits needs no network: run it in one process, not under torchrun")
-        report = _report_from_logits(options.from_logits, options, description=None, skipped=(),
+        report = report_from_logits(options.from_logits, options, description=None, skipped=(),
                                      device=RESCORED_DEVICE)
-        _write_outputs(report, options)
+        write_outputs(report, options)
         return report
     if options.generator is not None:
         report = _score_generator_file(options, group)
         if main_rank:
-            _write_outputs(report, options)
+            write_outputs(report, options)
         return report
     if options.save_logits is not None and group is not None:
         raise InputError("--save-logits writes one file from one process: run it without torchrun")
     device = resolve_device(options.device)
-    dataset, description, skipped = _inputs(options, group)
+    dataset, description, skipped = open_inputs(options, group)
     count = len(dataset) if options.limit is None else min(len(dataset), options.limit)
     check_split_count(count, options.split_rule())
     if options.infinity:
@@ -91,11 +91,11 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
 
         infinity_sizes(count)  # enough images for 15 sizes, before the network runs
 
-    progress = _progress(options) and main_rank
+    progress = shows_progress(options) and main_rank
     scorer = scorer or _scorer(options, device, progress)
     if options.save_logits is not None:
         report = _score_saving_logits(dataset, count, description, skipped, scorer, options, progress)
-        _write_outputs(report, options)
+        write_outputs(report, options)
         return report
     result = inception_score(
         dataset, splits=options.split_rule(), batch_size=options.batch_size, num_workers=options.num_workers,
@@ -104,9 +104,9 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
         return_marginal=options.per_class is not None, distributed=group is not None,
         infinity=options.infinity, infinity_seed=options.infinity_seed,
     )
-    report = Report(result, description, _device_name(scorer.device), skipped, options)
+    report = Report(result, description, device_name(scorer.device), skipped, options)
     if main_rank:
-        _write_outputs(report, options)
+        write_outputs(report, options)
     return report
 
 
@@ -125,7 +125,7 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     from ..engine.runner import resolve_device
 
     assert options.generator is not None and options.z_dim is not None
-    progress = _progress(options) and (group is None or group.is_main)
+    progress = shows_progress(options) and (group is None or group.is_main)
     device = resolve_device(options.device)
     generator = load_generator_file(options.generator, device, options.num_classes)  # before the network: fails fast
     scorer = _scorer(options, device, progress)
@@ -137,7 +137,7 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
         infinity=options.infinity, infinity_seed=options.infinity_seed,
     )
     kind = "ONNX" if options.generator.suffix.lower() == ".onnx" else "TorchScript"
-    return Report(result, f"{kind} generator {options.generator}", _device_name(scorer.device), (), options)
+    return Report(result, f"{kind} generator {options.generator}", device_name(scorer.device), (), options)
 
 
 def run_each(options: RunOptions, group: Group | None = None) -> int:
@@ -150,8 +150,8 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
 
     main_rank = group is None or group.is_main
     if main_rank:
-        _check_outputs(options)
-    scorer = _scorer(options, resolve_device(options.device), _progress(options) and main_rank)
+        check_outputs(options)
+    scorer = _scorer(options, resolve_device(options.device), shows_progress(options) and main_rank)
     failed = 0
     write_error = None
     output = open(options.output, "w") if options.output is not None and main_rank else None
@@ -178,14 +178,14 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
                         with contextlib.suppress(OSError):
                             output.close()
                         output = None
-                        write_error = _write_failure("--output", options.output, error)
-                        _warn(f"{write_error}; the other paths are scored and shown on stdout", options)
+                        write_error = write_failure("--output", options.output, error)
+                        warn(f"{write_error}; the other paths are scored and shown on stdout", options)
     finally:
         if output is not None:
             try:
                 output.close()
             except OSError as error:
-                write_error = _write_failure("--output", options.output, error)
+                write_error = write_failure("--output", options.output, error)
     if write_error is not None:
         raise OutputError(f"{write_error} (every score was shown on stdout)")
     return failed
@@ -201,18 +201,18 @@ def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped
     saved = save_logits(
         dataset, options.save_logits, scorer=scorer, batch_size=options.batch_size, num_workers=options.num_workers,
         limit=count, description=description, progress=progress,
-        on_resume=lambda done: _warn(f"resuming {options.save_logits}: {done} of {count} images were scored already",
+        on_resume=lambda done: warn(f"resuming {options.save_logits}: {done} of {count} images were scored already",
                                      options))
-    return _report_from_logits(options.save_logits, options, description, skipped, _device_name(scorer.device), saved)
+    return report_from_logits(options.save_logits, options, description, skipped, device_name(scorer.device), saved)
 
 
-def _write_outputs(report: Report, options: RunOptions) -> None:
+def write_outputs(report: Report, options: RunOptions) -> None:
     """The warnings, the result on stdout, then ``--output``, ``--per-class`` and ``--infinity-plot``. The
     result is shown before any file is written, so a write that fails (a full disk) loses nothing: it is
     named in an :class:`OutputError` once the others are written. An interrupt says what was written."""
-    _warn_about(report.result, options)
+    warn_about(report.result, options)
     if not options.each:  # --each prints a line per path itself
-        click.echo(_json_text(report) if options.as_json else report.human_line())
+        click.echo(json_text(report) if options.as_json else report.human_line())
     written: list[str] = []
     failed: list[str] = []
     writers = ((options.output, "--output", lambda: _write_json(report, options.output)),
@@ -225,7 +225,7 @@ def _write_outputs(report: Report, options: RunOptions) -> None:
             try:
                 write()
             except (OSError, ValueError, RuntimeError) as error:  # disk full, unwritable, a format matplotlib lacks
-                failed.append(_write_failure(option, path, error))
+                failed.append(write_failure(option, path, error))
             else:
                 written.append(f"the score was written to {path}" if option == "--output" else f"{path} was written")
     except KeyboardInterrupt:
@@ -238,7 +238,7 @@ def _write_json(report: Report, path: Path | None) -> None:
     """The JSON of ``report`` to ``path``; a regular file is replaced whole (a temporary file, fsynced
     and renamed), so a failed write leaves no half-written JSON; a device (``/dev/stdout``) is written."""
     assert path is not None
-    text = _json_text(report) + "\n"
+    text = json_text(report) + "\n"
     if path.exists() and not path.is_file():
         with open(path, "w") as handle:
             handle.write(text)
@@ -266,7 +266,7 @@ def _write_per_class(report: Report, options: RunOptions) -> None:
     names = class_names(options.labels, report.result.weights_path)
     if not names:
         where = f"{options.labels}" if options.labels else "--labels, $INCEPTION_SCORE_LABELS or beside the weights"
-        _warn(f"no class names found in {where} (inception-2015-12-05.tgz or a folder with its label files); "
+        warn(f"no class names found in {where} (inception-2015-12-05.tgz or a folder with its label files); "
               f"classes are shown by index", options)
     title = f"{report.description}: IS {report.result.mean:.2f} ± {report.result.std:.2f}"
     if not report.result.weights_verified:
@@ -421,7 +421,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
             raise
         # In a group, rank 0 speaks for all (the failing rank's message reaches it); a lost peer is
         # reported by every survivor, since rank 0 may be the one that is gone.
-        if group is None or group.is_main or _peer_lost(error):
+        if group is None or group.is_main or peer_lost(error):
             if isinstance(error, OSError) and error.filename is not None:  # the system refused a file: not a bug
                 from ..readers.files import shown
 

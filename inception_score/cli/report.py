@@ -1,5 +1,5 @@
 """What one run of the ``inception-score`` command is and what it produced: its options
-(:class:`RunOptions`), the images it reads (:func:`_inputs`), its :class:`Report` (the line and the
+(:class:`RunOptions`), the images it reads (:func:`inputs`), its :class:`Report` (the line and the
 JSON, built from the result's own serialisation), the checks made before anything is scored, and the
 report of a logits file."""
 
@@ -147,7 +147,7 @@ def _rate_on(images_per_second: float, device: str) -> str:
     return f"{rate} img/s on {device}"
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
     """``cuda`` -> ``cuda:0`` (the GPU actually used); others unchanged."""
     import torch
 
@@ -183,7 +183,7 @@ def _same_file(first: Path, second: Path) -> bool:
         return False
 
 
-def _check_outputs(options: RunOptions) -> None:
+def check_outputs(options: RunOptions) -> None:
     """Before anything is scored: every output is a writable file of its own, none of them an input (which
     writing would destroy) nor an image inside an input folder (which the next run would score), and the
     pictures have an extension matplotlib writes."""
@@ -229,42 +229,42 @@ def _check_matplotlib(option: str = "--per-class") -> None:
         raise InputError(f"{option} needs matplotlib: pip install 'inception-score[plot]'") from None
 
 
-def _progress(options: RunOptions) -> bool:
+def shows_progress(options: RunOptions) -> bool:
     """Progress bars on stderr only when a person watches it."""
     return not options.quiet and sys.stderr.isatty()
 
 
-def _peer_lost(error: BaseException) -> bool:
+def peer_lost(error: BaseException) -> bool:
     """Whether a collective broke: another process of the group is gone. Asked only in a group."""
     from ..engine.distributed import PeerLostError
 
     return isinstance(error, PeerLostError)
 
 
-def _warn(message: str, options: RunOptions) -> None:
+def warn(message: str, options: RunOptions) -> None:
     if not options.quiet:
         click.echo(f"warning: {message}", err=True)
 
 
-def _warn_about(result: ISResult, options: RunOptions) -> None:
+def warn_about(result: ISResult, options: RunOptions) -> None:
     """What makes this score suspicious or incomparable, on stderr (the JSON has it too)."""
     if result.precision_note:
-        _warn(result.precision_note, options)
+        warn(result.precision_note, options)
     if result.order_flagged:
-        _warn(f"the input looks ordered (for example by class): the splits' class distributions differ "
+        warn(f"the input looks ordered (for example by class): the splits' class distributions differ "
               f"{result.order_ratio:.1f} times as much as in a random order of the same images (threshold "
               f"{result.order_threshold:.1f}). The paper's protocol assumes a random order: use --shuffle, or "
               f"order the files randomly", options)
     if result.labels_sorted:
-        _warn("the input's labels are sorted by class (one run per class), so its contiguous splits are not random "
+        warn("the input's labels are sorted by class (one run per class), so its contiguous splits are not random "
               "samples and the score is not the paper's: use --shuffle, or write the samples in random order", options)
     reasons = [r for r in result.not_comparable
                if "looks ordered" not in r and "verified" not in r and "sorted by class" not in r]
     if reasons:  # unverified weights are said on the result line itself
-        _warn("not comparable with published scores: " + "; ".join(reasons), options)
+        warn("not comparable with published scores: " + "; ".join(reasons), options)
 
 
-def _report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
+def report_from_logits(path: Path, options: RunOptions, description: str | None, skipped: tuple[str, ...],
                         device: str, saved: Any = None) -> Report:
     """The report of a complete logits file (:func:`~inception_score.saved_logits.score_logits_file`).
     ``saved``: what :func:`~inception_score.saved_logits.save_logits` returned when this process wrote
@@ -280,7 +280,7 @@ def _report_from_logits(path: Path, options: RunOptions, description: str | None
     return Report(result, description or f"{read_info(path).input} (logits from {path})", device, skipped, options)
 
 
-def _json_text(report: Report) -> str:
+def json_text(report: Report) -> str:
     """The JSON of ``report`` as stdout and ``--output`` get it."""
     return strict_json.dumps(report.to_json(), indent=2)
 
@@ -289,19 +289,19 @@ class OutputError(InceptionScoreError):
     """A file the result was to be written to could not be written (the result was shown already)."""
 
 
-def _write_failure(option: str, path: Path, error: Exception) -> str:
+def write_failure(option: str, path: Path, error: Exception) -> str:
     from ..readers.files import shown
 
     reason = error.strerror if isinstance(error, OSError) and error.strerror else one_line_message(error)
     return f"{option} {shown(path)} could not be written ({reason})"
 
 
-def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, str, tuple[str, ...]]:
+def open_inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, str, tuple[str, ...]]:
     """The images to score, their description, and the files skipped as invalid. In a process group
     each rank checks only its own part of the files for ``--skip-invalid``; the verdicts are shared."""
     from torch.utils.data import Subset
 
-    from ..api import progress_bar
+    from ..engine.run import progress_bar
     from ..engine.distributed import agreeing, gather_objects, shard_bounds
     from ..readers.files import SkippedInputWarning, open_paths
     from ..readers.skip_invalid import decodable, keep_valid
@@ -312,17 +312,17 @@ def _inputs(options: RunOptions, group: Group | None = None) -> tuple[Dataset, s
     if group is None or group.is_main:
         for warning in caught:
             if issubclass(warning.category, SkippedInputWarning):
-                _warn(str(warning.message), options)
+                warn(str(warning.message), options)
     description = dataset.description
     skipped: list[str] = []
     if options.skip_invalid:
         if group is None:
-            with progress_bar(_progress(options), len(dataset), "Checking images") as advance:
+            with progress_bar(shows_progress(options), len(dataset), "Checking images") as advance:
                 valid, skipped = decodable(dataset, options.num_workers, advance)
         else:
             start, stop = shard_bounds(len(dataset), group.rank, group.world_size)
             with agreeing(group):  # a rank whose check fails ends every rank, none waits in the exchange
-                with progress_bar(_progress(options) and group.is_main, stop - start, "Checking images") as advance:
+                with progress_bar(shows_progress(options) and group.is_main, stop - start, "Checking images") as advance:
                     mine, failures = decodable(Subset(dataset, range(start, stop)), options.num_workers, advance)
             verdicts = gather_objects(group, ([start + i for i in mine], failures), "the exchange of valid files")
             valid = [index for part, _ in verdicts for index in part]

@@ -1,4 +1,5 @@
-"""The scoring loop on the scorer's device, without waiting for it batch by batch.
+"""The device pipeline: each batch to the scorer's device and its logits to the accumulator, without
+waiting for the device batch by batch.
 
 Each batch goes to the device (on CUDA: pinned and copied on a side stream, so that the next batch's
 copy runs while the network computes this one), its logits stay there, and the accumulator adds their
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 import torch
 
 from ..readers.inputs import ImageBatch
+from .distributed import Group
 from ..score.statistics import SplitStatistics
 
 # Batches between two reads of the float16 overflow flags: the host then waits for the device about
@@ -36,7 +38,14 @@ KEPT_BYTES = 256 * 2**20
 
 
 class Accumulating(Protocol):
-    """What the pipeline needs of an accumulator (:mod:`inception_score.engine.accumulators`)."""
+    """What the pipeline needs of an accumulator (:mod:`inception_score.engine.accumulators`): ``begin`` before
+    the network sees a batch, ``add`` its logits (``where``: the indices, for one), ``redo`` a batch computed
+    again, ``flush`` what it keeps on the device, ``finish`` with the statistics (None: it keeps none).
+    ``settle_every``: batches between two settle points, where it needs fewer than the pipeline's own."""
+
+    settle_every: int | None
+
+    def begin(self, batch: ImageBatch) -> None: ...
 
     def add(self, logits: torch.Tensor, *where: Any, skip: torch.Tensor | None = None) -> Any: ...
 
@@ -44,7 +53,7 @@ class Accumulating(Protocol):
 
     def flush(self) -> bool: ...
 
-    def finish(self, *args: Any, **kwargs: Any) -> SplitStatistics: ...
+    def finish(self, group: Group | None = None) -> SplitStatistics | None: ...
 
 
 class DevicePipeline:
@@ -58,9 +67,11 @@ class DevicePipeline:
         self.pending: list[tuple[Any, ImageBatch, torch.Tensor]] = []  # (token, kept input, flag)
         self.kept_bytes = 0
         self.since_settle = 0
+        self.settle_every = accumulator.settle_every or SETTLE_EVERY
 
     def add(self, batch: ImageBatch, *where: Any) -> None:
         """Score one batch; ``where`` goes on to the accumulator's ``add`` (indices, for one)."""
+        self.accumulator.begin(batch)
         batch, owned = self._to_device(batch)
         if hasattr(self.scorer, "device_outputs"):
             logits, overflowed = self.scorer.device_outputs(batch)
@@ -72,7 +83,7 @@ class DevicePipeline:
             kept = batch if owned else _copy(batch)
             self.pending.append((token, kept, overflowed))
             self.kept_bytes += _bytes(kept)
-        if self.since_settle >= SETTLE_EVERY or self.kept_bytes >= KEPT_BYTES:
+        if self.since_settle >= self.settle_every or self.kept_bytes >= KEPT_BYTES:
             self.settle()
 
     def settle(self) -> None:
@@ -92,12 +103,12 @@ class DevicePipeline:
         if waited:
             self._count_sync()
 
-    def finish(self, *args: Any, **kwargs: Any) -> SplitStatistics:
-        """The accumulator's statistics, on the host (its ``finish`` with these arguments): the last
-        flags read, then the one copy of the statistics to the host."""
+    def finish(self, group: Group | None = None) -> SplitStatistics | None:
+        """The accumulator's statistics, on the host (its ``finish``; ``group``: the processes whose images
+        it places this process's after): the last flags read, then the one copy of them to the host."""
         self.settle()
         self._count_sync()
-        return self.accumulator.finish(*args, **kwargs)
+        return self.accumulator.finish(group)
 
     def _count_sync(self) -> None:
         if hasattr(self.scorer, "host_syncs"):

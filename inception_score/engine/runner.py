@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Literal
 
 import torch
 
 from ..errors import InputError
+from ..options import ExactKernel, Precision, ScorerOptions, check_precision
 from ..readers.inputs import ImageBatch
 from ..network.inception import FEATURE_DIM, INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
 from ..network.precision import native_bf16_cpu, precision_scope
@@ -22,10 +22,6 @@ from ..network.preprocess import to_network_input
 from ..network.split_tf32 import AGREEMENT_LIMIT, SplitTf32Network, split_tf32_network, split_tf32_timing
 from ..network.weights import load_network
 
-Precision = Literal["exact", "fast"]
-# How "exact" computes its float32 products: IEEE float32, or three TF32 products per product (split TF32,
-# inception_score.network.split_tf32); "auto" uses split TF32 on CUDA where it measured faster, IEEE elsewhere.
-ExactKernel = Literal["auto", "ieee", "split-tf32"]
 # Images per network call on CPU. Within a call each stage takes the number of images its layers
 # run best at (CPU_STAGE_CHUNKS), measured on a 2-core Xeon (AVX-512): the stem's large maps (147x147,
 # 73x73) few at a time (its two largest convolutions 3.2 and 4.3 ms per image at 2 images against 4.0
@@ -282,11 +278,17 @@ class InceptionScorer:
         return self.outputs(batch, Output.LOGITS_UNBIASED)
 
 
+def build_scorer(options: ScorerOptions, progress: bool = False, device: str | torch.device | None = None,
+                 ) -> InceptionScorer:
+    """The network ``options`` describe, loaded (``device``, when given, in place of ``options.device``). Every
+    entry point loads its network here."""
+    return InceptionScorer(options.weights, device=options.device if device is None else device,
+                           allow_unverified=options.allow_unverified, precision=options.precision,
+                           exact_kernel=options.exact_kernel, progress=progress)
+
+
 def _check_policy(precision: str, cuda_fast_dtype: torch.dtype | None, exact_kernel: str = "auto") -> None:
-    if precision not in ("exact", "fast"):
-        raise InputError(f"precision must be 'exact' or 'fast', got {precision!r}")
-    if exact_kernel not in ("auto", "ieee", "split-tf32"):
-        raise InputError(f"exact_kernel must be 'auto', 'ieee' or 'split-tf32', got {exact_kernel!r}")
+    check_precision(precision, exact_kernel)
     if cuda_fast_dtype not in (torch.float16, torch.bfloat16, None):
         raise InputError(f"cuda_fast_dtype must be torch.float16, torch.bfloat16 or None (TF32 alone), "
                          f"got {cuda_fast_dtype!r}")

@@ -39,7 +39,7 @@ import torch
 from ..score import strict_json
 from ..errors import InputError
 from .fingerprint import InputFingerprint, block_digest
-from ..score.infinity import POINTS as INFINITY_POINTS, infinity_buckets
+from ..score.planned import PlannedStatistics
 from ..score.statistics import SplitPlan, SplitRule, SplitStatistics
 
 try:
@@ -368,10 +368,7 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
         raise InputError(f"{path} is truncated: {path.stat().st_size:,} bytes, {expected:,} expected for "
                          f"{info.num_images} rows; compute it again with --save-logits")
     rows = np.load(path, mmap_mode="r", allow_pickle=False)
-    plan = SplitPlan.of(info.num_images, splits, shuffle_seed)
-    stats = SplitStatistics.zeros(plan.split_count, NUM_CLASSES)
-    bucket_ids = None if infinity_seed is None else infinity_buckets(info.num_images, infinity_seed)
-    buckets = None if infinity_seed is None else SplitStatistics.zeros(INFINITY_POINTS, NUM_CLASSES, sketch_size=0)
+    planned = PlannedStatistics(SplitPlan.of(info.num_images, splits, shuffle_seed), NUM_CLASSES, infinity_seed)
     for start in range(0, info.num_images, _ROWS_PER_PASS):
         stop = min(start + _ROWS_PER_PASS, info.num_images)
         chunk = torch.from_numpy(np.array(rows[start:stop]))
@@ -380,7 +377,6 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
             row = start + int(torch.nonzero(~finite)[0])
             raise InputError(f"{path}: row {row} (image {row}) holds NaN or infinite logits, which --save-logits "
                              "never writes: the file was changed or damaged; compute it again with --save-logits")
-        stats.add(chunk, plan.span_ids(start, stop))
-        if buckets is not None and bucket_ids is not None:
-            buckets.add(chunk, bucket_ids[start:stop])
+        planned.add_span(chunk, start)
+    stats, buckets = planned.numpy()
     return stats, buckets, info

@@ -68,7 +68,8 @@ def _max_pool_3x3_same(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
+def avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
+    """TF's 3x3 stride-1 average pool with SAME padding, which does not count the padding."""
     # TF's AvgPool with SAME padding divides by the number of real pixels in the window.
     return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
 
@@ -80,7 +81,7 @@ class AvgPoolBranch(BasicConv2d):
         super().__init__(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(_avg_pool_3x3(x))
+        return super().forward(avg_pool_3x3(x))
 
 
 class InceptionA(nn.Module):
@@ -369,7 +370,7 @@ class ConvAvgPoolReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = _onednn_conv(x, self.conv, "none") if _onednn_path(x) else self.conv(x)
-        return F.relu(_avg_pool_3x3(y), inplace=True)
+        return F.relu(avg_pool_3x3(y), inplace=True)
 
 
 def fold_batch_norm(network: Inception2015) -> Inception2015:

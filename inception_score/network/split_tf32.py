@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .inception import INPUT_SIZE, ConvAvgPoolReLU, ConvReLU, Inception2015, Output, _avg_pool_3x3
+from .inception import INPUT_SIZE, ConvAvgPoolReLU, ConvReLU, Inception2015, Output, avg_pool_3x3
 from .precision import precision_scope
 
 # Adding half of TF32's last place (bit 12) to the bits and clearing the 13 bits float32 has beyond
@@ -111,7 +111,7 @@ class SplitConvAvgPoolReLU(_SplitConv):
     the same order as the folded network."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(_avg_pool_3x3(self.pre_activation(x)))
+        return F.relu(avg_pool_3x3(self.pre_activation(x)))
 
 
 class SplitLinear(_SplitWeights):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..protocol import PUBLISHED_SPLITS
 
 # Pairs of random projections in the order diagnostic's covariance sketch (inception_score.score.order
 # explains the size), drawn from a fixed seed so that every process and every run uses the same.
@@ -51,7 +52,7 @@ class SplitRule:
     shorter when K does not divide N (``compute_inception_score`` of guided-diffusion's evaluator).
     """
 
-    splits: int | None = 10
+    splits: int | None = PUBLISHED_SPLITS
     split_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -85,7 +86,7 @@ def split_rule(splits: int | SplitRule | None = None, split_size: int | None = N
                          "split_size cuts chunks of that many images, splits that many equal parts")
     if split_size is not None:
         return SplitRule(splits=None, split_size=split_size)
-    return SplitRule(splits=10 if splits is None else splits)
+    return SplitRule(splits=PUBLISHED_SPLITS if splits is None else splits)
 
 
 def check_split_count(num_images: int, splits: int | SplitRule) -> None:
@@ -345,19 +346,3 @@ def _xlogx(x: np.ndarray) -> np.ndarray:
 def summarize(split_scores: np.ndarray) -> tuple[float, float]:
     """Mean and population standard deviation (numpy's default ddof=0), as the paper's code."""
     return float(np.mean(split_scores)), float(np.std(split_scores))
-
-
-def inception_score_from_logits(
-    logits: torch.Tensor | np.ndarray, splits: int | SplitRule | None = None, shuffle_seed: int | None = None,
-    split_size: int | None = None,
-) -> np.ndarray:
-    """``(N, C)`` logits of all images, in input order -> ``(S,)`` split scores (``splits``, default 10,
-    or chunks of ``split_size``: :class:`SplitRule`).
-
-    ``shuffle_seed`` reorders the images first, exactly as torch-fidelity does.
-    """
-    logits = torch.as_tensor(logits)
-    plan = SplitPlan.of(logits.shape[0], splits, shuffle_seed, split_size)
-    stats = SplitStatistics.zeros(plan.split_count, logits.shape[1])
-    stats.add(logits, plan.span_ids(0, plan.num_images))
-    return stats.scores()

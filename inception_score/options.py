@@ -1,0 +1,83 @@
+"""The scorer's options: one frozen dataclass that every entry point takes, so that a default is spelled
+once and an option cannot be forgotten in one of them.
+
+:func:`~inception_score.inception_score`, :class:`~inception_score.InceptionScore`,
+:func:`~inception_score.score_generator`, :func:`~inception_score.save_logits` and
+:class:`~inception_score.torchmetrics_adapter.InceptionScoreMetric` each accept ``options=ScorerOptions(...)``
+or the same fields as keywords (``precision=``, ``exact_kernel=``, ``device=``, ``weights=``,
+``allow_unverified=``, ``batch_size=``, ``num_workers=``). A keyword left at ``None`` takes the value of
+``options``, and that the default below.
+
+>>> from inception_score import ScorerOptions, inception_score
+>>> options = ScorerOptions(device="cuda", precision="fast", batch_size=200)
+>>> inception_score(images, options=options)        # or inception_score(images, precision="fast", ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import InputError
+
+Precision = Literal["exact", "fast"]
+# How "exact" computes its float32 products: IEEE float32, or three TF32 products per product (split TF32,
+# inception_score.network.split_tf32); "auto" uses split TF32 on CUDA where it measured faster, IEEE elsewhere.
+ExactKernel = Literal["auto", "ieee", "split-tf32"]
+
+
+@dataclass(frozen=True)
+class ScorerOptions:
+    """How the network is loaded and run; the same for every way of scoring.
+
+    ``weights``: a weights file (default: the verified 2015-12-05 file, downloaded once); ``allow_unverified``:
+    accept a file of unknown sha256 (its scores are then marked not comparable); ``device``: ``"auto"``
+    (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; ``precision``: ``"exact"`` (float32, agrees with
+    torch-fidelity) or ``"fast"`` (reduced precision where it is faster; its deviation is stated in the result);
+    ``exact_kernel``: how "exact" multiplies (:data:`ExactKernel`); ``batch_size``: images per network call;
+    ``num_workers``: ``DataLoader`` processes that read and decode files."""
+
+    weights: str | os.PathLike | None = None
+    device: Any = "auto"  # str or torch.device
+    precision: Precision = "exact"
+    exact_kernel: ExactKernel = "auto"
+    allow_unverified: bool = False
+    batch_size: int = 64
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, self.exact_kernel)
+        for name in ("batch_size", "num_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{name} must be a whole number, got {value!r}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise InputError(f"num_workers must be 0 or more, got {self.num_workers}")
+
+
+
+def check_precision(precision: Any, exact_kernel: Any) -> None:
+    """Raise :class:`InputError` unless both are among the names :data:`Precision` and :data:`ExactKernel` allow."""
+    if precision not in ("exact", "fast"):
+        raise InputError(f"precision must be 'exact' or 'fast', got {precision!r}")
+    if exact_kernel not in ("auto", "ieee", "split-tf32"):
+        raise InputError(f"exact_kernel must be 'auto', 'ieee' or 'split-tf32', got {exact_kernel!r}")
+
+
+OPTION_NAMES = tuple(field.name for field in dataclasses.fields(ScorerOptions))
+
+
+def scorer_options(options: ScorerOptions | None = None, **given: Any) -> ScorerOptions:
+    """``options`` (default: :class:`ScorerOptions`'s defaults) with each keyword of ``given`` that is not
+    None in place of its field: the entry points' ``precision=``, ``device=``, ... keywords."""
+    unknown = set(given) - set(OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"not a scorer option: {', '.join(sorted(unknown))}")
+    if options is not None and not isinstance(options, ScorerOptions):
+        raise InputError(f"options must be a ScorerOptions, got {type(options).__name__}")
+    changes = {name: value for name, value in given.items() if value is not None}
+    return dataclasses.replace(options or ScorerOptions(), **changes)
