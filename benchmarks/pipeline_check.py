@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inception_score import InceptionScorer, inception_score  # noqa: E402
 from inception_score.network.dev_weights import write_genuine_conv_weights  # noqa: E402
-from inception_score.score.statistics import inception_score_from_logits  # noqa: E402
+from inception_score.score.planned import inception_score_from_logits  # noqa: E402
 
 
 def _wait(device: torch.device) -> None:
