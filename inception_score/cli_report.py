@@ -205,10 +205,24 @@ def _check_outputs(options: RunOptions) -> None:
         for other_option, other in outputs[:index]:
             if _same_file(path, other):
                 raise InputError(f"{option} and {other_option} both name {shown(path)}; give each its own file")
+        _check_not_a_sidecar(option, path, options)
     for option, path in (("--per-class", options.per_class), ("--infinity-plot", options.infinity_plot)):
         if path is not None:
             _check_matplotlib(option)
             _check_picture_format(path, option)
+
+
+def _check_not_a_sidecar(option: str, path: Path, options: RunOptions) -> None:
+    """An output must not be the sidecar of the logits file written or read (compared resolved, and by
+    inode for a hard link): without it the logits file can be neither resumed nor re-scored."""
+    from .files import shown
+    from .logits_file import sidecar
+
+    for owner_option, owner in (("--save-logits", options.save_logits), ("--from-logits", options.from_logits)):
+        if owner is not None and _same_file(path, sidecar(owner)):
+            raise InputError(f"{option} {shown(path)} is the sidecar of {owner_option} {shown(owner)} (its description, "
+                             f"{sidecar(owner).name}): writing it would leave the logits file unreadable; choose "
+                             "another path")
 
 
 def _check_picture_format(path: Path, option: str) -> None:
