@@ -74,6 +74,7 @@ COMMAND_HELPERS = {
     ("api", "progress_bar"),  # the bar of the --skip-invalid check
     ("infinity", "infinity_sizes"),  # enough images for --infinity, checked before the network runs
     ("logits_file", "read_info"),  # the input a logits file names, for the result line
+    ("logits_file", "sidecar"),  # the sidecar's name, which no output may take (checked before scoring)
     ("metric", "check_split_count"),  # enough images for the splits, checked before the network runs
     ("metric", "split_rule"),  # --splits / --split-size as a SplitRule
     ("runner", "resolve_device"),  # --device
