@@ -127,7 +127,8 @@ def _write_into_device(path: Path, content: Content) -> bool:
     """Write ``content`` into ``path`` when it is a device or a FIFO; False (nothing written) when it
     is missing or a regular file, which :func:`write_atomic` then replaces."""
     try:
-        if stat.S_ISREG(os.stat(path).st_mode) or stat.S_ISDIR(os.stat(path).st_mode):
+        kind = os.stat(path).st_mode
+        if stat.S_ISREG(kind) or stat.S_ISDIR(kind):
             return False
         # No O_CREAT, no O_TRUNC: opening a regular file put there meanwhile changes nothing in it.
         descriptor = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | _CLOEXEC | _BINARY)
