@@ -71,10 +71,18 @@ def open_no_follow(path: str | os.PathLike, flags: int, mode: int = 0o666) -> in
     try:
         return os.open(path, flags | _NOFOLLOW | _CLOEXEC | _BINARY, mode)
     except OSError as error:
-        if error.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):  # EMLINK: FreeBSD's answer
-            raise LinkRefusedError(f"{path} is a symbolic link: refusing to write through it (it may point at "
-                                   f"another file); remove the link, or choose another path") from None
+        if error.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's answer
+            refuse_link(path)
         raise
+
+
+def refuse_link(path: str | os.PathLike, option: str = "") -> None:
+    """:class:`LinkRefusedError` when ``path`` is a symbolic link (a file to be written in place, checked
+    before a long run starts; :func:`open_no_follow` refuses it again when it opens the file). ``option``:
+    the command-line option that named it, for the message."""
+    if os.path.islink(path):
+        raise LinkRefusedError(f"{option + ' ' if option else ''}{path} is a symbolic link: refusing to write through it (it may point at "
+                               f"another file); remove the link, or choose another path")
 
 
 def append_text(path: str | os.PathLike, text: str) -> None:

@@ -185,6 +185,7 @@ def _check_outputs(options: RunOptions) -> None:
     """Before anything is scored: every output is a writable file of its own, none of them an input (which
     writing would destroy) nor an image inside an input folder (which the next run would score), and the
     pictures have an extension matplotlib writes."""
+    from .atomic import refuse_link
     from .files import is_image_name, shown
 
     outputs = _outputs(options)
@@ -192,6 +193,8 @@ def _check_outputs(options: RunOptions) -> None:
         (option, path) for option, path in (("--from-logits", options.from_logits), ("--weights", options.weights),
                                            ("--labels", options.labels), ("--generator", options.generator))
         if path is not None]
+    if options.save_logits is not None:
+        refuse_link(options.save_logits, "--save-logits")  # written in place: never through a link (inception_score.atomic)
     for index, (option, path) in enumerate(outputs):
         _check_writable(path, option)
         for kind, source in read:
