@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inception_score.atomic import append_text, write_atomic
 from reference_gan.records import provenance
 from reference_gan.records import provenance_markdown as _markdown
 
@@ -20,7 +21,7 @@ def write_result(name: str, lines: list[str]) -> str:
     """Write ``lines`` as ``benchmarks/results/<name>`` and return the text (to print as well)."""
     text = "\n".join(lines) + "\n"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / name).write_text(text)
+    write_atomic(RESULTS_DIR / name, text)
     return text
 
 
@@ -28,6 +29,5 @@ def append_result(name: str, lines: list[str]) -> str:
     """Append ``lines`` (a section) to ``benchmarks/results/<name>`` and return the text (to print as well)."""
     text = "\n".join(lines) + "\n"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS_DIR / name, "a") as results:
-        results.write(text)
+    append_text(RESULTS_DIR / name, text)
     return text

@@ -37,3 +37,7 @@ def one_line_message(error: BaseException) -> str:
     is their own.)"""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class LinkRefusedError(InceptionScoreError):
+    """A file to be written in place is a symbolic link: writing through it could change another file."""

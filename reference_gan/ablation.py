@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from inception_score.atomic import write_atomic
 from inception_score.engine.distributed import Group
+from inception_score.cli.plot import save_figure
 
 from .data import DataSet, load
 from .devices import my_share, run_on_devices
@@ -173,7 +176,7 @@ def train_and_sample(config: TrainConfig, samples: int, data: DataSet | None = N
     log(f"{folder.name}: {trainer.state.step} steps in {time.perf_counter() - begin:.0f} s")
     torch.manual_seed(seed)
     images = trainer.sample(samples)
-    np.savez(path, images=images)
+    write_atomic(path, lambda handle: np.savez(handle, images=images))
     return images
 
 
@@ -281,7 +284,7 @@ def _ablation_process(group: Group | None, device: str, preset_name: str, data_d
         info["speed switches"] = ", ".join(on)
     write_ablation_csv(rows, stem.with_suffix(".csv"))
     save_ablation_figure(images_by_row, stem.with_suffix(".png"))
-    stem.with_suffix(".md").write_text(ablation_markdown(preset_name, spec, rows, info, result.weights_verified, setup))
+    write_atomic(stem.with_suffix(".md"), ablation_markdown(preset_name, spec, rows, info, result.weights_verified, setup))
 
 
 def expected_time(spec: AblationPreset, data: DataSet, scorer: Any, device: str, variants: list[str],
@@ -317,13 +320,14 @@ def _duration(seconds: float) -> str:
 
 
 def write_ablation_csv(rows: list[ScoreRow], path: Path) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["variant", "row", "is_mean", "is_std", "num_images", "train_steps", "paper_mean", "paper_std"])
-        for row in rows:
-            paper = PAPER_TABLE3.get(row.variant, ("", ""))  # our extra row: no paper number
-            writer.writerow([row.variant, TABLE3_ROWS[row.variant], f"{row.mean:.6f}", f"{row.std:.6f}", row.num_images,
-                             "" if row.steps is None else row.steps, paper[0], paper[1]])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["variant", "row", "is_mean", "is_std", "num_images", "train_steps", "paper_mean", "paper_std"])
+    for row in rows:
+        paper = PAPER_TABLE3.get(row.variant, ("", ""))  # our extra row: no paper number
+        writer.writerow([row.variant, TABLE3_ROWS[row.variant], f"{row.mean:.6f}", f"{row.std:.6f}", row.num_images,
+                         "" if row.steps is None else row.steps, paper[0], paper[1]])
+    write_atomic(path, text.getvalue())
 
 
 def ablation_markdown(preset_name: str, spec: AblationPreset, rows: list[ScoreRow], info: dict[str, str],
@@ -383,6 +387,4 @@ def save_ablation_figure(images_by_row: dict[str, np.ndarray], path: Path, per_r
         axis.set_ylabel(TABLE3_ROWS.get(name, name), rotation=0, ha="right", va="center", fontsize=9)
         for side in axis.spines.values():
             side.set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -11,7 +11,6 @@ message that says so.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from collections.abc import Collection
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from inception_score.atomic import write_atomic
 
 from .errors import ReferenceGanError
 
@@ -31,16 +32,11 @@ class CheckpointError(ReferenceGanError):
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """Write ``state`` (tensors and plain containers only) to ``path`` atomically."""
+    """Write ``state`` (tensors and plain containers only) to ``path`` atomically, never through a link
+    (:func:`inception_score.atomic.write_atomic`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        torch.save({**state, "format": FORMAT}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
-    return path
+    return write_atomic(path, lambda handle: torch.save({**state, "format": FORMAT}, handle))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -125,14 +125,16 @@ def latent_spec(seed: int):
 @click.option("--seed", type=int, default=0, show_default=True, help="the seed of z (the same images as `score --seed`)")
 def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int) -> None:
     """Write N generated images in the format the inception-score command reads."""
+    from inception_score.atomic import write_atomic
     from inception_score.generator import LatentDraw
 
     with user_errors():
         generator = load_generator(checkpoint, device=device)
         draw = LatentDraw(latent_spec(seed), device)
     images = generate_uint8(generator, count, GENERATOR_BATCH, device, draw_z=lambda start, stop: draw.draw(start, stop)[0])
-    np.savez(out, images=images)
-    click.echo(f"wrote {out}: {images.shape} uint8", err=True)
+    path = out if out.endswith(".npz") else out + ".npz"  # the name np.savez(out) gave it
+    write_atomic(path, lambda handle: np.savez(handle, images=images))
+    click.echo(f"wrote {path}: {images.shape} uint8", err=True)
 
 
 @main.command("score")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +17,8 @@ import numpy as np
 
 from inception_score.score import strict_json
 from inception_score.engine.distributed import Group
+from inception_score.atomic import write_atomic
+from inception_score.cli.plot import save_figure
 
 from .config import TrainConfig
 from .devices import my_share, run_on_devices
@@ -386,9 +387,7 @@ def save_learning_curves(dataset: str, runs: list[SemiSupervisedRun], path: Path
         axis.set_yscale("log")
     axis.set_title(f"{dataset}: test error of D")
     axis.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def record_name(dataset: str, run: SemiSupervisedRun) -> str:
@@ -423,11 +422,11 @@ def write_semi_supervised_table(dataset: str, runs_dir: Path, results_dir: Path)
     for run in runs:  # every number in the table comes with its run's per-epoch record
         copy = results_dir / record_name(dataset, run)
         if run.record.resolve() != copy.resolve():
-            shutil.copyfile(run.record, copy)
+            write_atomic(copy, run.record.read_bytes())
     path = results_dir / f"semi-supervised-{dataset}.md"
-    path.write_text(semi_supervised_markdown(dataset, runs, {**provenance(), "runs": str(runs_dir)}, test_images))
+    write_atomic(path, semi_supervised_markdown(dataset, runs, {**provenance(), "runs": str(runs_dir)}, test_images))
     listing = {"runs": [run_summary(dataset, run, test_images) for run in runs]}
-    path.with_suffix(".json").write_text(strict_json.dumps(listing, indent=1) + "\n")
+    write_atomic(path.with_suffix(".json"), strict_json.dumps(listing, indent=1) + "\n")
     if runs:
         save_learning_curves(dataset, runs, path.with_suffix(".png"), test_images)
     return path

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from inception_score.score import strict_json
+from inception_score.atomic import append_text, write_atomic
 
 from .checkpoints import (CheckpointError, load_checkpoint, restore_module, rng_states, save_checkpoint,
                           saved_config, set_rng_states)
@@ -66,7 +67,8 @@ def save_grid(images: np.ndarray, path: Path, columns: int = 10) -> None:
         r, k = divmod(index, columns)
         grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + k * (w + 1) : 1 + k * (w + 1) + w] = image
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid[:, :, 0] if c == 1 else grid).save(path)
+    picture = Image.fromarray(grid[:, :, 0] if c == 1 else grid)
+    write_atomic(path, lambda handle: picture.save(handle, format="PNG"))
 
 
 @dataclass
@@ -369,7 +371,7 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # The configuration as plain JSON: tables read a run's plan without opening its checkpoint.
-        (self.out_dir / "config.json").write_text(strict_json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+        write_atomic(self.out_dir / "config.json", strict_json.dumps(dataclasses.asdict(config), indent=1) + "\n")
         # The epoch's sums of each loss, on the device in float64: the same additions as summing the
         # float32 values as Python floats, read once at the end of the epoch.
         sums: torch.Tensor | None = None
@@ -402,8 +404,7 @@ class Trainer:
             if config.inception_every_epochs and (epoch + 1) % config.inception_every_epochs == 0:
                 record.update(self.inception_score() or {})
             self.state.history.append(record)
-            with open(metrics_path, "a") as handle:
-                handle.write(strict_json.dumps(record) + "\n")
+            append_text(metrics_path, strict_json.dumps(record) + "\n")  # a link planted there is refused
             if log:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                       flush=True)

@@ -238,6 +238,7 @@ COMMAND_HELPERS = {
     ("inception_score.engine.run", "progress_bar"),  # the bar of the --skip-invalid check
     ("inception_score.score.infinity", "infinity_sizes"),  # enough images for --infinity, checked before the network runs
     ("inception_score.logits.file", "read_info"),  # the input a logits file names, for the result line
+    ("inception_score.logits.file", "sidecar"),  # the sidecar's name, which no output may take (checked before scoring)
     ("inception_score.score.statistics", "check_split_count"),  # enough images for the splits, before the network runs
     ("inception_score.score.statistics", "split_rule"),  # --splits / --split-size as a SplitRule
     ("inception_score.engine.runner", "resolve_device"),  # --device

@@ -13,9 +13,7 @@ instead). Ctrl-C exits with status 130.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import click
 from .. import __version__
 
 from ..score import strict_json
+from .streams import guard_standard_streams, show
 from ..errors import InceptionScoreError, InputError, one_line_message
 from ..protocol import NAMED_RANGES, RESCORED_DEVICE, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .report import (  # the run's options and report, and the checks before scoring
@@ -142,9 +141,11 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
 
 def run_each(options: RunOptions, group: Group | None = None) -> int:
     """``--each``: score every path of ``options`` on its own with one loaded network, printing a line
-    per path as it is done (JSON Lines with ``--json``; ``--output`` gets the JSON lines too). A path
-    that fails gives its own line under ``--skip-invalid`` and stops the run otherwise. Returns the
-    number of paths that failed."""
+    per path as it is done (JSON Lines with ``--json``). ``--output`` gets the JSON lines once every path
+    is done, replaced whole: a run that stops on a path leaves the previous file as it was. A path that
+    fails gives its own line under ``--skip-invalid`` and stops the run otherwise. Returns the number of
+    paths that failed."""
+    from ..atomic import write_atomic
     from ..readers.files import shown
     from ..engine.runner import resolve_device
 
@@ -153,41 +154,28 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
         check_outputs(options)
     scorer = _scorer(options, resolve_device(options.device), shows_progress(options) and main_rank)
     failed = 0
-    write_error = None
-    output = open(options.output, "w") if options.output is not None and main_rank else None
-    try:
-        for path in options.paths:
-            try:
-                report = run(dataclasses.replace(options, paths=(path,), output=None), group, scorer)
-            except InceptionScoreError as error:
-                if not options.skip_invalid:
-                    raise
-                failed += 1
-                record: dict[str, Any] = {"path": str(path), "input": str(path), "error": one_line_message(error)}
-                line = f"{shown(path)}: Error: {record['error']}"
-            else:
-                record = {"path": str(path), **report.to_json()}
-                line = f"{shown(path)}: {report.human_line()}"
-            if main_rank:
-                click.echo(strict_json.dumps(record) if options.as_json else line)
-                if output is not None:
-                    try:
-                        output.write(strict_json.dumps(record) + "\n")
-                        output.flush()
-                    except OSError as error:  # the lines shown so far, and the rest, stay on stdout
-                        with contextlib.suppress(OSError):
-                            output.close()
-                        output = None
-                        write_error = write_failure("--output", options.output, error)
-                        warn(f"{write_error}; the other paths are scored and shown on stdout", options)
-    finally:
-        if output is not None:
-            try:
-                output.close()
-            except OSError as error:
-                write_error = write_failure("--output", options.output, error)
-    if write_error is not None:
-        raise OutputError(f"{write_error} (every score was shown on stdout)")
+    records: list[str] = []  # the JSON lines for --output
+    for path in options.paths:
+        try:
+            report = run(dataclasses.replace(options, paths=(path,), output=None), group, scorer)
+        except InceptionScoreError as error:
+            if not options.skip_invalid:
+                raise
+            failed += 1
+            record: dict[str, Any] = {"path": str(path), "input": str(path), "error": one_line_message(error)}
+            line = f"{shown(path)}: Error: {record['error']}"
+        else:
+            record = {"path": str(path), **report.to_json()}
+            line = f"{shown(path)}: {report.human_line()}"
+        records.append(strict_json.dumps(record) + "\n")
+        if main_rank:
+            show(records[-1].rstrip("\n") if options.as_json else line)
+    if options.output is not None and main_rank:
+        try:
+            write_atomic(options.output, "".join(records), devices=True)
+        except OSError as error:
+            raise OutputError(f"{write_failure('--output', options.output, error)} (every score was shown on "
+                              "stdout)") from None
     return failed
 
 
@@ -211,8 +199,8 @@ def write_outputs(report: Report, options: RunOptions) -> None:
     result is shown before any file is written, so a write that fails (a full disk) loses nothing: it is
     named in an :class:`OutputError` once the others are written. An interrupt says what was written."""
     warn_about(report.result, options)
-    if not options.each:  # --each prints a line per path itself
-        click.echo(json_text(report) if options.as_json else report.human_line())
+    if not options.each:  # --each prints a line per path itself; a closed stdout still gets the files
+        show(json_text(report) if options.as_json else report.human_line())
     written: list[str] = []
     failed: list[str] = []
     writers = ((options.output, "--output", lambda: _write_json(report, options.output)),
@@ -235,24 +223,13 @@ def write_outputs(report: Report, options: RunOptions) -> None:
 
 
 def _write_json(report: Report, path: Path | None) -> None:
-    """The JSON of ``report`` to ``path``; a regular file is replaced whole (a temporary file, fsynced
-    and renamed), so a failed write leaves no half-written JSON; a device (``/dev/stdout``) is written."""
+    """The JSON of ``report`` to ``path``, replaced whole (:func:`~inception_score.atomic.write_atomic`: a
+    failed write leaves the previous file, a link there is replaced, not followed); a device
+    (``/dev/stdout``) is written into."""
+    from ..atomic import write_atomic
+
     assert path is not None
-    text = json_text(report) + "\n"
-    if path.exists() and not path.is_file():
-        with open(path, "w") as handle:
-            handle.write(text)
-        return
-    target = Path(os.path.realpath(path))  # a link keeps pointing where it did; its target is replaced
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic(path, json_text(report) + "\n", devices=True)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -372,6 +349,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     Several PATHS are scored as one set, in the order given (with --each: each on its own). With --generator
     FILE, the images are made by that program and scored as they come, none written.
     """
+    guard_standard_streams()  # a closed stderr or stdout (2>&-) is no error: the run scores and writes its files
     if bool(paths) + bool(from_logits) + bool(generator_file) != 1:
         raise click.UsageError("give PATHS of images, --from-logits FILE or --generator FILE (one of them)")
     if split_size is not None and click.get_current_context().get_parameter_source("splits") not in (

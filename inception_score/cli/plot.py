@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import InceptionScoreError
 from ..network.labels import class_label
 
@@ -38,7 +39,7 @@ def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title
     right.set_xlabel("p(y)")
     right.set_title(f"top {top} classes")
     figure.suptitle(title)
-    return _save(plt, figure, path)
+    return save_figure(figure, path)
 
 
 def plot_infinity(sizes: np.ndarray, scores: np.ndarray, intercept: float, slope: float, path: Path,
@@ -60,7 +61,7 @@ def plot_infinity(sizes: np.ndarray, scores: np.ndarray, intercept: float, slope
     axes.set_ylabel("IS_n")
     axes.set_title(textwrap.fill(title, 70), fontsize=9)
     axes.legend(loc="best")
-    return _save(plt, figure, path)
+    return save_figure(figure, path)
 
 
 def _pyplot(option: str) -> Any:
@@ -74,10 +75,18 @@ def _pyplot(option: str) -> Any:
     return plt
 
 
-def _save(plt: Any, figure: Any, path: Path) -> Path:
+def save_figure(figure: Any, path: Path, dpi: int = 100) -> Path:
+    """Lay out a matplotlib ``figure``, write it to ``path`` in the format its extension names (``.png``
+    when it has none), replaced whole and never through a link (:func:`.atomic.write_atomic`), and close
+    it. Every picture of this package and of ``reference_gan`` is written here."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    picture_format = path.suffix.lower().lstrip(".") or "png"
+    try:
+        write_atomic(path, lambda handle: figure.savefig(handle, dpi=dpi, format=picture_format))
+    finally:
+        plt.close(figure)
     return path

@@ -187,6 +187,7 @@ def check_outputs(options: RunOptions) -> None:
     """Before anything is scored: every output is a writable file of its own, none of them an input (which
     writing would destroy) nor an image inside an input folder (which the next run would score), and the
     pictures have an extension matplotlib writes."""
+    from ..atomic import refuse_link
     from ..readers.files import is_image_name, shown
 
     outputs = _outputs(options)
@@ -194,6 +195,8 @@ def check_outputs(options: RunOptions) -> None:
         (option, path) for option, path in (("--from-logits", options.from_logits), ("--weights", options.weights),
                                            ("--labels", options.labels), ("--generator", options.generator))
         if path is not None]
+    if options.save_logits is not None:
+        refuse_link(options.save_logits, "--save-logits")  # written in place: never through a link (inception_score.atomic)
     for index, (option, path) in enumerate(outputs):
         _check_writable(path, option)
         for kind, source in read:
@@ -207,10 +210,24 @@ def check_outputs(options: RunOptions) -> None:
         for other_option, other in outputs[:index]:
             if _same_file(path, other):
                 raise InputError(f"{option} and {other_option} both name {shown(path)}; give each its own file")
+        _check_not_a_sidecar(option, path, options)
     for option, path in (("--per-class", options.per_class), ("--infinity-plot", options.infinity_plot)):
         if path is not None:
             _check_matplotlib(option)
             _check_picture_format(path, option)
+
+
+def _check_not_a_sidecar(option: str, path: Path, options: RunOptions) -> None:
+    """An output must not be the sidecar of the logits file written or read (compared resolved, and by
+    inode for a hard link): without it the logits file can be neither resumed nor re-scored."""
+    from ..readers.files import shown
+    from ..logits.file import sidecar
+
+    for owner_option, owner in (("--save-logits", options.save_logits), ("--from-logits", options.from_logits)):
+        if owner is not None and _same_file(path, sidecar(owner)):
+            raise InputError(f"{option} {shown(path)} is the sidecar of {owner_option} {shown(owner)} (its description, "
+                             f"{sidecar(owner).name}): writing it would leave the logits file unreadable; choose "
+                             "another path")
 
 
 def _check_picture_format(path: Path, option: str) -> None:

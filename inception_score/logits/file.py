@@ -14,8 +14,8 @@ keeps and refuses, naming the images, when it differs: the score of a logits fil
 images that have since changed.
 
 Writing is crash-safe without a memory map: the sidecar is written first, then rows with ordinary
-writes, and after them the sidecar again (temporary file, fsync, rename; at most once a second and
-at the end), so an interrupt at any point, a full disk included, leaves a file whose sidecar counts
+writes, and after them the sidecar again (:mod:`.atomic`: a temporary file of an unpredictable name,
+fsync, rename; at most once a second and at the end), so an interrupt at any point, a full disk included, leaves a file whose sidecar counts
 only rows that are on disk, and the same command resumes it. Two writers of one file are refused
 by an advisory lock (``flock``) on the ``.npy``.
 """
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import open_no_follow, write_atomic
 from ..score import strict_json
 from ..errors import InputError
 from .fingerprint import InputFingerprint, block_digest
@@ -101,35 +102,10 @@ def read_info(path: Path) -> LogitsInfo:
     return info
 
 
-def _fsync_folder(folder: Path) -> None:
-    """The rename of a file in ``folder`` on disk too (where the system allows it)."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
-
-
 def _write_info(path: Path, info: LogitsInfo) -> None:
-    """The sidecar, atomically: written to a temporary file, fsynced, renamed over the old one."""
-    target = sidecar(path)
-    temporary = target.with_name(target.name + ".tmp")
-    text = strict_json.dumps(dataclasses.asdict(info), indent=1) + "\n"
-    try:
-        with open(temporary, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_folder(target.parent)
+    """The sidecar, atomically (:func:`~inception_score.atomic.write_atomic`: a temporary file of an
+    unpredictable name, fsynced, renamed over the old one)."""
+    write_atomic(sidecar(path), strict_json.dumps(dataclasses.asdict(info), indent=1) + "\n")
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -270,11 +246,12 @@ class LogitsWriter:
 
 
 def _lock(path: Path) -> int:
-    """The ``.npy`` opened for writing (created empty when missing) with its exclusive lock."""
+    """The ``.npy`` opened for writing (created empty when missing, never through a link) with its
+    exclusive lock."""
     if path.exists() and not path.is_file():
         raise InputError(f"--save-logits {path} is not a regular file: choose a file path")
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        handle = open_no_follow(path, os.O_RDWR | os.O_CREAT, 0o644)  # a link planted there is refused
     except OSError as error:
         raise InputError(f"--save-logits {path}: could not open it ({error.strerror or error})") from None
     if fcntl is not None:

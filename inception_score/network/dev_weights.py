@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_atomic
 from ..errors import InputError, WeightsFormatError, WeightsHashError, WeightsNotFoundError
 from .inception import FEATURE_DIM, INPUT_SIZE, NUM_CLASSES
 from .tf_graph import TF_SCOPES, state_dict_from_tf_tensors
@@ -112,7 +113,8 @@ def write_genuine_conv_weights(path: str | Path, fc_seed: int = 0, fc_std: float
     legacy non-zip serialisation, as ``pt_inception-2015-12-05-6726825d.pth``); returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(genuine_conv_state_dict(fc_seed, fc_std), path, _use_new_zipfile_serialization=False)
+    state = genuine_conv_state_dict(fc_seed, fc_std)
+    write_atomic(path, lambda handle: torch.save(state, handle, _use_new_zipfile_serialization=False))
     return path
 
 

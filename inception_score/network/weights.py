@@ -20,15 +20,15 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
+from ..atomic import write_atomic
 from ..errors import WeightsFormatError, WeightsHashError, WeightsNotFoundError
 from .inception import Inception2015
 from .tf_graph import read_graph_def_bytes, state_dict_from_graph_def
@@ -105,12 +105,13 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 
 
 def download(known: KnownFile, destination: Path, progress: bool = True) -> Path:
-    """Fetch ``known.url`` to ``destination``, check size and sha256, then move it into place."""
+    """Fetch ``known.url`` to ``destination``, its sha256 computed as it streams; the file appears only
+    when it matches (written whole through :func:`~inception_score.atomic.write_atomic`)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial_name = tempfile.mkstemp(prefix=known.name + ".", suffix=".partial", dir=destination.parent)
-    partial = Path(partial_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(known.url, timeout=30) as response:
+
+    def fetch(out: BinaryIO) -> None:
+        digest, size = hashlib.sha256(), 0
+        with urllib.request.urlopen(known.url, timeout=30) as response:
             bar = None
             if progress:
                 from tqdm.auto import tqdm
@@ -118,22 +119,22 @@ def download(known: KnownFile, destination: Path, progress: bool = True) -> Path
                 bar = tqdm(total=known.size, unit="B", unit_scale=True, desc=f"downloading {known.name}")
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
+                digest.update(block)
+                size += len(block)
                 if bar is not None:
                     bar.update(len(block))
             if bar is not None:
                 bar.close()
-        digest = file_digest(partial)
-        if digest != known.sha256:
+        if digest.hexdigest() != known.sha256:
             raise WeightsHashError(
-                f"the download of {known.url} has sha256 {digest}, expected {known.sha256} "
-                f"({partial.stat().st_size:,} of {known.size:,} bytes): try again, or fetch the file by hand"
+                f"the download of {known.url} has sha256 {digest.hexdigest()}, expected {known.sha256} "
+                f"({size:,} of {known.size:,} bytes): try again, or fetch the file by hand"
             )
-        shutil.move(str(partial), destination)
-        return destination
+
+    try:
+        return write_atomic(destination, fetch)
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         raise WeightsNotFoundError(_missing_weights_message(f"could not download {known.url} ({error})")) from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True) -> Path:
