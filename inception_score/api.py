@@ -6,18 +6,16 @@ gives the same number on the same images. Both open their images and feed one
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset, Subset
 
 from .engine.distributed import Group, agreeing, current_group, shard_bounds
 from .engine.run import ScoringRun
 from .engine.runner import InceptionScorer, build_scorer
 from .errors import InputError
-from .options import ExactKernel, Precision, ScorerOptions, scorer_options
+from .options import ScorerOptions, ScorerKeywords, scorer_options
 from .protocol import TORCH_FIDELITY_SEED
 from .readers.files import dataset_labels
 from .readers.inputs import InputKind, InputRange, classify_input, image_stream, open_path_input, parse_input_range
@@ -25,6 +23,9 @@ from .readers.inputs import standardize_batch
 from .score.result import ISResult
 from .score.statistics import SplitRule, check_split_count, order_text, split_rule
 from .engine.accumulators import check_indices
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def inception_score(
@@ -44,13 +45,7 @@ def inception_score(
     infinity: bool = False,
     infinity_seed: int = TORCH_FIDELITY_SEED,
     options: ScorerOptions | None = None,
-    precision: Precision | None = None,
-    exact_kernel: ExactKernel | None = None,
-    device: str | torch.device | None = None,
-    weights: str | os.PathLike | None = None,
-    allow_unverified: bool | None = None,
-    batch_size: int | None = None,
-    num_workers: int | None = None,
+    **option_keywords: Unpack[ScorerKeywords],
 ) -> ISResult:
     """The Inception Score of ``images``, as the paper's code computes it.
 
@@ -76,8 +71,7 @@ def inception_score(
     from N/10 to N, and ``is_infinity``, the intercept of their least-squares line against 1/n.
     """
     rule = split_rule(splits, split_size)  # raises on a bad or doubly given rule, before anything loads
-    settings = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device, weights=weights,
-                              allow_unverified=allow_unverified, batch_size=batch_size, num_workers=num_workers)
+    settings = scorer_options(options, **option_keywords)
     group = current_group(distributed)
     shuffle_seed = seed if shuffle else None
     order = order_text(shuffle_seed)
@@ -190,16 +184,10 @@ class InceptionScore:
         infinity: bool = False,
         infinity_seed: int = TORCH_FIDELITY_SEED,
         options: ScorerOptions | None = None,
-        precision: Precision | None = None,
-        exact_kernel: ExactKernel | None = None,
-        device: str | torch.device | None = None,
-        weights: str | os.PathLike | None = None,
-        allow_unverified: bool | None = None,
-        batch_size: int | None = None,
+        **option_keywords: Unpack[ScorerKeywords],
     ) -> None:
         self.splits = split_rule(splits, split_size)  # 10 equal parts by default, or chunks of split_size
-        self.options = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device,
-                                      weights=weights, allow_unverified=allow_unverified, batch_size=batch_size)
+        self.options = scorer_options(options, **option_keywords)
         self.infinity_seed = infinity_seed if infinity else None
         self.num_images = num_images
         self.input_range = parse_input_range(input_range)

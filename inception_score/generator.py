@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,12 +46,15 @@ from .engine.distributed import agreeing, current_group, shard_bounds
 from .engine.run import ScoringRun
 from .engine.runner import InceptionScorer, build_scorer
 from .errors import InputError
-from .options import ExactKernel, Precision, ScorerOptions, scorer_options
+from .options import ScorerOptions, ScorerKeywords, scorer_options
 from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .readers.inputs import InputRange, parse_input_range, standardize_batch
 from .score.infinity import infinity_sizes
 from .score.result import ISResult
 from .score.statistics import check_split_count, split_rule
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 # Samples per block of z. Part of the rule: changing it changes every z after the first block.
 Z_BLOCK = 1024
@@ -218,12 +221,7 @@ def score_generator(
     scorer: InceptionScorer | None = None,
     distributed: bool | None = None,
     options: ScorerOptions | None = None,
-    precision: Precision | None = None,
-    exact_kernel: ExactKernel | None = None,
-    device: str | torch.device | None = None,
-    weights: str | os.PathLike | None = None,
-    allow_unverified: bool | None = None,
-    batch_size: int | None = None,
+    **option_keywords: Unpack[ScorerKeywords],
 ) -> ISResult:
     """The Inception Score of ``num_samples`` images from ``generator``, none of them stored.
 
@@ -241,8 +239,7 @@ def score_generator(
     """
     if num_samples < 1:
         raise InputError(f"num_samples must be at least 1, got {num_samples}")
-    settings = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device, weights=weights,
-                              allow_unverified=allow_unverified, batch_size=batch_size)
+    settings = scorer_options(options, **option_keywords)
     batch_size = settings.batch_size
     rule = split_rule(splits, split_size)
     check_split_count(num_samples, rule)

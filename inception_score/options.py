@@ -5,8 +5,8 @@ once and an option cannot be forgotten in one of them.
 :func:`~inception_score.score_generator`, :func:`~inception_score.save_logits` and
 :class:`~inception_score.torchmetrics_adapter.InceptionScoreMetric` each accept ``options=ScorerOptions(...)``
 or the same fields as keywords (``precision=``, ``exact_kernel=``, ``device=``, ``weights=``,
-``allow_unverified=``, ``batch_size=``, ``num_workers=``). A keyword left at ``None`` takes the value of
-``options``, and that the default below.
+``allow_unverified=``, ``batch_size=``, ``num_workers=``: :data:`ScorerKeywords`). A keyword given takes the
+place of the field of ``options``, which has the defaults below.
 
 >>> from inception_score import ScorerOptions, inception_score
 >>> options = ScorerOptions(device="cuda", precision="fast", batch_size=200)
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .errors import InputError
 
@@ -69,14 +69,20 @@ def check_precision(precision: Any, exact_kernel: Any) -> None:
 
 
 OPTION_NAMES = tuple(field.name for field in dataclasses.fields(ScorerOptions))
+# The same fields as keywords, for the entry points' ``**scorer: Unpack[ScorerKeywords]``: built from the
+# dataclass, so that a field added there is a keyword everywhere at once.
+ScorerKeywords = TypedDict(  # type: ignore[misc]
+    "ScorerKeywords", {field.name: field.type for field in dataclasses.fields(ScorerOptions)}, total=False)
 
 
 def scorer_options(options: ScorerOptions | None = None, **given: Any) -> ScorerOptions:
-    """``options`` (default: :class:`ScorerOptions`'s defaults) with each keyword of ``given`` that is not
-    None in place of its field: the entry points' ``precision=``, ``device=``, ... keywords."""
+    """``options`` (default: :class:`ScorerOptions`'s defaults) with each keyword of ``given`` in place of its
+    field (None: keep the field): the entry points' ``precision=``, ``device=``, ... keywords. A keyword
+    that is not a field is a ``TypeError``, as for any function."""
     unknown = set(given) - set(OPTION_NAMES)
     if unknown:
-        raise TypeError(f"not a scorer option: {', '.join(sorted(unknown))}")
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(sorted(unknown))}: the scorer's options are "
+                        f"{', '.join(OPTION_NAMES)}")
     if options is not None and not isinstance(options, ScorerOptions):
         raise InputError(f"options must be a ScorerOptions, got {type(options).__name__}")
     changes = {name: value for name, value in given.items() if value is not None}

@@ -16,17 +16,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from .errors import InputError
-from .options import ExactKernel, Precision, ScorerOptions, scorer_options
+from .options import ScorerOptions, ScorerKeywords, scorer_options
 from .logits.fingerprint import InputFingerprint
 from .logits.file import open_for_writing, sidecar, statistics_and_buckets_of
 from .protocol import RESCORED_DEVICE, TORCH_FIDELITY_SEED, InputRange
 from .score.result import ISResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _UNRECORDED = "not recorded (a logits file of an older version)"
 
@@ -57,13 +60,7 @@ def save_logits(
     on_resume: Callable[[int], Any] | None = None,
     scorer: Any = None,
     options: ScorerOptions | None = None,
-    precision: Precision | None = None,
-    exact_kernel: ExactKernel | None = None,
-    device: Any = None,
-    weights: str | os.PathLike | None = None,
-    allow_unverified: bool | None = None,
-    batch_size: int | None = None,
-    num_workers: int | None = None,
+    **option_keywords: Unpack[ScorerKeywords],
 ) -> SavedLogits:
     """Write the ``(N, 1008)`` float32 unbiased logits of ``images``, in input order, to the logits file
     ``path`` (a ``.npy``, with its sidecar ``path.json``), batch by batch. When ``path`` already holds
@@ -88,8 +85,7 @@ def save_logits(
     from .readers.inputs import image_stream
     from .protocol import PIXEL_RANGE
 
-    settings = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device, weights=weights,
-                              allow_unverified=allow_unverified, batch_size=batch_size, num_workers=num_workers)
+    settings = scorer_options(options, **option_keywords)
     dataset = _readers_dataset(images, input_range)
     count = len(dataset) if limit is None else min(len(dataset), limit)  # type: ignore[arg-type]
     description = description if description is not None else getattr(dataset, "description", None)

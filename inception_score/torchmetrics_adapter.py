@@ -58,7 +58,7 @@ from .engine.run import ScoringRun, result_of
 from .engine.runner import InceptionScorer, build_scorer, resolve_device
 from .errors import InputError
 from .network.inception import NUM_CLASSES
-from .options import ExactKernel, Precision, ScorerOptions, scorer_options
+from .options import OPTION_NAMES, ScorerOptions, scorer_options
 from .protocol import TORCH_FIDELITY_SEED
 from .readers.inputs import InputRange, parse_input_range, standardize_batch
 from .score.result import ISResult
@@ -72,7 +72,8 @@ class InceptionScoreMetric(Metric):
     :attr:`result` -> the whole :class:`~inception_score.ISResult`.
 
     The network's options (``options=``, or ``precision``, ``exact_kernel``, ``device``, ``weights``,
-    ``allow_unverified``, ``batch_size`` as keywords) are :class:`~inception_score.options.ScorerOptions`'.
+    ``allow_unverified``, ``batch_size`` as keywords, beside torchmetrics' own ``Metric`` keywords) are
+    :class:`~inception_score.options.ScorerOptions`'.
     Its device is the metric's (``metric.to(...)`` moves it) unless ``device`` names one: then the metric
     moves there at once."""
 
@@ -90,18 +91,13 @@ class InceptionScoreMetric(Metric):
         seed: int = TORCH_FIDELITY_SEED,
         scorer: InceptionScorer | Any = None,
         options: ScorerOptions | None = None,
-        precision: Precision | None = None,
-        exact_kernel: ExactKernel | None = None,
-        device: str | torch.device | None = None,
-        weights: str | os.PathLike | None = None,
-        allow_unverified: bool | None = None,
-        batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
+        # kwargs: the scorer's options (ScorerKeywords) and torchmetrics' Metric keywords, told apart by name.
+        option_keywords = {name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs}
         super().__init__(**kwargs)
         # The scorer's options; its device is the metric's (which .to() changes) unless one is given here.
-        self.options = scorer_options(options, precision=precision, exact_kernel=exact_kernel, device=device,
-                                      weights=weights, allow_unverified=allow_unverified, batch_size=batch_size)
+        self.options = scorer_options(options, **option_keywords)
         self.plan = SplitPlan.of(num_images, splits, seed if shuffle else None)
         splits = self.plan.split_count
         self.splits = splits

@@ -202,18 +202,59 @@ def entry_points() -> dict[str, object]:
             "InceptionScoreMetric": InceptionScoreMetric}
 
 
+class Built(Exception):
+    """Raised by the stand-in network: the options it was built with, as the entry point passed them."""
+
+
+ASKED = dict(precision="fast", exact_kernel="ieee", device="cpu", weights="some-weights.pth", allow_unverified=True)
+
+
+def call_with_options(entry: str, tmp_path: Path, **keywords: object) -> None:
+    import numpy as np
+    import torch
+
+    images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    if entry == "inception_score":
+        inception_score.inception_score(images, splits=2, **keywords)
+    elif entry == "InceptionScore":
+        inception_score.InceptionScore(2, **keywords)
+    elif entry == "score_generator":
+        inception_score.score_generator(lambda z: torch.zeros(len(z), 3, 8, 8), 4, z_dim=2, splits=2, **keywords)
+    elif entry == "save_logits":
+        np.save(tmp_path / "images.npy", np.zeros((4, 8, 8, 3), dtype=np.uint8))
+        inception_score.save_logits(tmp_path / "images.npy", tmp_path / "logits.npy", **keywords)
+    else:
+        entry_points()[entry](2, num_images=4, **keywords)
+
+
 @pytest.mark.parametrize("entry", ["inception_score", "InceptionScore", "score_generator", "save_logits",
                                    "InceptionScoreMetric"])
-def test_every_entry_point_takes_the_same_scorer_options_with_one_default_each(entry: str) -> None:
+def test_every_entry_point_takes_the_same_scorer_options_as_keywords_or_one_object(
+        entry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each of precision, exact_kernel, device, weights, allow_unverified reaches the network as given, whether
+    as keywords or as ScorerOptions; batch_size is a field of the same object; the defaults are ScorerOptions'."""
+    import inception_score.engine.runner as runner
     from inception_score.options import ScorerOptions
 
-    parameters = inspect.signature(entry_points()[entry]).parameters
-    assert "options" in parameters
-    for name in SCORER_OPTIONS:
-        assert name in parameters, name
-        # None: "take ScorerOptions' value"; the default itself is spelled once, in ScorerOptions.
-        assert parameters[name].default is None, name
-        assert name in ScorerOptions.__dataclass_fields__
+    def stand_in(weights: object, **given: object) -> None:
+        raise Built({"weights": weights, **given})
+
+    monkeypatch.setattr(runner, "InceptionScorer", stand_in)
+    assert "options" in inspect.signature(entry_points()[entry]).parameters
+    for keywords in (ASKED, {"options": ScorerOptions(**ASKED)}):  # type: ignore[arg-type]
+        with pytest.raises(Built) as built:
+            call_with_options(entry, tmp_path, **keywords)
+        got = built.value.args[0]
+        for name, value in ASKED.items():
+            assert str(got[name]) == str(value), (entry, name, keywords)  # a device may come as torch.device
+    with pytest.raises(Built) as built:
+        call_with_options(entry, tmp_path)
+    defaults = ScorerOptions()
+    assert (built.value.args[0]["precision"], built.value.args[0]["exact_kernel"]) == (defaults.precision,
+                                                                                        defaults.exact_kernel)
+    assert set(SCORER_OPTIONS) <= set(ScorerOptions.__dataclass_fields__)
+    with pytest.raises((TypeError, ValueError), match="batch_sise"):  # torchmetrics says ValueError
+        call_with_options(entry, tmp_path, batch_sise=8)
 
 
 def test_the_default_number_of_splits_is_spelled_once() -> None:
