@@ -2,7 +2,7 @@
 
     python benchmarks/logits_file.py --folder /tmp/logits-file   # writes benchmarks/results/logits-file.md
 
-1. The fingerprint: microseconds per image of ``file_digest`` (path, size, mtime, CRC-32 of the first
+1. The fingerprint: microseconds per image of ``file_identity`` (path, size, mtime, CRC-32 of the first
    and last 16 KiB) over a folder of 2,000 CIFAR-10 PNGs, and of ``pixel_digest`` (CRC-32 of the decoded
    pixels) on 32x32 and 256x256 uint8 images, against the network's time per image on this machine
    (the development weights, batches of 8, after a warm-up batch).
@@ -89,7 +89,7 @@ def full_disk(folder: Path, images: Path, weights: Path) -> tuple[str, list[str]
               envvar="INCEPTION_SCORE_SHARED")
 def main(folder: Path, shared: Path) -> None:
     from inception_score.network.dev_weights import write_genuine_conv_weights
-    from inception_score.logits.fingerprint import file_digest, pixel_digest
+    from inception_score.logits.fingerprint import file_identity, pixel_digest
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = write_genuine_conv_weights(folder / "dev.pth")
@@ -100,7 +100,7 @@ def main(folder: Path, shared: Path) -> None:
         Image.fromarray(image).save(pngs / f"{index:04d}.png")
     paths = sorted(pngs.iterdir())
     size = sum(path.stat().st_size for path in paths) / len(paths)
-    files_us = per_image_us(file_digest, paths)
+    files_us = per_image_us(file_identity, paths)
     small = [torch.from_numpy(image.transpose(2, 0, 1).copy()) for image in pixels[:500]]
     large = [torch.randint(0, 256, (3, 256, 256), dtype=torch.uint8) for _ in range(100)]
     small_us, large_us = per_image_us(pixel_digest, small), per_image_us(pixel_digest, large)
@@ -119,7 +119,7 @@ def main(folder: Path, shared: Path) -> None:
         "",
         "| what | per image |",
         "| --- | --- |",
-        f"| `file_digest` of a CIFAR-10 PNG ({size:,.0f} bytes on average; 2,000 files) | {files_us:.1f} µs |",
+        f"| `file_identity` of a CIFAR-10 PNG ({size:,.0f} bytes on average; 2,000 files) | {files_us:.1f} µs |",
         f"| `pixel_digest` of a 32x32 uint8 image | {small_us:.1f} µs |",
         f"| `pixel_digest` of a 256x256 uint8 image | {large_us:.1f} µs |",
         f"| the network (exact, CPU) | {network_ms:.1f} ms |",

@@ -16,7 +16,7 @@ import torch
 import inception_score.engine.pipeline as pipeline_module
 import inception_score.engine.runner as runner_module
 from inception_score import InceptionScore, InceptionScorer, inception_score
-from inception_score.engine.accumulators import _SplitAccumulator
+from inception_score.engine.accumulators import SplitAccumulator
 from inception_score.score.statistics import (
     DeviceStatistics,
     SplitStatistics,
@@ -270,7 +270,7 @@ def test_device_outputs_are_the_outputs_left_where_they_were_computed(loaded: In
 
 def test_the_accumulator_redoes_only_the_token_it_gave() -> None:
     logits = random_logits(12, 1008, seed=3)
-    accumulator = _SplitAccumulator(3, 12, None)
+    accumulator = SplitAccumulator(3, 12, None)
     tokens = [accumulator.add(logits[i : i + 4], skip=torch.tensor(i == 4)) for i in range(0, 12, 4)]
     assert tokens == [0, 4, 8]
     accumulator.redo(4, logits[4:8])

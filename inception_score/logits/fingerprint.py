@@ -42,7 +42,7 @@ def _item_name(dataset: Dataset, index: int) -> str:
     return name(index) if callable(name) else f"image {index}"
 
 
-def file_digest(path: Path) -> bytes:
+def file_identity(path: Path) -> bytes:
     """16 bytes naming one image file as it is now: path, size, mtime (ns), CRC-32 of its first and
     last :data:`HASHED_BYTES`."""
     parts = [os.fsencode(path)]
@@ -86,7 +86,7 @@ class InputFingerprint:
     def rows(self, start: int, batch: Any) -> list[bytes]:
         """The digests of images ``start .. start + len(batch)``; ``batch``: those images as streamed."""
         if self.files is not None:
-            return [file_digest(path) for path in self.files[start : start + len(batch)]]
+            return [file_identity(path) for path in self.files[start : start + len(batch)]]
         return [pixel_digest(image) for image in batch]
 
     def describe(self, start: int, stop: int) -> str:
