@@ -158,11 +158,12 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
     (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
     from inception_score.cli.main import Report, RunOptions, check_outputs, device_name, write_outputs
     from inception_score.generator import score_generator
-    from inception_score.engine.runner import InceptionScorer, resolve_device
+    from inception_score.engine.runner import build_scorer, resolve_device
+    from inception_score.protocol import PUBLISHED_SPLITS
 
     if splits is not None and split_size is not None:
         raise click.UsageError("give --splits or --split-size, not both")
-    options = RunOptions(paths=(Path(checkpoint),), splits=splits or 10, split_size=split_size,
+    options = RunOptions(paths=(Path(checkpoint),), splits=splits or PUBLISHED_SPLITS, split_size=split_size,
                          batch_size=GENERATOR_BATCH, device=device,
                          weights=Path(weights) if weights else None, allow_unverified=allow_unverified_weights,
                          precision=precision, as_json=as_json, output=Path(output) if output else None)
@@ -170,12 +171,11 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
         check_outputs(options)  # --output: writable, and not the checkpoint
         where = resolve_device(device)
         generator = load_generator(checkpoint, device=str(where))  # before the network: a bad file fails at once
-        scorer = InceptionScorer(options.weights, device=where, allow_unverified=allow_unverified_weights,
-                                 precision=precision, progress=sys.stderr.isatty())  # type: ignore[arg-type]
+        scorer = build_scorer(options.scorer_options(), sys.stderr.isatty(), device=where)
         spec = latent_spec(seed)
         result = score_generator(PixelGenerator(generator), count, z_dim=spec.z_dim, z_distribution=spec.distribution,
-                                 seed=seed, batch_size=GENERATOR_BATCH, input_range=None, splits=options.split_rule(), scorer=scorer,
-                                 progress=sys.stderr.isatty(), distributed=False)
+                                 seed=seed, options=options.scorer_options(), input_range=None, splits=options.split_rule(),
+                                 scorer=scorer, progress=sys.stderr.isatty(), distributed=False)
         report = Report(result, f"the generator of {checkpoint}", device_name(scorer.device), (), options)
         write_outputs(report, options)  # the line or the JSON on stdout, then --output
 

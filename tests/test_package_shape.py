@@ -283,6 +283,7 @@ COMMAND_HELPERS = {
     ("inception_score.score.statistics", "check_split_count"),  # enough images for the splits, before the network runs
     ("inception_score.score.statistics", "split_rule"),  # --splits / --split-size as a SplitRule
     ("inception_score.engine.runner", "resolve_device"),  # --device
+    ("inception_score.engine.runner", "build_scorer"),  # the network of --weights, --device, --precision, --exact-kernel
 }
 
 

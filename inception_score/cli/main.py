@@ -27,7 +27,8 @@ from .. import __version__
 from ..score import strict_json
 from .streams import guard_standard_streams, show
 from ..errors import InceptionScoreError, InputError, one_line_message
-from ..protocol import NAMED_RANGES, RESCORED_DEVICE, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
+from ..options import ScorerOptions
+from ..protocol import NAMED_RANGES, PUBLISHED_SPLITS, RESCORED_DEVICE, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .report import (  # the run's options and report, and the checks before scoring
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -97,8 +98,8 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
         write_outputs(report, options)
         return report
     result = inception_score(
-        dataset, splits=options.split_rule(), batch_size=options.batch_size, num_workers=options.num_workers,
-        limit=options.limit, shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
+        dataset, splits=options.split_rule(), options=options.scorer_options(), limit=options.limit,
+        shuffle=options.shuffle, seed=options.seed, scorer=scorer, progress=progress,
         input_range=PIXEL_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
         return_marginal=options.per_class is not None, distributed=group is not None,
         infinity=options.infinity, infinity_seed=options.infinity_seed,
@@ -111,11 +112,9 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
 
 def _scorer(options: RunOptions, device: Any, progress: bool) -> InceptionScorer:
     """The network of ``options`` (weights, precision, exact kernel) loaded on ``device``."""
-    from ..engine.runner import InceptionScorer
+    from ..engine.runner import build_scorer
 
-    return InceptionScorer(options.weights, device=device, allow_unverified=options.allow_unverified,
-                           precision=options.precision, exact_kernel=options.exact_kernel,  # type: ignore[arg-type]
-                           progress=progress)
+    return build_scorer(options.scorer_options(), progress, device=device)
 
 
 def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
@@ -130,7 +129,7 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     scorer = _scorer(options, device, progress)
     result = score_generator(
         generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
-        num_classes=options.num_classes, seed=options.seed, batch_size=options.batch_size,
+        num_classes=options.num_classes, seed=options.seed, options=options.scorer_options(),
         input_range=options.input_range or (-1.0, 1.0), splits=options.split_rule(), scorer=scorer, progress=progress,
         return_marginal=options.per_class is not None, distributed=group is not None,
         infinity=options.infinity, infinity_seed=options.infinity_seed,
@@ -187,8 +186,8 @@ def _score_saving_logits(dataset: Dataset, count: int, description: str, skipped
 
     assert options.save_logits is not None
     saved = save_logits(
-        dataset, options.save_logits, scorer=scorer, batch_size=options.batch_size, num_workers=options.num_workers,
-        limit=count, description=description, progress=progress,
+        dataset, options.save_logits, scorer=scorer, options=options.scorer_options(), limit=count,
+        description=description, progress=progress,
         on_resume=lambda done: warn(f"resuming {options.save_logits}: {done} of {count} images were scored already",
                                      options))
     return report_from_logits(options.save_logits, options, description, skipped, device_name(scorer.device), saved)
@@ -276,14 +275,14 @@ def _optional_path(value: str | None) -> Path | None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--splits", type=click.IntRange(min=1), default=PUBLISHED_SPLITS, show_default=True,
               help="contiguous splits of equal size (the paper: 10)")
 @click.option("--split-size", type=click.IntRange(min=1), default=None,
               help="contiguous chunks of this many images instead, the last one shorter, as guided-diffusion's "
                    "evaluator (5000); not with --splits")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=ScorerOptions.batch_size, show_default=True)
+@click.option("--device", default=ScorerOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--num-workers", type=click.IntRange(min=0), default=ScorerOptions.num_workers, show_default=True,
               help="processes decoding images in parallel")
 @click.option("--weights", type=click.Path(), default=None, envvar="INCEPTION_SCORE_WEIGHTS", show_envvar=True,
               help="weights file (.pth, .pb or .tgz); default: the cached download")
@@ -295,9 +294,10 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--input-range", type=click.Choice(sorted(NAMED_RANGES)), default=None,
               help="value range of float arrays (with --generator, of its output; default -1,1)")
 @click.option("--skip-invalid", is_flag=True, help="skip images that fail to decode (listed in the JSON)")
-@click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
+@click.option("--precision", type=click.Choice(["exact", "fast"]), default=ScorerOptions.precision, show_default=True,
               help="fast: TF32 and float16 on CUDA, bfloat16 on a CPU with native bfloat16 (else exact, said so)")
-@click.option("--exact-kernel", type=click.Choice(["auto", "ieee", "split-tf32"]), default="auto", show_default=True,
+@click.option("--exact-kernel", type=click.Choice(["auto", "ieee", "split-tf32"]), default=ScorerOptions.exact_kernel,
+              show_default=True,
               help="how exact multiplies: ieee float32, or split-tf32 (three TF32 products, float32 accuracy on "
                    "tensor cores; emulated, slowly, on a CPU); auto: split-tf32 on CUDA where measured faster")
 @click.option("--per-class", type=click.Path(dir_okay=False), default=None,

@@ -19,7 +19,8 @@ from .. import __version__
 
 from ..score import strict_json
 from ..errors import InceptionScoreError, InputError, one_line_message
-from ..protocol import TORCH_FIDELITY_SEED, InputRange
+from ..options import ScorerOptions
+from ..protocol import PUBLISHED_SPLITS, TORCH_FIDELITY_SEED, InputRange
 
 # torch and the network load only when scoring starts: --help and --version answer at once. The
 # functions below import what they use.
@@ -42,20 +43,20 @@ class RunOptions:
     """One run of the command, as given on the command line."""
 
     paths: tuple[Path, ...]
-    splits: int = 10
+    splits: int = PUBLISHED_SPLITS
     split_size: int | None = None  # chunks of this many images instead of `splits` parts (guided-diffusion's rule)
-    batch_size: int = 64
-    device: str = "auto"
-    num_workers: int = 0
+    batch_size: int = ScorerOptions.batch_size  # the scorer's options: ScorerOptions' defaults
+    device: str = ScorerOptions.device
+    num_workers: int = ScorerOptions.num_workers
     weights: Path | None = None  # None: $INCEPTION_SCORE_WEIGHTS, else the cached download
-    allow_unverified: bool = False
+    allow_unverified: bool = ScorerOptions.allow_unverified
     limit: int | None = None
     shuffle: bool = False
     seed: int = TORCH_FIDELITY_SEED
     input_range: InputRange | None = None
     skip_invalid: bool = False
-    precision: str = "exact"
-    exact_kernel: str = "auto"  # how "exact" multiplies: auto, ieee or split-tf32 (InceptionScorer)
+    precision: str = ScorerOptions.precision
+    exact_kernel: str = ScorerOptions.exact_kernel  # how "exact" multiplies: auto, ieee or split-tf32
     per_class: Path | None = None
     labels: Path | None = None
     as_json: bool = False
@@ -76,6 +77,12 @@ class RunOptions:
         from ..score.statistics import split_rule
 
         return split_rule(None if self.split_size is not None else self.splits, self.split_size)
+
+    def scorer_options(self) -> ScorerOptions:
+        """The network's options this run names (:class:`~inception_score.options.ScorerOptions`)."""
+        return ScorerOptions(weights=self.weights, device=self.device, precision=self.precision,  # type: ignore[arg-type]
+                             exact_kernel=self.exact_kernel, allow_unverified=self.allow_unverified,  # type: ignore[arg-type]
+                             batch_size=self.batch_size, num_workers=self.num_workers)
     infinity: bool = False  # IS-infinity too (inception_score.score.infinity)
     infinity_seed: int = TORCH_FIDELITY_SEED  # the order whose first n images give IS_n
     infinity_plot: Path | None = None  # PNG of IS_n against 1/n with the fitted line
