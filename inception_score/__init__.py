@@ -23,7 +23,7 @@ _LAZY = {
     "InceptionScore": "api", "InceptionScorer": "runner", "ISResult": "result", "inception_score": "api",
     "load_network": "weights", "load_weights": "weights",
     "LatentSpec": "generator", "latents": "generator", "load_generator_file": "generator",
-    "score_generator": "generator",
+    "score_generator": "generator", "GeneratorWarning": "generator_checks",
     "SavedLogits": "saved_logits", "save_logits": "saved_logits", "score_logits_file": "saved_logits",
 }
 
@@ -38,6 +38,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
+    "GeneratorWarning",
     "ISResult",
     "ImageDecodeError",
     "Inception2015",

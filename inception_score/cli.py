@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ def _scorer(options: RunOptions, device: Any, progress: bool) -> InceptionScorer
 def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     """``--generator FILE``: the file's program makes the images, none written (inception_score.generator)."""
     from .generator import load_generator_file, score_generator
+    from .generator_checks import GeneratorWarning
     from .runner import resolve_device
 
     assert options.generator is not None and options.z_dim is not None
@@ -127,13 +129,15 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     device = resolve_device(options.device)
     generator = load_generator_file(options.generator, device, options.num_classes)  # before the network: fails fast
     scorer = _scorer(options, device, progress)
-    result = score_generator(
-        generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
-        num_classes=options.num_classes, seed=options.seed, batch_size=options.batch_size,
-        input_range=options.input_range or (-1.0, 1.0), splits=options.split_rule(), scorer=scorer, progress=progress,
-        return_marginal=options.per_class is not None, distributed=group is not None,
-        infinity=options.infinity, infinity_seed=options.infinity_seed,
-    )
+    with warnings.catch_warnings():  # each GeneratorWarning is a not_comparable reason, shown by _warn_about
+        warnings.simplefilter("ignore", GeneratorWarning)
+        result = score_generator(
+            generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
+            num_classes=options.num_classes, seed=options.seed, batch_size=options.batch_size,
+            input_range=options.input_range or (-1.0, 1.0), splits=options.split_rule(), scorer=scorer,
+            progress=progress, return_marginal=options.per_class is not None, distributed=group is not None,
+            infinity=options.infinity, infinity_seed=options.infinity_seed,
+        )
     kind = "ONNX" if options.generator.suffix.lower() == ".onnx" else "TorchScript"
     return Report(result, f"{kind} generator {options.generator}", _device_name(scorer.device), (), options)
 

@@ -45,6 +45,7 @@ import torch
 
 from .distributed import Group, agreeing, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
+from .generator_checks import OutputRange, training_mode_reason, unit_range_reason, warn_and_reasons
 from .inputs import InputRange, parse_input_range, standardize_batch
 from .infinity import infinity_sizes
 from .metric import check_split_count, split_rule
@@ -191,12 +192,14 @@ def generated_batch(images: Any, count: int, input_range: InputRange | None, wha
 
 
 def _batches(generator: Generator, draw: LatentDraw, start: int, stop: int, batch_size: int,
-             input_range: InputRange | None) -> Iterator[torch.Tensor]:
+             input_range: InputRange | None, seen: OutputRange) -> Iterator[torch.Tensor]:
     for first in range(start, stop, batch_size):
         last = min(first + batch_size, stop)
         z, labels = draw.draw(first, last)
         with torch.inference_mode():  # left before the yield: the caller's code runs outside it
             images = generator(z) if labels is None else generator(z, labels)
+            if isinstance(images, torch.Tensor):
+                seen.add(images)
             batch = generated_batch(images, last - first, input_range,
                                     f"the generator's output for samples [{first}, {last})")
         yield batch
@@ -224,6 +227,7 @@ def score_generator(
     return_marginal: bool = False,
     scorer: InceptionScorer | None = None,
     distributed: bool | None = None,
+    batch_statistics: bool = False,
 ) -> ISResult:
     """The Inception Score of ``num_samples`` images from ``generator``, none of them stored.
 
@@ -231,8 +235,11 @@ def score_generator(
     float32 z and ``(B,)`` int64 labels on the scorer's device and returns ``(B, 3, H, W)`` or ``(B, H,
     W, 3)`` images (one channel is repeated to RGB) on it: floats in ``input_range``, or uint8. It runs
     under ``torch.inference_mode()`` in batches of ``batch_size``, starting at this process's first
-    sample; put a module in eval mode first, unless its batch statistics are meant (then the batches
-    matter). z follows ``z_distribution`` under ``seed`` by each sample's position (the module
+    sample; put a module in eval mode first (``G.eval()``). A generator left in training mode (batch norm
+    or dropout layers training), or whose float output never goes below 0 under a range such as the
+    default (-1, 1) (a [0, 1] generator), gets a :class:`~inception_score.generator_checks.GeneratorWarning`
+    and a ``not_comparable`` reason saying what to do; ``batch_statistics=True`` says batch statistics are
+    meant (then the batches matter, and training mode is not flagged). z follows ``z_distribution`` under ``seed`` by each sample's position (the module
     docstring), and ``result.generator`` records the rule with ``num_samples`` and ``batch_size``.
     Splits are contiguous in sample order (``splits`` parts, 10 by default, or chunks of ``split_size``);
     ``infinity`` adds IS-infinity over the order ``infinity_seed`` gives (:mod:`inception_score.infinity`);
@@ -258,7 +265,10 @@ def score_generator(
     if infinity:
         infinity_sizes(num_samples)  # enough samples for the 15 sizes, before any is drawn
     accumulator = _SplitAccumulator(rule, stop - start, None, start, num_samples, infinity_seed=ordered_by)
-    batches = _batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range)
+    # Said before the first batch, so that a long run can be stopped and the generator put in eval mode.
+    mode_reasons = warn_and_reasons([None if batch_statistics else training_mode_reason(generator, batch_size)], main)
+    seen = OutputRange()
+    batches = _batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range, seen)
     pipeline = DevicePipeline(scorer, accumulator)
     began = time.perf_counter()
     with progress_bar(progress and main, stop - start) as bar:
@@ -277,8 +287,9 @@ def score_generator(
                      split_size=rule.split_size, buckets=accumulator.buckets, infinity_seed=ordered_by)
     record = {**spec.describe(), "num_samples": num_samples, "batch_size": batch_size,
               "input_range": None if pixel_range is None else list(pixel_range),
-              "training_mode": getattr(generator, "training", None)}
-    return dataclasses.replace(result, generator=record)
+              "training_mode": getattr(generator, "training", None), "batch_statistics": batch_statistics}
+    reasons = mode_reasons + warn_and_reasons([unit_range_reason(seen.bounds(group), pixel_range, num_samples)], main)
+    return dataclasses.replace(result, generator=record, not_comparable=result.not_comparable + reasons)
 
 
 # --- generators as files: programs, run only when the user names them ----------------------------------
