@@ -138,7 +138,7 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
             progress=progress, return_marginal=options.per_class is not None, distributed=group is not None,
             infinity=options.infinity, infinity_seed=options.infinity_seed,
         )
-    kind = "ONNX" if options.generator.suffix.lower() == ".onnx" else "TorchScript"
+    kind = {".onnx": "ONNX", ".pt2": "torch.export"}.get(options.generator.suffix.lower(), "TorchScript")
     return Report(result, f"{kind} generator {options.generator}", _device_name(scorer.device), (), options)
 
 
@@ -338,7 +338,8 @@ def _optional_path(value: str | None) -> Path | None:
               help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS. The "
                    "weights it names are checked only against a --weights file")
 @click.option("--generator", "generator_file", type=click.Path(dir_okay=False), default=None,
-              help="score images made by this TorchScript (torch.jit.save) or ONNX (.onnx, needs the 'onnx' extra) "
+              help="score images made by this torch.export (.pt2), TorchScript (torch.jit.save) or ONNX (.onnx, needs "
+                   "the 'onnx' extra) "
                    "generator, none written; no PATHS. The file is a program: it runs with your rights, so name only "
                    "a file you trust (nothing else this command reads runs code)")
 @click.option("--num-samples", type=click.IntRange(min=1), default=50_000, show_default=True,

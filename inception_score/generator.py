@@ -26,8 +26,8 @@ float32 rounding in the network.
 Under ``torch.distributed`` each process draws and scores only its contiguous share of the samples,
 ``[N r / W, N (r + 1) / W)``, as :func:`~inception_score.api.inception_score` shares out a sized input.
 
-A TorchScript or ONNX file (:func:`load_generator_file`) is a program: loading it runs its code. It is
-loaded only when the user names it (``inception-score --generator FILE``).
+A TorchScript, ``torch.export`` (``.pt2``) or ONNX file (:func:`load_generator_file`) is a program: loading
+it runs its code. It is loaded only when the user names it (``inception-score --generator FILE``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ import torch
 
 from .distributed import Group, agreeing, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
+from .exported_generator import ExportedGenerator
 from .generator_checks import OutputRange, training_mode_reason, unit_range_reason, warn_and_reasons
 from .inputs import InputRange, parse_input_range, standardize_batch
 from .infinity import infinity_sizes
@@ -297,23 +299,30 @@ def score_generator(
 
 def load_generator_file(path: str | os.PathLike, device: str | torch.device = "cpu",
                         num_classes: int | None = None) -> Generator:
-    """A generator saved as TorchScript (``torch.jit.save``; any name but ``.onnx``) or ONNX (``.onnx``,
-    needs ``onnxruntime``: ``pip install 'inception-score[onnx]'``), as a callable for :func:`score_generator`.
+    """A generator saved with ``torch.export.save`` (``.pt2``, :mod:`.exported_generator`), as TorchScript
+    (``torch.jit.save``; any other name but ``.onnx``) or ONNX (``.onnx``, needs ``onnxruntime``: ``pip
+    install 'inception-score[onnx]'``), as a callable for :func:`score_generator`.
 
-    Loading and calling either runs the program the file holds, with this process's rights: call this
-    only for a file the user named as a generator and trusts.
+    Loading and calling any of them runs the program the file holds, with this process's rights (a
+    ``.pt2`` file's weights are unpickled): call this only for a file the user named as a generator and
+    trusts.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"generator file {path} does not exist")
     if path.suffix.lower() == ".onnx":
         return _OnnxGenerator(path, torch.device(device), num_classes)
+    if path.suffix.lower() == ".pt2":
+        return ExportedGenerator(path, torch.device(device))
     try:
-        module = torch.jit.load(str(path), map_location=torch.device(device))
+        with warnings.catch_warnings():
+            # torch 2.9 on deprecates TorchScript; the file still loads, and .pt2 (torch.export) is the way on
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load. is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location=torch.device(device))
     except (RuntimeError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{path} is not a TorchScript file ({first[:200]}): save the generator with "
-                         f"torch.jit.save(torch.jit.script(G), ...) or torch.jit.trace, or export it to .onnx") from None
+                         f"torch.export.save(torch.export.export(G.eval(), (z,)), 'G.pt2'), torch.jit.save(torch.jit.script(G), ...), or export it to .onnx") from None
     return module
 
 

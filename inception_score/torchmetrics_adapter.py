@@ -51,10 +51,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics import Metric
 
 from .distributed import current_group
-from .errors import InputError
+from .errors import InputError, MissingDependencyError
+
+try:
+    from torchmetrics import Metric
+except ModuleNotFoundError as error:
+    if error.name != "torchmetrics":
+        raise  # torchmetrics is there, and something it imports is not: its own message says what
+    raise MissingDependencyError(
+        "inception_score.torchmetrics_adapter (InceptionScoreMetric) needs torchmetrics, which is not installed: "
+        "pip install torchmetrics (or use inception_score.InceptionScore, the same metric without it)") from None
 from .inputs import InputRange, parse_input_range, standardize_batch
 from .metric import SplitPlan, SplitStatistics
 from .network import NUM_CLASSES
