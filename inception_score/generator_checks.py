@@ -2,10 +2,10 @@
 (:func:`~inception_score.generator.score_generator` runs both):
 
 - **left in training mode**: batch norm then normalises each batch by its own statistics (and dropout
-  drops), so a sample's image depends on the rest of its batch and the score on ``batch_size``
-  (measured: 100 samples of one DCGAN-style generator scored 1.7018 at batch 64, 1.7158 at batch 25);
+  drops), so a sample's image depends on the rest of its batch and the score on ``batch_size`` (as
+  reported: 100 samples of a DCGAN-style generator scored 1.7018 at batch 64, 1.7158 at 25);
 - **a [0, 1] generator (sigmoid output) under the default range (-1, 1)**: its images are read as
-  washed-out greys, and the score is far off (1.0020 against 1.0138 on the same generator).
+  washed-out greys, and the score is off (reported: 1.0020 against 1.0138 with the range declared).
 
 Each gives a :class:`GeneratorWarning` (on stderr, as Python shows warnings) and a reason in the
 result's ``not_comparable``, with what to do. A generator whose batch statistics are meant (the
