@@ -14,6 +14,7 @@ paper's own samples were made so) is scored with ``batch_statistics=True``, unma
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -78,13 +79,13 @@ class OutputRange:
         self.high = high if self.high is None else torch.maximum(self.high, high)
 
     def bounds(self, group: Group | None = None) -> tuple[float, float] | None:
-        """``(low, high)`` over every batch (of every process in ``group``), or None without float output."""
-        if self.low is None or self.high is None:
-            return None
-        low, high = float(self.low), float(self.high)
+        """``(low, high)`` over every batch (of every process in ``group``), or None without float output.
+        In a group every process takes part in the exchange, one that saw no float output too."""
+        low = math.inf if self.low is None else float(self.low)
+        high = -math.inf if self.high is None else float(self.high)
         if group is not None:
             low, high = -max_over_ranks(group, -low), max_over_ranks(group, high)
-        return low, high
+        return None if low > high else (low, high)
 
 
 def unit_range_reason(bounds: tuple[float, float] | None, input_range: InputRange | None, num_samples: int) -> str | None:
