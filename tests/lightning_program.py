@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import distributed_workers as workers
-from inception_score.scorer import InceptionScorer
+from inception_score import InceptionScorer
 from inception_score.torchmetrics_adapter import InceptionScoreMetric
 
 NUM_IMAGES = 31  # not a multiple of the 2 processes: the sampler pads rank 1 with image 0 again

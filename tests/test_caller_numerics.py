@@ -17,11 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-from inception_score import InceptionScore, inception_score
-from inception_score.precision import autocast_enabled
+from inception_score import InceptionScore, InceptionScorer, inception_score
 
 # float32 logits batched the same way in both runs: the scores agree far below this.
 FLOAT32 = 1e-6
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """torch's own reading of the caller's autocast switch."""
+    return torch.is_autocast_enabled(device_type)
 
 
 def images(count: int = 6, size: int = 16) -> np.ndarray:
@@ -119,8 +123,6 @@ def test_the_scorer_computes_in_float32_inside_and_gives_the_callers_settings_ba
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA float16 autocast (Lightning's 16-mixed) needs a GPU")
 def test_cuda_float16_autocast_of_the_caller_gives_the_float32_score(genuine_weights_file) -> None:
-    from inception_score.scorer import InceptionScorer
-
     scorer = InceptionScorer(genuine_weights_file, device="cuda", allow_unverified=True, progress=False)
     pixels = images()
     expected = inception_score(pixels, splits=2, scorer=scorer, progress=False).mean
