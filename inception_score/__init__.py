@@ -9,6 +9,7 @@ from .errors import (
     ImageDecodeError,
     InceptionScoreError,
     InputError,
+    MissingDependencyError,
     WeightsError,
     WeightsFormatError,
     WeightsHashError,
@@ -24,7 +25,7 @@ _LAZY = {
     "InceptionScore": "api", "InceptionScorer": "engine.runner", "ISResult": "score.result", "inception_score": "api",
     "load_network": "network.weights", "load_weights": "network.weights",
     "LatentSpec": "generator", "latents": "generator", "load_generator_file": "generator",
-    "score_generator": "generator",
+    "score_generator": "generator", "GeneratorWarning": "generators.checks",
     "ScorerOptions": "options",
     "SavedLogits": "saved_logits", "save_logits": "saved_logits", "score_logits_file": "saved_logits",
 }
@@ -40,6 +41,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
+    "GeneratorWarning",
     "ISResult",
     "ImageDecodeError",
     "Inception2015",
@@ -48,6 +50,7 @@ __all__ = [
     "InceptionScorer",
     "InputError",
     "LatentSpec",
+    "MissingDependencyError",
     "Output",
     "SavedLogits",
     "ScorerOptions",

@@ -31,6 +31,10 @@ class ImageDecodeError(InputError):
     """An image file could not be read or decoded."""
 
 
+class MissingDependencyError(InceptionScoreError, ImportError):
+    """An optional package a feature needs is not installed; the message names the ``pip install``."""
+
+
 def one_line_message(error: BaseException) -> str:
     """The first line of an error's message, or its type's name when it has none. (Errors met in
     ``DataLoader`` workers reach the reading process as themselves, :mod:`.inputs`, so their message

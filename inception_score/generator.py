@@ -26,14 +26,15 @@ float32 rounding in the network.
 Under ``torch.distributed`` each process draws and scores only its contiguous share of the samples,
 ``[N r / W, N (r + 1) / W)``, as :func:`~inception_score.api.inception_score` shares out a sized input.
 
-A TorchScript or ONNX file (:func:`load_generator_file`) is a program: loading it runs its code. It is
-loaded only when the user names it (``inception-score --generator FILE``).
+A TorchScript, ``torch.export`` (``.pt2``) or ONNX file (:func:`load_generator_file`) is a program: loading
+it runs its code. It is loaded only when the user names it (``inception-score --generator FILE``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ from .engine.run import ScoringRun
 from .engine.runner import InceptionScorer, build_scorer
 from .errors import InputError
 from .options import ScorerOptions, ScorerKeywords, scorer_options
+from .generators.exported import ExportedGenerator
+from .generators.checks import OutputRange, training_mode_reason, unit_range_reason, warn_and_reasons
 from .protocol import TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .readers.inputs import InputRange, parse_input_range, standardize_batch
 from .score.infinity import infinity_sizes
@@ -192,12 +195,14 @@ def generated_batch(images: Any, count: int, input_range: InputRange | None, wha
 
 
 def _batches(generator: Generator, draw: LatentDraw, start: int, stop: int, batch_size: int,
-             input_range: InputRange | None) -> Iterator[torch.Tensor]:
+             input_range: InputRange | None, seen: OutputRange) -> Iterator[torch.Tensor]:
     for first in range(start, stop, batch_size):
         last = min(first + batch_size, stop)
         z, labels = draw.draw(first, last)
         with torch.inference_mode():  # left before the yield: the caller's code runs outside it
             images = generator(z) if labels is None else generator(z, labels)
+            if isinstance(images, torch.Tensor):
+                seen.add(images)
             batch = generated_batch(images, last - first, input_range,
                                     f"the generator's output for samples [{first}, {last})")
         yield batch
@@ -220,6 +225,7 @@ def score_generator(
     return_marginal: bool = False,
     scorer: InceptionScorer | None = None,
     distributed: bool | None = None,
+    batch_statistics: bool = False,
     options: ScorerOptions | None = None,
     **option_keywords: Unpack[ScorerKeywords],
 ) -> ISResult:
@@ -229,8 +235,11 @@ def score_generator(
     float32 z and ``(B,)`` int64 labels on the scorer's device and returns ``(B, 3, H, W)`` or ``(B, H,
     W, 3)`` images (one channel is repeated to RGB) on it: floats in ``input_range``, or uint8. It runs
     under ``torch.inference_mode()`` in batches of ``batch_size``, starting at this process's first
-    sample; put a module in eval mode first, unless its batch statistics are meant (then the batches
-    matter). z follows ``z_distribution`` under ``seed`` by each sample's position (the module
+    sample; put a module in eval mode first (``G.eval()``). A generator left in training mode (batch norm
+    or dropout layers training), or whose float output never goes below 0 under a range such as the
+    default (-1, 1) (a [0, 1] generator), gets a :class:`~inception_score.generators.checks.GeneratorWarning`
+    and a ``not_comparable`` reason saying what to do; ``batch_statistics=True`` says batch statistics are
+    meant (then the batches matter, and training mode is not flagged). z follows ``z_distribution`` under ``seed`` by each sample's position (the module
     docstring), and ``result.generator`` records the rule with ``num_samples`` and ``batch_size``.
     Splits are contiguous in sample order (``splits`` parts, 10 by default, or chunks of ``split_size``);
     ``infinity`` adds IS-infinity over the order ``infinity_seed`` gives (:mod:`inception_score.score.infinity`);
@@ -254,16 +263,20 @@ def score_generator(
     ordered_by = infinity_seed if infinity else None
     if infinity:
         infinity_sizes(num_samples)  # enough samples for the 15 sizes, before any is drawn
+    # Said before the first batch, so that a long run can be stopped and the generator put in eval mode.
+    mode_reasons = warn_and_reasons([None if batch_statistics else training_mode_reason(generator, batch_size)], main)
+    seen = OutputRange()
     run = ScoringRun(scorer, rule, infinity_seed=ordered_by, num_images=stop - start, offset=start, total=num_samples,
                      progress=progress, batch_size=batch_size)
-    run.feed(_batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range), group,
+    run.feed(_batches(generator, LatentDraw(spec, scorer.device), start, stop, batch_size, pixel_range, seen), group,
              num_samples)
     order = "sample order" if group is None else f"sample order, shared out over {group.world_size} processes"
     result = run.finish(group, order=order, return_marginal=return_marginal)
     record = {**spec.describe(), "num_samples": num_samples, "batch_size": batch_size,
               "input_range": None if pixel_range is None else list(pixel_range),
-              "training_mode": getattr(generator, "training", None)}
-    return dataclasses.replace(result, generator=record)
+              "training_mode": getattr(generator, "training", None), "batch_statistics": batch_statistics}
+    reasons = mode_reasons + warn_and_reasons([unit_range_reason(seen.bounds(group), pixel_range, num_samples)], main)
+    return dataclasses.replace(result, generator=record, not_comparable=result.not_comparable + reasons)
 
 
 # --- generators as files: programs, run only when the user names them ----------------------------------
@@ -271,23 +284,30 @@ def score_generator(
 
 def load_generator_file(path: str | os.PathLike, device: str | torch.device = "cpu",
                         num_classes: int | None = None) -> Generator:
-    """A generator saved as TorchScript (``torch.jit.save``; any name but ``.onnx``) or ONNX (``.onnx``,
-    needs ``onnxruntime``: ``pip install 'inception-score[onnx]'``), as a callable for :func:`score_generator`.
+    """A generator saved with ``torch.export.save`` (``.pt2``, :mod:`.generators.exported`), as TorchScript
+    (``torch.jit.save``; any other name but ``.onnx``) or ONNX (``.onnx``, needs ``onnxruntime``: ``pip
+    install 'inception-score[onnx]'``), as a callable for :func:`score_generator`.
 
-    Loading and calling either runs the program the file holds, with this process's rights: call this
-    only for a file the user named as a generator and trusts.
+    Loading and calling any of them runs the program the file holds, with this process's rights (a
+    ``.pt2`` file's weights are unpickled): call this only for a file the user named as a generator and
+    trusts.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"generator file {path} does not exist")
     if path.suffix.lower() == ".onnx":
         return _OnnxGenerator(path, torch.device(device), num_classes)
+    if path.suffix.lower() == ".pt2":
+        return ExportedGenerator(path, torch.device(device))
     try:
-        module = torch.jit.load(str(path), map_location=torch.device(device))
+        with warnings.catch_warnings():
+            # torch 2.9 on deprecates TorchScript; the file still loads, and .pt2 (torch.export) is the way on
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load. is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location=torch.device(device))
     except (RuntimeError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{path} is not a TorchScript file ({first[:200]}): save the generator with "
-                         f"torch.jit.save(torch.jit.script(G), ...) or torch.jit.trace, or export it to .onnx") from None
+                         f"torch.export.save(torch.export.export(G.eval(), (z,)), 'G.pt2'), torch.jit.save(torch.jit.script(G), ...), or export it to .onnx") from None
     return module
 
 

@@ -51,12 +51,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics import Metric
 
 from .engine.distributed import current_group
+from .errors import InputError, MissingDependencyError
+
+try:
+    from torchmetrics import Metric
+except ModuleNotFoundError as error:
+    if error.name != "torchmetrics":
+        raise  # torchmetrics is there, and something it imports is not: its own message says what
+    raise MissingDependencyError(
+        "inception_score.torchmetrics_adapter (InceptionScoreMetric) needs torchmetrics, which is not installed: "
+        "pip install torchmetrics (or use inception_score.InceptionScore, the same metric without it)") from None
 from .engine.run import ScoringRun, result_of
 from .engine.runner import InceptionScorer, build_scorer, resolve_device
-from .errors import InputError
 from .network.inception import NUM_CLASSES
 from .options import OPTION_NAMES, ScorerOptions, scorer_options
 from .protocol import TORCH_FIDELITY_SEED

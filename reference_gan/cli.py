@@ -175,7 +175,8 @@ def score_command(checkpoint: str, count: int, splits: int | None, split_size: i
         spec = latent_spec(seed)
         result = score_generator(PixelGenerator(generator), count, z_dim=spec.z_dim, z_distribution=spec.distribution,
                                  seed=seed, options=options.scorer_options(), input_range=None, splits=options.split_rule(),
-                                 scorer=scorer, progress=sys.stderr.isatty(), distributed=False)
+                                 scorer=scorer, progress=sys.stderr.isatty(), distributed=False,
+                                 batch_statistics=True)  # G makes its samples with batch statistics, as in the paper
         report = Report(result, f"the generator of {checkpoint}", device_name(scorer.device), (), options)
         write_outputs(report, options)  # the line or the JSON on stdout, then --output
 

@@ -6,12 +6,18 @@ script, not a test module. Each epoch's images stand in for the samples of a gen
 trained (different images every epoch); the scorer is the fast stand-in of the distributed tests
 (tests/distributed_workers.py). Each process writes what it logged and which data set indices its
 sampler gave it to ``OUT/rank-<r>.json``.
+
+``python tests/lightning_program.py OUT bf16-mixed WEIGHTS`` runs the same program under
+``Trainer(precision="bf16-mixed")`` (CPU bfloat16 autocast around every step) with the real network
+and the weights file ``WEIGHTS`` instead of the stand-in: the stand-in computes in float64, which
+autocast leaves alone, so only the network's own preprocessing and layers can show what autocast does.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import distributed_workers as workers
+from inception_score import InceptionScorer
 from inception_score.torchmetrics_adapter import InceptionScoreMetric
 
 NUM_IMAGES = 31  # not a multiple of the 2 processes: the sampler pads rank 1 with image 0 again
@@ -61,8 +68,15 @@ class Scored(L.LightningModule):
 class Recorded(Scored):
     """Which data set indices this process's sampler gave it, each epoch."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, weights: str | None = None) -> None:
+        if weights is None:
+            super().__init__()
+        else:  # the real network: the stand-in's metric is replaced before any use (its warning with it)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                super().__init__()
+            scorer = InceptionScorer(weights, device="cpu", allow_unverified=True, progress=False)
+            self.inception = InceptionScoreMetric(splits=10, num_images=NUM_IMAGES, scorer=scorer)
         self.indices: dict[int, list[int]] = {}
 
     def validation_step(self, indices: torch.Tensor, batch_idx: int) -> None:
@@ -84,18 +98,20 @@ class Record(L.Callback):
         self.logged[trainer.current_epoch] = {name: float(value) for name, value in metrics.items()}
 
 
-def main(out: Path) -> None:
+def main(out: Path, precision: str = "32-true", weights: str | None = None) -> None:
     torch.set_num_threads(1)
-    module, record = Recorded(), Record()
+    module, record = Recorded(weights), Record()
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=EPOCHS, callbacks=[record],
                         num_sanity_val_steps=0,  # a few batches are not the whole set: nothing to score
+                        precision=precision,  # "32-true", or "bf16-mixed": CPU bfloat16 autocast around each step
                         default_root_dir=out, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)
     trainer.fit(module)
     (out / f"rank-{trainer.global_rank}.json").write_text(json.dumps({
         "world": trainer.world_size, "logged": record.logged, "dtypes": sorted(record.dtypes),
-        "indices": module.indices, "weights_verified": module.inception.weights_verified}))
+        "indices": module.indices, "weights_verified": module.inception.weights_verified,
+        "precision": trainer.precision}))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), *sys.argv[2:])

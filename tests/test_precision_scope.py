@@ -237,11 +237,39 @@ def test_legacy_branch_restores_the_legacy_switches(caller: str, allow_tf32: boo
     assert after == before
 
 
-def test_precision_scope_does_nothing_off_cuda() -> None:
-    before = observed_switches()
-    with precision_scope(torch.device("cpu"), allow_tf32=True):
-        assert observed_switches() == before
-    assert observed_switches() == before
+CUDA_SWITCHES = ("cuda.matmul.allow_tf32", "cudnn.allow_tf32", "cudnn.benchmark", "cudnn.fp32_precision",
+                 "cudnn.conv.fp32_precision", "cudnn.rnn.fp32_precision", "cuda.matmul.fp32_precision")
+
+
+@needs_fork
+@pytest.mark.parametrize("caller", _caller_params(["untouched", "set_float32_matmul_precision(medium)",
+                                                   "backends.fp32_precision=tf32", "matmul.fp32_precision=tf32"]))
+def test_precision_scope_off_cuda_leaves_cuda_switches_and_computes_ieee_float32(caller: str) -> None:
+    """On CPU the scope touches no CUDA switch, and oneDNN's float32 products are IEEE inside it even where
+    the caller's "medium" made them bfloat16 (issue 38); every switch is the caller's again after it,
+    down to what a later change of a parent setting does."""
+    apply = CALLERS[caller][1]
+
+    def control() -> list:
+        apply()
+        return later_changes() if NEW_API else []
+
+    def scoped() -> tuple[dict, dict, dict, list]:
+        apply()
+        before = observed_switches()
+        with precision_scope(torch.device("cpu"), allow_tf32=True):
+            inside = observed_switches()
+        return before, inside, observed_switches(), later_changes() if NEW_API else []
+
+    before, inside, after, later = in_forked_copy(scoped)
+    assert {name: inside[name] for name in CUDA_SWITCHES if name in inside} == {
+        name: before[name] for name in CUDA_SWITCHES if name in before}
+    if NEW_API:
+        assert (inside["mkldnn.matmul.fp32_precision"], inside["mkldnn.conv.fp32_precision"]) == ("ieee", "ieee")
+    else:
+        assert inside["get_float32_matmul_precision()"] == "highest"
+    assert after == before
+    assert later == in_forked_copy(control)
 
 
 # --- the scorer: resize and network inside one scope -------------------------------------------------

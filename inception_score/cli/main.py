@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -121,20 +122,23 @@ def _score_generator_file(options: RunOptions, group: Group | None) -> Report:
     """``--generator FILE``: the file's program makes the images, none written (inception_score.generator)."""
     from ..generator import load_generator_file, score_generator
     from ..engine.runner import resolve_device
+    from ..generators.checks import GeneratorWarning
 
     assert options.generator is not None and options.z_dim is not None
     progress = shows_progress(options) and (group is None or group.is_main)
     device = resolve_device(options.device)
     generator = load_generator_file(options.generator, device, options.num_classes)  # before the network: fails fast
     scorer = _scorer(options, device, progress)
-    result = score_generator(
-        generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
-        num_classes=options.num_classes, seed=options.seed, options=options.scorer_options(),
-        input_range=options.input_range or (-1.0, 1.0), splits=options.split_rule(), scorer=scorer, progress=progress,
-        return_marginal=options.per_class is not None, distributed=group is not None,
-        infinity=options.infinity, infinity_seed=options.infinity_seed,
-    )
-    kind = "ONNX" if options.generator.suffix.lower() == ".onnx" else "TorchScript"
+    with warnings.catch_warnings():  # each GeneratorWarning is a not_comparable reason, shown by _warn_about
+        warnings.simplefilter("ignore", GeneratorWarning)
+        result = score_generator(
+            generator, options.num_samples, z_dim=options.z_dim, z_distribution=options.z_distribution,
+            num_classes=options.num_classes, seed=options.seed, options=options.scorer_options(),
+            input_range=options.input_range or (-1.0, 1.0), splits=options.split_rule(), scorer=scorer,
+            progress=progress, return_marginal=options.per_class is not None, distributed=group is not None,
+            infinity=options.infinity, infinity_seed=options.infinity_seed,
+        )
+    kind = {".onnx": "ONNX", ".pt2": "torch.export"}.get(options.generator.suffix.lower(), "TorchScript")
     return Report(result, f"{kind} generator {options.generator}", device_name(scorer.device), (), options)
 
 
@@ -313,7 +317,8 @@ def _optional_path(value: str | None) -> Path | None:
               help="re-score a --save-logits file (any --splits, --shuffle) without the network; no PATHS. The "
                    "weights it names are checked only against a --weights file")
 @click.option("--generator", "generator_file", type=click.Path(dir_okay=False), default=None,
-              help="score images made by this TorchScript (torch.jit.save) or ONNX (.onnx, needs the 'onnx' extra) "
+              help="score images made by this torch.export (.pt2), TorchScript (torch.jit.save) or ONNX (.onnx, needs "
+                   "the 'onnx' extra) "
                    "generator, none written; no PATHS. The file is a program: it runs with your rights, so name only "
                    "a file you trust (nothing else this command reads runs code)")
 @click.option("--num-samples", type=click.IntRange(min=1), default=50_000, show_default=True,

@@ -14,8 +14,16 @@ from ..errors import InceptionScoreError
 from ..network.labels import class_label
 
 
+BAR_COLOUR = "#3b6ea8"
+
+
 def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title: str, top: int = 15) -> Path:
-    """Write a PNG: the 1008 class probabilities sorted (log scale), and the ``top`` classes by name.
+    """Write a PNG of :func:`marginal_figure`."""
+    return save_figure(marginal_figure(marginal, names, title, top), path)
+
+
+def marginal_figure(marginal: np.ndarray, names: dict[int, str], title: str, top: int = 15) -> Any:
+    """The 1008 class probabilities sorted (log scale), and the ``top`` classes by name: a matplotlib Figure.
 
     ``marginal``: ``(1008,)`` float64, p(y) averaged over all scored images (sums to 1).
     ``names``: output index -> class name (:func:`.labels.class_names`; empty: shown by index).
@@ -23,23 +31,29 @@ def plot_marginal(marginal: np.ndarray, path: Path, names: dict[int, str], title
     plt = _pyplot("--per-class")
     order = np.argsort(marginal)[::-1]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1.3, 1]})
-    left.bar(np.arange(len(marginal)), marginal[order], width=1.0, color="#3b6ea8")
-    left.axhline(1.0 / len(marginal), color="#c0392b", linestyle="--", linewidth=1, label="uniform (1/1008)")
-    left.set_yscale("log")
     positive = marginal[marginal > 0]
     floor = max(float(positive.min()) if positive.size else 1e-8, 1e-8)  # below 1e-8 nothing is visible anyway
+    # One filled staircase over the ranks on a log axis: rank k spans [k, k + 1), so the most probable class
+    # takes a tenth of the panel and a single dominant class (a collapse) shows at its full height; 1008
+    # bars side by side on a linear axis were half a pixel wide each, and the tallest one vanished.
+    ranks = np.arange(1, len(marginal) + 2)
+    left.stairs(np.maximum(marginal[order], floor / 2), ranks, fill=True, baseline=floor / 2, color=BAR_COLOUR)
+    left.axhline(1.0 / len(marginal), color="#c0392b", linestyle="--", linewidth=1, label="uniform (1/1008)")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlim(1, len(marginal) + 1)
     left.set_ylim(floor / 2, min(1.0, float(marginal.max()) * 3))
-    left.set_xlabel("classes, most probable first")
+    left.set_xlabel("class rank, most probable first (log scale)")
     left.set_ylabel("p(y)")
     left.legend(loc="upper right")
     effective = float(np.exp(-np.sum(marginal * np.log(np.clip(marginal, 1e-300, None)))))
     left.set_title(f"marginal p(y): {effective:.1f} effective classes (exp entropy)")
     shown = order[:top][::-1]
-    right.barh([class_label(int(i), names) for i in shown], marginal[shown], color="#3b6ea8")
+    right.barh([class_label(int(i), names) for i in shown], marginal[shown], color=BAR_COLOUR)
     right.set_xlabel("p(y)")
     right.set_title(f"top {top} classes")
     figure.suptitle(title)
-    return save_figure(figure, path)
+    return figure
 
 
 def plot_infinity(sizes: np.ndarray, scores: np.ndarray, intercept: float, slope: float, path: Path,

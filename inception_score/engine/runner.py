@@ -300,7 +300,7 @@ def bfloat16_timing(network: Inception2015, batch: int = 4) -> tuple[float, floa
     Xeon with AVX512_BF16), and "fast" must never be slower than exact."""
     x = torch.zeros(batch, 3, INPUT_SIZE, INPUT_SIZE).contiguous(memory_format=torch.channels_last)
     seconds = []
-    with torch.inference_mode():
+    with torch.inference_mode(), precision_scope(torch.device("cpu"), allow_tf32=False):  # float32 is IEEE float32
         for enabled in (False, True):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
                 network(x, Output.LOGITS_UNBIASED)

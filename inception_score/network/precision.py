@@ -1,4 +1,6 @@
-"""TF32 and cuDNN autotuning for one scoring call on CUDA, with the caller's settings put back exactly.
+"""The scorer's numerics for one scoring call, whatever the caller set, with the caller's settings put
+back exactly: autocast off (the caller's, CPU or CUDA), TF32 and cuDNN autotuning on CUDA, IEEE float32
+products of oneDNN on CPU (:func:`precision_scope`).
 
 TF32 (Ampere and later) rounds the float32 inputs of matrix products and convolutions to 10 mantissa
 bits. ``precision="exact"`` keeps it off for the whole pipeline, the TF1 resize (matrix products,
@@ -36,7 +38,7 @@ The switches are per process, not per thread: two threads scoring on CUDA at onc
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Literal
 
 import torch
@@ -44,7 +46,7 @@ import torch
 Tf32Api = Literal["fp32_precision", "allow_tf32"]
 Restore = Callable[[], None]
 
-_OTHER = {"ieee": "tf32", "tf32": "ieee"}
+_OTHER = {"ieee": "tf32", "tf32": "ieee", "bf16": "ieee"}
 
 
 def tf32_api() -> Tf32Api:
@@ -54,37 +56,61 @@ def tf32_api() -> Tf32Api:
     return "fp32_precision" if all(hasattr(holder, "fp32_precision") for holder in holders) else "allow_tf32"
 
 
-def stored_cuda_precision() -> str:
-    """What ``torch.backends.cudnn.fp32_precision`` holds itself: ``"none"`` when it only passes on the
-    global ``torch.backends.fp32_precision``, although reading it then gives the global value."""
-    cudnn = torch.backends.cudnn
-    value = cudnn.fp32_precision
+def stored_precision(holder: object) -> str:
+    """What ``holder.fp32_precision`` (``torch.backends.cudnn``: all CUDA ops; or one op, such as
+    ``torch.backends.mkldnn.matmul``) holds itself: ``"none"`` when it only passes on the global
+    ``torch.backends.fp32_precision``, although reading it then gives the global value."""
+    value = holder.fp32_precision
     parent = torch.backends.fp32_precision
     if value != parent or value not in _OTHER:
         return value  # differs from the global value, so it is its own; or "none", which is stored as such
     # Same value as the global one: flip the global value for a moment and see whether it follows.
     torch.backends.fp32_precision = _OTHER[value]
-    follows = cudnn.fp32_precision != value
+    follows = holder.fp32_precision != value
     torch.backends.fp32_precision = parent  # the root of the tree: what it reads is what it holds
     return "none" if follows else value
 
 
-def _set_tf32_fp32_precision(allow_tf32: bool) -> Restore:
-    target = "tf32" if allow_tf32 else "ieee"
-    cudnn = torch.backends.cudnn
-    stored = stored_cuda_precision()
-    cudnn.fp32_precision = target
+def stored_cuda_precision() -> str:
+    """:func:`stored_precision` of ``torch.backends.cudnn``, the CUDA-wide value."""
+    return stored_precision(torch.backends.cudnn)
+
+
+def _set_fp32_precision(backend: object, ops: tuple[object, ...], target: str) -> Restore:
+    """``backend`` (cudnn) and those of its ``ops`` pinned to another value set to ``target``."""
+    stored = stored_precision(backend)
+    backend.fp32_precision = target
     # An op that still reads otherwise holds its own value (an inheriting one would read `target` now).
-    pinned = [(op, op.fp32_precision) for op in (torch.backends.cuda.matmul, cudnn.conv) if op.fp32_precision != target]
+    pinned = [(op, op.fp32_precision) for op in ops if op.fp32_precision != target]
     for op, _ in pinned:
         op.fp32_precision = target
 
     def restore() -> None:
         for op, value in pinned:
             op.fp32_precision = value
-        cudnn.fp32_precision = stored
+        backend.fp32_precision = stored
 
     return restore
+
+
+def _set_ops_fp32_precision(ops: tuple[object, ...], target: str) -> Restore:
+    """Each of ``ops`` set to ``target``, and back to what it held (``"none"``: inheriting) on restore.
+    For oneDNN's ops: ``torch.backends.mkldnn.fp32_precision`` itself is not written, since in torch
+    2.14.1 its setter writes the global ``torch.backends.fp32_precision`` (CUDA's parent too)."""
+    changed = [(op, stored_precision(op)) for op in ops if op.fp32_precision != target]
+    for op, _ in changed:
+        op.fp32_precision = target
+
+    def restore() -> None:
+        for op, value in changed:
+            op.fp32_precision = value
+
+    return restore
+
+
+def _set_tf32_fp32_precision(allow_tf32: bool) -> Restore:
+    cudnn = torch.backends.cudnn
+    return _set_fp32_precision(cudnn, (torch.backends.cuda.matmul, cudnn.conv), "tf32" if allow_tf32 else "ieee")
 
 
 def _set_tf32_allow_tf32(allow_tf32: bool) -> Restore:
@@ -124,17 +150,43 @@ def set_cuda_flags(allow_tf32: bool, api: Tf32Api | None = None, benchmark: bool
     return restore
 
 
+def set_cpu_flags(api: Tf32Api | None = None) -> Restore:
+    """IEEE float32 for oneDNN's (mkldnn's) matrix products and convolutions on CPU, whatever the caller
+    set: ``torch.set_float32_matmul_precision("medium")`` (what Lightning users set for speed) or
+    ``torch.backends.mkldnn.matmul.fp32_precision = "bf16"`` let oneDNN compute float32 products in
+    bfloat16 on a CPU that has it. Returns the function that puts the caller's settings back."""
+    if (api or tf32_api()) == "fp32_precision" and hasattr(torch.backends.mkldnn, "fp32_precision"):
+        mkldnn = torch.backends.mkldnn
+        return _set_ops_fp32_precision((mkldnn.matmul, mkldnn.conv), "ieee")
+    matmul = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    return lambda: torch.set_float32_matmul_precision(matmul)
+
+
 @contextmanager
 def precision_scope(device: torch.device, allow_tf32: bool, benchmark: bool = False) -> Iterator[None]:
-    """On CUDA, :func:`set_cuda_flags` for the body, then the caller's switches back; elsewhere nothing."""
-    if device.type != "cuda":
+    """The scorer's own numerics for the body, whatever the caller set, and the caller's back after it.
+
+    The caller's autocast is turned off, CPU and CUDA alike (Lightning's ``precision="bf16-mixed"``
+    wraps each step in CPU bfloat16 autocast, ``"16-mixed"`` in CUDA float16 autocast): the resize and
+    the network compute in float32, and "fast" enters its own autocast inside. On CUDA
+    :func:`set_cuda_flags` (TF32 as ``allow_tf32`` says, ``cudnn.benchmark`` as ``benchmark``); on CPU
+    :func:`set_cpu_flags` (IEEE float32; "fast" there is bfloat16 autocast, not reduced float32 products).
+    """
+    with ExitStack() as stack:
+        for kind in ("cpu", "cuda"):
+            if autocast_enabled(kind):
+                stack.enter_context(torch.autocast(kind, enabled=False))
+        stack.callback(set_cuda_flags(allow_tf32, benchmark=benchmark) if device.type == "cuda" else set_cpu_flags())
         yield
-        return
-    restore = set_cuda_flags(allow_tf32, benchmark=benchmark)
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether the caller's autocast is on for ``device_type`` ("cpu" or "cuda")."""
     try:
-        yield
-    finally:
-        restore()
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: one function per device type
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def native_bf16_cpu() -> bool:
