@@ -1,0 +1,33 @@
+"""Reading a stream into memory, never past a limit, whatever the limit is set to.
+
+A size written in a header (a tar or zip member's, a file's on disk) can lie, and a limit can be raised
+as far as a user likes (``INCEPTION_SCORE_MAX_FILE_BYTES=2**63``). So a stream is read in pieces, and
+memory is asked for only as the stream gives bytes: reading ``limit + 1`` bytes in one call would
+allocate them up front, and fail for a limit of a terabyte before reading anything.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+PIECE_BYTES = 1 << 20  # the first piece when the size is not known; pieces then double
+
+
+def read_at_most(stream: BinaryIO, limit: int, expected: int | None = None) -> bytes | None:
+    """All of ``stream`` when it holds at most ``limit`` bytes, else None (having read ``limit + 1``).
+
+    ``expected`` (a size from a header, at most ``limit``) is read in one piece when it is right; a
+    wrong one costs only more pieces. Memory held is the bytes read, plus one piece at most as large.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be at least 0, got {limit}")
+    want = min(limit, PIECE_BYTES if expected is None else max(expected, 0)) + 1
+    pieces: list[bytes] = []
+    total = 0
+    while piece := stream.read(want):
+        pieces.append(piece)
+        total += len(piece)
+        if total > limit:
+            return None
+        want = min(limit + 1 - total, max(total, PIECE_BYTES))
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
