@@ -24,10 +24,24 @@ def write_result(name: str, lines: list[str]) -> str:
     return text
 
 
-def append_result(name: str, lines: list[str]) -> str:
-    """Append ``lines`` (a section) to ``benchmarks/results/<name>`` and return the text (to print as well)."""
-    text = "\n".join(lines) + "\n"
+def write_section(name: str, lines: list[str]) -> str:
+    """Put ``lines``, a section that starts with a markdown heading (blank lines before it aside), in
+    ``benchmarks/results/<name>``: in place of the section with the same heading, which runs to the next
+    heading, or at the end. The file's other sections, written by other scripts, stay as they are.
+    Returns the section's text (to print as well)."""
+    block = "\n".join(lines).strip("\n") + "\n"
+    heading = block.splitlines()[0]
+    if not heading.startswith("#"):
+        raise ValueError(f"a section starts with a markdown heading, not {heading!r}")
+    path = RESULTS_DIR / name
+    old = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
+    start = next((i for i, line in enumerate(old) if line.rstrip("\n") == heading), None)
+    if start is None:
+        before, after = "".join(old).rstrip("\n"), ""
+        before += "\n\n" if before else ""
+    else:
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("#")), len(old))
+        before, after = "".join(old[:start]), "".join(old[end:])
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS_DIR / name, "a") as results:
-        results.write(text)
-    return text
+    path.write_text(before + block + ("\n" + after if after else ""), encoding="utf-8")
+    return block

@@ -1,7 +1,7 @@
 """Peak memory of reading large ``.npz`` sample files: stored (``np.savez``) and deflated
 (``np.savez_compressed``), each about 1.5 GB of uint8 images uncompressed.
 
-    python benchmarks/memory_npz.py --folder /tmp/npz-memory   # appends a section to benchmarks/results/memory.md
+    python benchmarks/memory_npz.py --folder /tmp/npz-memory   # writes its section of benchmarks/results/memory.md
     python benchmarks/memory_npz.py --folder /tmp/npz-memory --full   # the stored file scored in full
 
 For each file, two fresh processes under ``/usr/bin/time -v`` (its "Maximum resident set size"):
@@ -32,7 +32,7 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import append_result, provenance_markdown  # noqa: E402
+from _record import write_section, provenance_markdown  # noqa: E402
 
 SHAPE = (7_630, 256, 256, 3)  # 1.50 GB of uint8
 READ_ALL = """
@@ -96,7 +96,7 @@ def main(folder: Path, full: bool) -> None:
             section = full_score(folder, weights, images, labels)
         finally:
             weights.unlink(missing_ok=True)
-        print(append_result("memory.md", section))
+        print(write_section("memory.md", section))
         return
     files = {"np.savez": folder / "stored.npz", "np.savez_compressed": folder / "deflated.npz"}
     np.savez(files["np.savez"], images, labels)
@@ -134,7 +134,7 @@ def main(folder: Path, full: bool) -> None:
         "",
         provenance_markdown(),
     ]
-    print(append_result("memory.md", lines))
+    print(write_section("memory.md", lines))
 
 
 if __name__ == "__main__":
