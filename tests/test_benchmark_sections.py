@@ -47,8 +47,14 @@ def test_memory_py_replaces_its_own_section_and_keeps_the_others(results: Path, 
 
     monkeypatch.setattr(memory, "RESULTS_DIR", results.parent, raising=False)  # where the script wrote before
     row = {"count": 10, "peak_rss_mb": 123.4, "seconds": 0.5}
-    monkeypatch.setattr(memory.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(
-        command, 0, stdout=json.dumps(row) + "\n", stderr=""))
+    real_run = subprocess.run
+
+    def run(command, **kwargs):  # the measuring workers answer at once; other commands (git) run
+        if "--worker-count" not in command:
+            return real_run(command, **kwargs)
+        return subprocess.CompletedProcess(command, 0, stdout=json.dumps(row) + "\n", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", run)
     done = CliRunner().invoke(memory.main, ["--counts", "10"])
     assert done.exit_code == 0, done.output
     text = results.read_text(encoding="utf-8")
