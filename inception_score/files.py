@@ -304,10 +304,12 @@ class ImageSources(ConcatDataset):
         raise IndexError(index)
 
 
-def open_path(path: Path | str, *, input_range: InputRange | None = None, limits: ReadLimits | None = None) -> Dataset:
+def open_path(path: Path | str, *, input_range: InputRange | None = None, limits: ReadLimits | None = None,
+              scored: int | None = None) -> Dataset:
     """The reader for one path: a folder, an array file, an archive, or a single image file.
 
-    ``limits`` bounds what one image may cost (default: :meth:`ReadLimits.from_environment`).
+    ``limits`` bounds what one image may cost (default: :meth:`ReadLimits.from_environment`). ``scored``:
+    how many of its first images will be read, when not all (an array then checks the values of those only).
     """
     path = Path(path)
     limits = limits or ReadLimits.from_environment()
@@ -319,7 +321,7 @@ def open_path(path: Path | str, *, input_range: InputRange | None = None, limits
         raise InputError(f"{shown(path)} is not a regular file (a FIFO, socket or device): give a file or a folder")
     lower = path.name.lower()
     if lower.endswith(ARRAY_EXTENSIONS):
-        return ImageArray(path, input_range, limits)
+        return ImageArray(path, input_range, limits, scored)
     if lower.endswith(ZIP_SUFFIXES + TAR_SUFFIXES):
         return ImageArchive(path, limits)
     if lower.endswith(IMAGE_EXTENSIONS):
@@ -357,10 +359,16 @@ def reads_files(dataset: Dataset) -> bool:
 
 
 def open_paths(
-    paths: Sequence[Path | str], *, input_range: InputRange | None = None, limits: ReadLimits | None = None
+    paths: Sequence[Path | str], *, input_range: InputRange | None = None, limits: ReadLimits | None = None,
+    scored: int | None = None,
 ) -> ImageSources:
-    """One dataset of every image in ``paths``, concatenated in the order given."""
+    """One dataset of every image in ``paths``, concatenated in the order given. ``scored``: how many of
+    the first images will be read (``limit``), when not all: only their values are checked."""
     if not paths:
         raise InputError("no input given: name a folder, an array file or an archive")
     limits = limits or ReadLimits.from_environment()
-    return ImageSources([open_path(p, input_range=input_range, limits=limits) for p in paths])
+    readers: list[Dataset] = []
+    for path in paths:
+        remaining = None if scored is None else max(scored - sum(len(r) for r in readers), 0)  # type: ignore[arg-type]
+        readers.append(open_path(path, input_range=input_range, limits=limits, scored=remaining))
+    return ImageSources(readers)
