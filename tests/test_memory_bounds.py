@@ -220,11 +220,11 @@ def float_images_with_nan_after(count: int, nan_from: int) -> np.ndarray:
 def test_limit_checks_only_the_float_images_scored(tmp_path: Path, loaded_once, genuine_weights_file: Path) -> None:
     path = tmp_path / "samples.npy"
     np.save(path, float_images_with_nan_after(12, nan_from=2))
-    with pytest.raises(InputError, match="image 2 contains non-finite values"):
-        open_paths([path], input_range=(0.0, 1.0))
-    assert len(open_paths([path, path], input_range=(0.0, 1.0), scored=2)) == 24  # the second file: none scored
     status, stdout, stderr = run_command(str(path), "--limit", "2", "--input-range", "0,1", "--splits", "1",
                                          "--json", "--quiet", "--weights", str(genuine_weights_file),
                                          "--allow-unverified-weights")
     assert status == 0, stderr
     assert json.loads(stdout)["num_images"] == 2
+    with pytest.raises(InputError, match="image 2 contains non-finite values"):
+        open_paths([path], input_range=(0.0, 1.0))  # all are checked when all are scored
+    assert len(open_paths([path, path], input_range=(0.0, 1.0), scored=2)) == 24  # the second file: none scored
