@@ -34,48 +34,51 @@ _NAME_ENCODING = "utf-8", "surrogatepass"  # any str round-trips; byte order is 
 
 
 class MemberIndex:
-    """Members sorted by name: ``offsets`` and ``sizes`` ``(N,)`` int64, names in ``blob``."""
+    """Members sorted by name: ``offsets`` and ``sizes`` ``(N,)`` int64, and names: member ``i``'s is
+    ``blob[ends[i - 1]:ends[i]]`` in UTF-8. Built by :meth:`append` in archive order, then :meth:`finish`."""
+
+    _BATCH = 65536  # members whose Python ints (28 bytes each, and a pointer) are held before going to arrays
 
     def __init__(self) -> None:
         self._names = bytearray()
-        self._ends: list[int] = []
-        self._offsets: list[int] = []
-        self._sizes: list[int] = []
+        self._pending: tuple[list[int], list[int], list[int]] = ([], [], [])  # ends, offsets, sizes
+        self._batches: list[np.ndarray] = []  # (3, batch) int64 each
         self.blob = b""
         self.ends = self.offsets = self.sizes = np.zeros(0, dtype=np.int64)
-        self._pending = 0  # appended since the arrays were last grown
 
     def append(self, name: str, offset: int, size: int) -> None:
         self._names += name.encode(*_NAME_ENCODING)
-        self._ends.append(len(self._names))
-        self._offsets.append(offset)
-        self._sizes.append(size)
-        if len(self._ends) >= 65536:  # Python ints cost 28 bytes and a pointer: moved to arrays in batches
+        for values, value in zip(self._pending, (len(self._names), offset, size)):
+            values.append(value)
+        if len(self._pending[0]) >= self._BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        self.ends = np.concatenate([self.ends, np.asarray(self._ends, dtype=np.int64)])
-        self.offsets = np.concatenate([self.offsets, np.asarray(self._offsets, dtype=np.int64)])
-        self.sizes = np.concatenate([self.sizes, np.asarray(self._sizes, dtype=np.int64)])
-        self._ends, self._offsets, self._sizes = [], [], []
+        if self._pending[0]:
+            self._batches.append(np.array(self._pending, dtype=np.int64))
+            self._pending = ([], [], [])
 
     def finish(self) -> MemberIndex:
         """Sort by name; of members of the same name, the later in the archive wins (as tar and zip do)."""
         self._flush()
-        self.blob, self._names = bytes(self._names), bytearray()
-        count = len(self.ends)
-        starts = np.concatenate([[0], self.ends[:-1]]).astype(np.int64)
-        keys = [self.blob[start:end] for start, end in zip(starts.tolist(), self.ends.tolist())]
-        order = sorted(range(count), key=keys.__getitem__)  # stable: equal names stay in archive order
-        kept = [position for i, position in enumerate(order)
-                if i + 1 == count or keys[position] != keys[order[i + 1]]]
-        del keys, order
-        kept_array = np.asarray(kept, dtype=np.int64)
-        del kept
-        lengths = (self.ends - starts)[kept_array]
-        self.blob = b"".join(self.blob[s:s + n] for s, n in zip(starts[kept_array].tolist(), lengths.tolist()))
-        self.ends = np.cumsum(lengths, dtype=np.int64)
-        self.offsets, self.sizes = self.offsets[kept_array], self.sizes[kept_array]
+        ends, offsets, sizes = np.concatenate(self._batches, axis=1) if self._batches else np.zeros((3, 0), np.int64)
+        self._batches = []
+        blob, self._names = bytes(self._names), bytearray()
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        # UTF-8 bytes sort as their text does, surrogates included. numpy's stable sort of the names as
+        # objects gives positions as an int64 array, not a list of Python ints.
+        names = np.empty(len(ends), dtype=object)
+        names[:] = [blob[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
+        del blob
+        order = np.argsort(names, kind="stable")
+        names = names[order]
+        last = np.ones(len(names), dtype=bool)  # the last of each run of equal names: the later member
+        last[:-1] = names[:-1] != names[1:]
+        kept = order[last]
+        self.blob = b"".join(names[last].tolist())
+        del names
+        self.ends = np.cumsum((ends - starts)[kept], dtype=np.int64)
+        self.offsets, self.sizes = offsets[kept], sizes[kept]
         return self
 
     def __len__(self) -> int:

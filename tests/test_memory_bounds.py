@@ -16,6 +16,7 @@ import io
 import json
 import re
 import tarfile
+import warnings
 import sys
 import types
 import zipfile
@@ -228,3 +229,28 @@ def test_limit_checks_only_the_float_images_scored(tmp_path: Path, loaded_once, 
     with pytest.raises(InputError, match="image 2 contains non-finite values"):
         open_paths([path], input_range=(0.0, 1.0))  # all are checked when all are scored
     assert len(open_paths([path, path], input_range=(0.0, 1.0), scored=2)) == 24  # the second file: none scored
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip"])
+def test_the_index_sorts_as_python_sorts_names_and_a_later_duplicate_wins(kind: str, tmp_path: Path) -> None:
+    names = ["b.png", "é.png", "a/z.png", "a.png", "ß/x.png", "A.png", "a.png", "\U0001f600.png", "ab.png"]
+    shades = {}  # name -> the gray level of its last member in the archive
+    path = tmp_path / f"x.{kind}"
+    archive = zipfile.ZipFile(path, "w") if kind == "zip" else tarfile.open(path, "w:gz" if kind == "tar.gz" else "w")
+    with warnings.catch_warnings(), archive:
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name
+        for shade, name in enumerate(names):
+            buffer = io.BytesIO()
+            Image.new("RGB", (4, 4), (shade * 20,) * 3).save(buffer, "PNG")
+            data = buffer.getvalue()
+            if kind == "zip":
+                archive.writestr(name, data)
+            else:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+            shades[name] = shade * 20
+    reader = open_path(path)
+    expected = sorted(shades)
+    assert reader.members == expected
+    assert [int(reader[i][0, 0, 0]) for i in range(len(reader))] == [shades[name] for name in expected]
