@@ -3,6 +3,9 @@ results go. One implementation serves these scripts and the paper-table writers 
 
 from __future__ import annotations
 
+import re
+import subprocess
+import time
 from pathlib import Path
 
 from reference_gan.records import provenance
@@ -45,3 +48,15 @@ def write_section(name: str, lines: list[str]) -> str:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path.write_text(before + block + ("\n" + after if after else ""), encoding="utf-8")
     return block
+
+
+def time_v(command: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float, str, str]:
+    """``command`` run under ``/usr/bin/time -v``: its exit status, peak RSS (MB, from "Maximum resident set
+    size"), seconds, stdout and stderr (time's report cut off). ``env``: the whole environment, if given."""
+    begin = time.perf_counter()
+    run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - begin
+    report = run.stderr.rfind("\tCommand being timed:")
+    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr[report:]).group(1))
+    status = int(re.search(r"Exit status: (\d+)", run.stderr[report:]).group(1))
+    return status, kib / 1024, seconds, run.stdout, run.stderr[:report]

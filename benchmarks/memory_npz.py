@@ -22,17 +22,14 @@ and are deleted at the end.
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import write_section, provenance_markdown  # noqa: E402
+from _record import provenance_markdown, time_v, write_section  # noqa: E402
 
 SHAPE = (7_630, 256, 256, 3)  # 1.50 GB of uint8
 READ_ALL = """
@@ -50,13 +47,11 @@ print(f"read {count} images in {time.perf_counter() - begin:.0f} s")
 def peak_rss_mb(command: list[str], status: int = 0) -> tuple[float, float, str]:
     """Peak RSS (MB) and seconds of ``command`` under ``/usr/bin/time -v``, and the last line it printed
     (its stdout; its first stderr line when ``status``, the exit status it must end with, is not 0)."""
-    begin = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if run.returncode != status:
-        raise SystemExit(f"{' '.join(command)} ended with status {run.returncode}, not {status}:\n{run.stderr[-3000:]}")
-    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
-    said = run.stdout if status == 0 else run.stderr
-    return kib / 1024, time.perf_counter() - begin, said.strip().splitlines()[-1 if status == 0 else 0]
+    ended, mb, seconds, stdout, stderr = time_v(command)
+    if ended != status:
+        raise SystemExit(f"{' '.join(command)} ended with status {ended}, not {status}:\n{stderr[-3000:]}")
+    said = stdout if status == 0 else stderr
+    return mb, seconds, said.strip().splitlines()[-1 if status == 0 else 0]
 
 
 def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarray) -> list[str]:
