@@ -134,9 +134,10 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def three_kinds(tmp_path: Path) -> tuple[list[np.ndarray], list[Path]]:
-    """One PNG in each of a folder, a zip and a .tar.gz, and their pixels."""
+    """A PNG in a folder, one in a zip, two in a .tar.gz stored out of name order (so read into memory at
+    open), and their pixels in scoring order."""
     rng = np.random.default_rng(7)
-    pixels = [rng.integers(0, 256, (12, 12, 3), dtype=np.uint8) for _ in range(3)]
+    pixels = [rng.integers(0, 256, (12, 12, 3), dtype=np.uint8) for _ in range(4)]
     encoded = []
     for image in pixels:
         buffer = io.BytesIO()
@@ -148,9 +149,10 @@ def three_kinds(tmp_path: Path) -> tuple[list[np.ndarray], list[Path]]:
     with zipfile.ZipFile(tmp_path / "x.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("b.png", encoded[1])
     with tarfile.open(tmp_path / "x.tar.gz", "w:gz") as archive:
-        info = tarfile.TarInfo("c.png")
-        info.size = len(encoded[2])
-        archive.addfile(info, io.BytesIO(encoded[2]))
+        for name, data in (("d.png", encoded[3]), ("c.png", encoded[2])):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
     return pixels, [folder, tmp_path / "x.zip", tmp_path / "x.tar.gz"]
 
 
@@ -164,7 +166,7 @@ def test_images_read_with_every_limit_raised_that_far(limit: int, tmp_path: Path
     for key, value in huge(limit).items():
         monkeypatch.setenv(key, value)
     images = open_paths(paths)
-    assert [images[i].permute(1, 2, 0).numpy().tolist() for i in range(3)] == [p.tolist() for p in pixels]
+    assert [images[i].permute(1, 2, 0).numpy().tolist() for i in range(4)] == [p.tolist() for p in pixels]
 
 
 def test_images_score_with_every_limit_at_2_63(tmp_path: Path, dev_scorer, loaded_once,
@@ -175,7 +177,7 @@ def test_images_score_with_every_limit_at_2_63(tmp_path: Path, dev_scorer, loade
                                          env=huge(2**63))
     assert status == 0, stderr
     result = json.loads(stdout)
-    assert result["num_images"] == 3
+    assert result["num_images"] == 4
     logits = dev_scorer.logits([torch.from_numpy(p).permute(2, 0, 1).contiguous() for p in pixels])
     assert result["mean"] == pytest.approx(naive_inception_score(logits), rel=1e-9)
 
