@@ -57,6 +57,8 @@ def time_v(command: list[str], env: dict[str, str] | None = None) -> tuple[int, 
     run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - begin
     report = run.stderr.rfind("\tCommand being timed:")
+    exited = run.stderr.rfind("Command exited with non-zero status", 0, max(report, 0))
+    report = exited if exited >= 0 else report
     kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr[report:]).group(1))
     status = int(re.search(r"Exit status: (\d+)", run.stderr[report:]).group(1))
     return status, kib / 1024, seconds, run.stdout, run.stderr[:report]

@@ -35,7 +35,7 @@ _NAME_ENCODING = "utf-8", "surrogatepass"  # any str round-trips; byte order is 
 
 class MemberIndex:
     """Members sorted by name: ``offsets`` and ``sizes`` ``(N,)`` int64, and names: member ``i``'s is
-    ``blob[ends[i - 1]:ends[i]]`` in UTF-8. Built by :meth:`append` in archive order, then :meth:`finish`."""
+    ``blob[ends[i - 1]:ends[i]]`` in UTF-8 (``blob`` a ``bytearray``). Built by :meth:`append` in archive order, then :meth:`finish`."""
 
     _BATCH = 65536  # members whose Python ints (28 bytes each, and a pointer) are held before going to arrays
 
@@ -43,7 +43,7 @@ class MemberIndex:
         self._names = bytearray()
         self._pending: tuple[list[int], list[int], list[int]] = ([], [], [])  # ends, offsets, sizes
         self._batches: list[np.ndarray] = []  # (3, batch) int64 each
-        self.blob = b""
+        self.blob = bytearray()
         self.ends = self.offsets = self.sizes = np.zeros(0, dtype=np.int64)
 
     def append(self, name: str, offset: int, size: int) -> None:
@@ -59,27 +59,72 @@ class MemberIndex:
             self._pending = ([], [], [])
 
     def finish(self) -> MemberIndex:
-        """Sort by name; of members of the same name, the later in the archive wins (as tar and zip do)."""
+        """Sort by name; of members of the same name, the later in the archive wins (as tar and zip do).
+        An archive stored in name order (``tar --sort=name``) needs no sort, and costs nothing more."""
         self._flush()
         ends, offsets, sizes = np.concatenate(self._batches, axis=1) if self._batches else np.zeros((3, 0), np.int64)
         self._batches = []
-        blob, self._names = bytes(self._names), bytearray()
+        blob, self._names = self._names, bytearray()
         starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        # UTF-8 bytes sort as their text does, surrogates included. numpy's stable sort of the names as
-        # objects gives positions as an int64 array, not a list of Python ints.
-        names = np.empty(len(ends), dtype=object)
-        names[:] = [blob[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
-        del blob
-        order = np.argsort(names, kind="stable")
-        names = names[order]
-        last = np.ones(len(names), dtype=bool)  # the last of each run of equal names: the later member
-        last[:-1] = names[:-1] != names[1:]
-        kept = order[last]
-        self.blob = b"".join(names[last].tolist())
-        del names
-        self.ends = np.cumsum((ends - starts)[kept], dtype=np.int64)
-        self.offsets, self.sizes = offsets[kept], sizes[kept]
+        view = memoryview(blob)
+        if self._in_order(view, starts, ends):
+            kept = None
+        else:
+            # UTF-8 bytes sort as their text does, surrogates included; the sort is stable, so of equal
+            # names the last is the later member.
+            names = self._sortable(view, starts, ends)
+            order = np.argsort(names, kind="stable")
+            names = names[order]
+            last = np.ones(len(names), dtype=bool)
+            last[:-1] = names[:-1] != names[1:]
+            del names
+            kept = order[last]
+            del order, last
+            starts, ends, offsets, sizes = starts[kept], ends[kept], offsets[kept], sizes[kept]
+        lengths = ends - starts
+        self.ends = np.cumsum(lengths, dtype=np.int64)
+        self.offsets, self.sizes = offsets, sizes
+        if kept is None:
+            view.release()
+            self.blob = blob
+            return self
+        self.blob = bytearray(int(self.ends[-1]) if len(self.ends) else 0)
+        for first in range(0, len(kept), self._BATCH):  # never a list of all the names as Python objects
+            chunk = slice(first, first + self._BATCH)
+            for start, stop, to in zip(starts[chunk].tolist(), ends[chunk].tolist(), (self.ends - lengths)[chunk].tolist()):
+                self.blob[to : to + stop - start] = view[start:stop]
+        view.release()
         return self
+
+    @classmethod
+    def _names_of(cls, view: memoryview, starts: np.ndarray, ends: np.ndarray):
+        """The names as ``bytes``, a batch at a time: ``(first, [names])``."""
+        for first in range(0, len(ends), cls._BATCH):
+            stop = first + cls._BATCH
+            yield first, [view[a:b].tobytes() for a, b in zip(starts[first:stop].tolist(), ends[first:stop].tolist())]
+
+    @classmethod
+    def _in_order(cls, view: memoryview, starts: np.ndarray, ends: np.ndarray) -> bool:
+        """Whether every name is after the one before it (so sorted, and no two alike)."""
+        previous: list[bytes] = []
+        for _, names in cls._names_of(view, starts, ends):
+            names = previous + names
+            if any(a >= b for a, b in zip(names, names[1:])):
+                return False
+            previous = names[-1:]
+        return True
+
+    @classmethod
+    def _sortable(cls, view: memoryview, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The names as an array numpy sorts: fixed-width bytes (a name holds no NUL, so its padding
+        changes no order) where that costs at most a few times the names, else Python bytes objects."""
+        count = len(ends)
+        width = int((ends - starts).max()) if count else 1
+        fixed = width * count <= 4 * len(view) + 64 * count
+        names = np.empty(count, dtype=f"S{width}" if fixed else object)
+        for first, batch in cls._names_of(view, starts, ends):
+            names[first : first + len(batch)] = batch
+        return names
 
     def __len__(self) -> int:
         return len(self.ends)

@@ -234,8 +234,11 @@ def test_limit_checks_only_the_float_images_scored(tmp_path: Path, loaded_once, 
 
 
 @pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip"])
-def test_the_index_sorts_as_python_sorts_names_and_a_later_duplicate_wins(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("long_name", [False, True])  # names of one width sort as fixed-width bytes, else as objects
+def test_the_index_sorts_as_python_sorts_names_and_a_later_duplicate_wins(kind: str, long_name: bool,
+                                                                          tmp_path: Path) -> None:
     names = ["b.png", "é.png", "a/z.png", "a.png", "ß/x.png", "A.png", "a.png", "\U0001f600.png", "ab.png"]
+    names += ["l" * 900 + ".png"] if long_name else []
     shades = {}  # name -> the gray level of its last member in the archive
     path = tmp_path / f"x.{kind}"
     archive = zipfile.ZipFile(path, "w") if kind == "zip" else tarfile.open(path, "w:gz" if kind == "tar.gz" else "w")
