@@ -50,11 +50,12 @@ def write_section(name: str, lines: list[str]) -> str:
     return block
 
 
-def time_v(command: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float, str, str]:
+def time_v(command: list[str], env: dict[str, str] | None = None,
+           cwd: Path | None = None) -> tuple[int, float, float, str, str]:
     """``command`` run under ``/usr/bin/time -v``: its exit status, peak RSS (MB, from "Maximum resident set
     size"), seconds, stdout and stderr (time's report cut off). ``env``: the whole environment, if given."""
     begin = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env)
+    run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env, cwd=cwd)
     seconds = time.perf_counter() - begin
     report = run.stderr.rfind("\tCommand being timed:")
     exited = run.stderr.rfind("Command exited with non-zero status", 0, max(report, 0))

@@ -70,9 +70,10 @@ def write_zeros_tgz(path: Path, members: list[tuple[str, int]]) -> None:
 
 
 def measure(tree: Path, arguments: list[str]) -> tuple[int, float, float, str]:
-    """Status, peak RSS (MB), seconds and last line of ``python -m inception_score ARGUMENTS`` on ``tree``."""
+    """Status, peak RSS (MB), seconds and last line of ``python -m inception_score ARGUMENTS`` on ``tree``
+    (run in ``tree``: ``-m`` puts the working folder first on the path)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    status, mb, seconds, stdout, stderr = time_v([sys.executable, "-m", "inception_score", *arguments], env)
+    status, mb, seconds, stdout, stderr = time_v([sys.executable, "-m", "inception_score", *arguments], env, tree)
     lines = (stdout if status == 0 else stderr).strip().splitlines()
     return status, mb, seconds, lines[-1] if lines else ""
 
