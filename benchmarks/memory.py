@@ -1,6 +1,6 @@
 """Peak memory of scoring N images through the API, for N = 1,000, 10,000 and 100,000.
 
-    python benchmarks/memory.py          # writes benchmarks/results/memory.md
+    python benchmarks/memory.py          # writes its section of benchmarks/results/memory.md
 
 The images come from a generator (never all in memory). Each N runs in a fresh process, which
 reports its peak resident set size. On a CPU the real network would need hours for 100,000 images,
@@ -21,7 +21,7 @@ import click
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS_DIR, provenance_markdown  # noqa: E402
+from _record import provenance_markdown, write_section  # noqa: E402
 
 
 class StandInScorer:
@@ -95,10 +95,7 @@ def main(counts: str, batch_size: int, real_network: bool, weights: str | None, 
     if 10_000 in by_count and 100_000 in by_count:
         lines.append(f"Growth from 10,000 to 100,000 images: {by_count[100_000] - by_count[10_000]:+.1f} MB.\n")
     lines.append(provenance_markdown())
-    text = "\n".join(lines)
-    click.echo(text)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "memory.md").write_text(text)
+    click.echo(write_section("memory.md", lines))  # the other scripts' sections stay
 
 
 if __name__ == "__main__":

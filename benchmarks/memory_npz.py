@@ -1,7 +1,7 @@
 """Peak memory of reading large ``.npz`` sample files: stored (``np.savez``) and deflated
 (``np.savez_compressed``), each about 1.5 GB of uint8 images uncompressed.
 
-    python benchmarks/memory_npz.py --folder /tmp/npz-memory   # appends a section to benchmarks/results/memory.md
+    python benchmarks/memory_npz.py --folder /tmp/npz-memory   # writes its section of benchmarks/results/memory.md
     python benchmarks/memory_npz.py --folder /tmp/npz-memory --full   # the stored file scored in full
 
 For each file, two fresh processes under ``/usr/bin/time -v`` (its "Maximum resident set size"):
@@ -22,17 +22,14 @@ and are deleted at the end.
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import append_result, provenance_markdown  # noqa: E402
+from _record import provenance_markdown, time_v, write_section  # noqa: E402
 
 SHAPE = (7_630, 256, 256, 3)  # 1.50 GB of uint8
 READ_ALL = """
@@ -50,13 +47,11 @@ print(f"read {count} images in {time.perf_counter() - begin:.0f} s")
 def peak_rss_mb(command: list[str], status: int = 0) -> tuple[float, float, str]:
     """Peak RSS (MB) and seconds of ``command`` under ``/usr/bin/time -v``, and the last line it printed
     (its stdout; its first stderr line when ``status``, the exit status it must end with, is not 0)."""
-    begin = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if run.returncode != status:
-        raise SystemExit(f"{' '.join(command)} ended with status {run.returncode}, not {status}:\n{run.stderr[-3000:]}")
-    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
-    said = run.stdout if status == 0 else run.stderr
-    return kib / 1024, time.perf_counter() - begin, said.strip().splitlines()[-1 if status == 0 else 0]
+    ended, mb, seconds, stdout, stderr = time_v(command)
+    if ended != status:
+        raise SystemExit(f"{' '.join(command)} ended with status {ended}, not {status}:\n{stderr[-3000:]}")
+    said = stdout if status == 0 else stderr
+    return mb, seconds, said.strip().splitlines()[-1 if status == 0 else 0]
 
 
 def full_score(folder: Path, weights: Path, images: np.ndarray, labels: np.ndarray) -> list[str]:
@@ -96,7 +91,7 @@ def main(folder: Path, full: bool) -> None:
             section = full_score(folder, weights, images, labels)
         finally:
             weights.unlink(missing_ok=True)
-        print(append_result("memory.md", section))
+        print(write_section("memory.md", section))
         return
     files = {"np.savez": folder / "stored.npz", "np.savez_compressed": folder / "deflated.npz"}
     np.savez(files["np.savez"], images, labels)
@@ -134,7 +129,7 @@ def main(folder: Path, full: bool) -> None:
         "",
         provenance_markdown(),
     ]
-    print(append_result("memory.md", lines))
+    print(write_section("memory.md", lines))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Peak memory of refusing a PNG whose iTXt chunk holds 200 MB of text.
 
-    python benchmarks/memory_png_chunk.py --folder /tmp/png-chunk   # appends a section to benchmarks/results/memory.md
+    python benchmarks/memory_png_chunk.py --folder /tmp/png-chunk   # writes its section of benchmarks/results/memory.md
 
 The PNG is a valid 4x4 image with one 200 MiB uncompressed iTXt chunk before its pixels, written in
 1 MiB pieces (this script never holds the chunk). It lies in a folder beside one ordinary 32x32 PNG.
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import append_result, provenance_markdown  # noqa: E402
+from _record import write_section, provenance_markdown  # noqa: E402
 from memory_npz import peak_rss_mb  # noqa: E402
 
 TEXT_BYTES = 200 * 2**20
@@ -94,7 +94,7 @@ def main(folder: Path) -> None:
         "",
         provenance_markdown(),
     ]
-    print(append_result("memory.md", lines))
+    print(write_section("memory.md", lines))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def test_zip_member_over_the_byte_limit_is_refused_from_its_header(tmp_path: Pat
 def test_a_lying_header_stops_the_read_at_the_limit(tmp_path: Path, small_png: bytes) -> None:
     path = zip_with_zeros(tmp_path / "bomb.zip", 4 * MIB, small_png)
     archive = open_path(path, limits=ReadLimits(max_file_bytes=MIB))
-    archive._sizes[1] = 100  # as if the header claimed 100 bytes
+    archive.index.sizes[1] = 100  # as if the header claimed 100 bytes
     with pytest.raises(ImageDecodeError, match=r"bomb.png holds more than 1,048,576 bytes, though its recorded size was less"):
         archive[1]
 
@@ -104,7 +104,7 @@ def grown(read):
     return (kilobytes("VmHWM") - before) * 1024
 
 archive = open_path(sys.argv[1], limits=ReadLimits(max_file_bytes=2**20))
-archive._sizes[1] = 100  # a lying header: only the streamed read can stop it
+archive.index.sizes[1] = 100  # a lying header: only the streamed read can stop it
 capped = grown(lambda: archive[1])
 header = open(sys.argv[2], "rb").read()
 pixels = grown(lambda: decode_image(header, "huge.png"))

@@ -332,7 +332,10 @@ def open_inputs(options: RunOptions, group: Group | None = None) -> tuple[Datase
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedInputWarning)
-        dataset = open_paths(options.paths, input_range=options.input_range)
+        # --limit scores the first images in input order (--shuffle permutes their splits only); after
+        # --skip-invalid they could be any, so then every image is checked.
+        scored = None if options.skip_invalid else options.limit
+        dataset = open_paths(options.paths, input_range=options.input_range, scored=scored)
     if group is None or group.is_main:
         for warning in caught:
             if issubclass(warning.category, SkippedInputWarning):

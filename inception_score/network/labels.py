@@ -14,10 +14,17 @@ import re
 import tarfile
 from pathlib import Path
 
+from ..readers.bounded_read import read_at_most, read_tar_members
+from .errors import InputError
+
 ENV_LABELS = "INCEPTION_SCORE_LABELS"
 LABEL_MAP = "imagenet_2012_challenge_label_map_proto.pbtxt"
 SYNSET_NAMES = "imagenet_synset_to_human_label_map.txt"
 TGZ_NAME = "inception-2015-12-05.tgz"
+# The genuine files are 0.07 MB and 0.74 MB; a label file that inflates past this is refused.
+MAX_LABEL_FILE_BYTES = 16 * 2**20
+_TOO_LARGE = (f"over the limit of {MAX_LABEL_FILE_BYTES:,} bytes for a label file (the genuine {LABEL_MAP} and "
+              f"{SYNSET_NAMES} are under 1 MB): give the genuine {TGZ_NAME} or a folder holding those two files")
 
 _ENTRY = re.compile(r"target_class:\s*(\d+)\s*target_class_string:\s*\"(n\d+)\"")
 
@@ -36,25 +43,33 @@ def parse_label_files(label_map: str, synset_names: str) -> dict[int, str]:
     return {int(index): names.get(synset, synset) for index, synset in _ENTRY.findall(label_map)}
 
 
+def _read_text(path: Path) -> str:
+    """A label file on disk, at most ``MAX_LABEL_FILE_BYTES``."""
+    with open(path, "rb") as handle:
+        data = read_at_most(handle, MAX_LABEL_FILE_BYTES, os.fstat(handle.fileno()).st_size)
+    if data is None:
+        raise InputError(f"{path} holds more than {MAX_LABEL_FILE_BYTES:,} bytes, {_TOO_LARGE}")
+    return data.decode("utf-8")
+
+
 def _read_pair(source: Path) -> tuple[str, str] | None:
     if source.is_dir():
         files = source / LABEL_MAP, source / SYNSET_NAMES
         if all(f.is_file() for f in files):
-            return tuple(f.read_text(encoding="utf-8") for f in files)  # type: ignore[return-value]
+            return tuple(_read_text(f) for f in files)  # type: ignore[return-value]
         return None
     if source.is_file():
         try:
-            with tarfile.open(source, "r:*") as archive:
-                texts = {}
-                for member in archive:  # lazily: stop as soon as both are read
-                    base = Path(member.name).name
-                    if base in (LABEL_MAP, SYNSET_NAMES) and member.isfile():
-                        texts[base] = archive.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
-                        if len(texts) == 2:
-                            break
-                if len(texts) == 2:
-                    return texts[LABEL_MAP], texts[SYNSET_NAMES]
-        except (tarfile.TarError, OSError, EOFError, ValueError):  # ValueError: not UTF-8 text
+            found = read_tar_members(source, (LABEL_MAP, SYNSET_NAMES), MAX_LABEL_FILE_BYTES)
+        except (tarfile.TarError, OSError, EOFError):
+            return None
+        for name, data in found.items():
+            if data is None:
+                raise InputError(f"{source}: its {name} inflates to more than {MAX_LABEL_FILE_BYTES:,} bytes, {_TOO_LARGE}")
+        try:
+            if len(found) == 2:
+                return found[LABEL_MAP].decode("utf-8"), found[SYNSET_NAMES].decode("utf-8")  # type: ignore[union-attr]
+        except ValueError:  # not UTF-8 text
             return None
     return None
 

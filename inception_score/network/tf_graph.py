@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..readers.bounded_read import read_at_most, read_tar_members
 from ..errors import WeightsFormatError
 
 
@@ -330,30 +331,43 @@ def state_dict_from_graph_def(data: bytes) -> dict[str, torch.Tensor]:
     return state_dict_from_tf_tensors(constants)
 
 
+GRAPH_NAME = "classify_image_graph_def.pb"
+# The genuine graph is 95,673,916 bytes; any graph of this network's tensors in float32 is about as large.
+# A .tgz is refused when its graph inflates past this, before the machine's memory is spent on it.
+MAX_GRAPH_BYTES = 128 * 2**20
+
+
 def read_graph_def_bytes(path: str | os.PathLike) -> bytes:
     """The GraphDef bytes of a ``.pb`` file, or of the ``classify_image_graph_def.pb`` inside a ``.tgz``
-    (recognised by its gzip magic, read in memory without unpacking to disk).
+    (recognised by its gzip magic, read in memory without unpacking to disk), at most ``MAX_GRAPH_BYTES``.
 
-    Raises :class:`WeightsFormatError` naming ``path`` for a damaged archive or one without the graph.
+    Raises :class:`WeightsFormatError` naming ``path`` for a damaged archive, one without the graph, or a
+    graph over the limit.
     """
     path = Path(path)
+    too_large = (f"over the limit of {MAX_GRAPH_BYTES:,} bytes (the genuine {GRAPH_NAME} is 95,673,916); "
+                 f"it is not a 2015-12-05 Inception graph: give the genuine inception-2015-12-05.tgz")
     with open(path, "rb") as handle:
-        head = handle.read(2)
-    if head != b"\x1f\x8b":
-        return path.read_bytes()
+        if handle.read(2) != b"\x1f\x8b":
+            handle.seek(0)
+            data = read_at_most(handle, MAX_GRAPH_BYTES, os.fstat(handle.fileno()).st_size)
+            if data is None:
+                raise WeightsFormatError(f"{path} holds more than {MAX_GRAPH_BYTES:,} bytes, {too_large}")
+            return data
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive:  # streams: stops at the graph instead of listing the whole archive
-                if Path(member.name).name == "classify_image_graph_def.pb" and member.isfile():
-                    extracted = archive.extractfile(member)
-                    if extracted is not None:
-                        return extracted.read()
+        found = read_tar_members(path, {GRAPH_NAME}, MAX_GRAPH_BYTES)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise WeightsFormatError(f"{path} is not a readable .tgz ({error}); download it again") from None
-    raise WeightsFormatError(f"{path} holds no classify_image_graph_def.pb; is it inception-2015-12-05.tgz?")
+    if GRAPH_NAME not in found:
+        raise WeightsFormatError(f"{path} holds no {GRAPH_NAME}; is it inception-2015-12-05.tgz?")
+    if found[GRAPH_NAME] is None:
+        raise WeightsFormatError(f"{path}: its {GRAPH_NAME} inflates to more than {MAX_GRAPH_BYTES:,} bytes, {too_large}")
+    return found[GRAPH_NAME]  # type: ignore[return-value]
 
 
 __all__ = [
+    "GRAPH_NAME",
+    "MAX_GRAPH_BYTES",
     "TF_SCOPES",
     "TF_SOFTMAX",
     "read_graph_def_bytes",

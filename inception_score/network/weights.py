@@ -238,7 +238,7 @@ def load_weights(
     is_graph = graph_bytes is not None or (known is not None and known.kind == "graph_def") or path.suffix == ".pb"
     if is_graph:
         if graph_bytes is None:
-            graph_bytes = path.read_bytes()
+            graph_bytes = read_graph_def_bytes(path)  # within its limit
         try:
             state_dict = state_dict_from_graph_def(graph_bytes)
         except WeightsFormatError as error:

@@ -2,7 +2,7 @@
 
 An item is ``(3, H, W)``: uint8 as stored, or float32 in [0, 255] for floats read with a declared
 range. Shape, dtype, range, finiteness and each image's size are checked once at open, so errors
-come before any scoring.
+come before any scoring; the values of only the images that will be scored, when that is known (``--limit``).
 """
 
 from __future__ import annotations
@@ -38,14 +38,17 @@ class ImageArray(Dataset):
     read whole: ``.npy`` files are memory-mapped, ``.npz`` members read by rows (:mod:`.npz`).
     """
 
-    def __init__(self, path: Path, input_range: InputRange | None = None, limits: ReadLimits | None = None) -> None:
+    def __init__(self, path: Path, input_range: InputRange | None = None, limits: ReadLimits | None = None,
+                 scored: int | None = None) -> None:
+        """``scored``: how many of the first images will be read, when not all; only their values are checked
+        (finite, in the declared range), so that ``--limit 20`` reads 20 images of a large file, not all."""
         self.path = Path(path)
         self.input_range = input_range
         self.limits = limits or ReadLimits.from_environment()
         self.key: str | None = None  # the .npz member read as images
         self.label_key: str | None = None
         array = self._load()
-        self._check(array)
+        self._check(array, scored)
         self.count = int(array.shape[0])
         self.labels = self._read_labels() if self.label_key is not None else None
         member = "" if self.key is None else f" [{self.key!r}]"
@@ -100,7 +103,7 @@ class ImageArray(Dataset):
         member.close()
         return labels
 
-    def _check(self, array: np.ndarray | NpzMember) -> None:
+    def _check(self, array: np.ndarray | NpzMember, scored: int | None) -> None:
         where = shown(self.path)
         if array.ndim != 4:
             raise InputError(
@@ -131,8 +134,8 @@ class ImageArray(Dataset):
         if not floating:
             return
         chunk_images = max(1, min(_VALIDATION_CHUNK, _VALIDATION_BYTES // image_bytes))
-        for start in range(0, array.shape[0], chunk_images):
-            chunk = np.array(array[start : start + chunk_images])
+        for start in range(0, array.shape[0] if scored is None else min(scored, array.shape[0]), chunk_images):
+            chunk = np.array(array[start : min(start + chunk_images, scored or array.shape[0])])
             finite = np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)
             if not finite.all():
                 first = start + int(np.argmin(finite))

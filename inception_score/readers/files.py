@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import tarfile
 import warnings
 import zipfile
@@ -24,11 +23,13 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from .archive_index import index_tar, index_zip, open_zip_member, tar_member
 from .array_files import ImageArray
 from .decode import (
     ENV_MAX_FILE_BYTES,
@@ -163,95 +164,85 @@ def image_folder(root: Path, limits: ReadLimits | None = None) -> ImageFiles:
     return ImageFiles([root / name for name in images], f"folder {shown(root)} ({len(images)} images{note})", limits)
 
 
-def _is_zip_link(info: zipfile.ZipInfo) -> bool:
-    """A symbolic link stored by a Unix zip: its mode, in the high bits of the external attributes."""
-    return stat.S_ISLNK(info.external_attr >> 16)
-
-
 class ImageArchive(Dataset):
     """The supported images inside a ``.zip`` or ``.tar`` (optionally compressed), sorted by name,
     read without unpacking to disk.
 
-    A compressed tar can only be read forwards cheaply: when its members are not stored in name
-    order, their bytes are read into memory in one pass instead, within ``max_file_bytes`` in all.
-    Links (tar symbolic and hard links, zip symbolic links) are skipped and counted.
+    The archive is indexed in a few dozen bytes a member (:mod:`.archive_index`), and refused past
+    ``max_archive_members``. A compressed tar can only be read forwards cheaply: when its members are
+    not stored in name order, their bytes are read into memory in one pass instead, within
+    ``max_file_bytes`` in all. Links (tar symbolic and hard links, zip symbolic links) are skipped and counted.
     """
 
     def __init__(self, path: Path, limits: ReadLimits | None = None) -> None:
         self.path = Path(path)
         self.limits = limits or ReadLimits.from_environment()
         self.is_zip = self.path.name.lower().endswith(ZIP_SUFFIXES)
-        self._files = ProcessFiles()  # this process's ZipFile or TarFile, and the file it reads
-        self._tar_members: list[tarfile.TarInfo] = []
+        self._files = ProcessFiles()  # this process's TarFile (or None for a zip), and the file it reads
         self._in_memory: list[bytes | None] | None = None
-        self._sizes: list[int] = []  # uncompressed, from the archive's headers
+        self._sparse: dict[int, tarfile.TarInfo] = {}  # tar members that need their sparse map, by data offset
+        self._zip_before = 0  # bytes before the zip (a self-extractor's program)
         skipped: Counter = Counter()
         try:
-            names = self._open_zip(skipped) if self.is_zip else self._open_tar(skipped)
+            with open_regular(self.path) as handle:
+                files = self._open_zip(handle, skipped) if self.is_zip else self._open_tar(handle, skipped)
+        except InputError:
+            raise
         except _ARCHIVE_ERRORS as error:
             raise InputError(f"{shown(self.path)} is not a readable archive ({error}); check the file") from None
         note = _skipped_note(skipped, f"archive {shown(self.path)}")
-        if not self.members:
+        if not len(self.index):
             raise InputError(
-                f"{shown(self.path)} holds {len(names)} files but none is an image with a supported extension "
+                f"{shown(self.path)} holds {files} files but none is an image with a supported extension "
                 f"({_supported_list()}){note and f' ({note[2:]})'}"
             )
-        self.description = f"archive {shown(self.path)} ({len(self.members)} images{note})"
+        self.description = f"archive {shown(self.path)} ({len(self.index)} images{note})"
 
-    def _open_zip(self, skipped: Counter) -> list[str]:
-        """Index the zip; returns the names of all its files. Sets ``members`` (sorted image names) and their sizes."""
-        with zipfile.ZipFile(self.path) as archive:
-            files = [info for info in archive.infolist() if not info.is_dir()]
-        skipped["link"] += sum(_is_zip_link(info) for info in files)
-        by_name = {info.filename: info for info in files if not _is_zip_link(info) and is_image_name(info.filename)}
-        self.members = sorted(by_name)  # a later duplicate wins, as ZipFile.getinfo does
-        self._sizes = [by_name[name].file_size for name in self.members]
-        return [info.filename for info in files]
+    @property
+    def members(self) -> list[str]:
+        """The image members' names, sorted (a list made on each call: for messages and tests)."""
+        return self.index.names()
 
-    def _open_tar(self, skipped: Counter) -> list[str]:
-        """Index the tar; returns the names of all its files. Sets ``members`` (sorted image names) and their sizes."""
-        with tarfile.open(self.path) as archive:
-            entries = archive.getmembers()
-            files = [m for m in entries if m.isfile()]
-            skipped["link"] += sum(m.issym() or m.islnk() for m in entries)
-            skipped["special file"] += sum(m.ischr() or m.isblk() or m.isfifo() for m in entries)
-            by_name = {m.name: m for m in files if is_image_name(m.name)}  # a later duplicate wins, as tar does
-            self.members = sorted(by_name)
-            ordered = [by_name[name] for name in self.members]
-            self._sizes = [m.size for m in ordered]
-            offsets = [m.offset_data for m in ordered]
+    def _open_zip(self, handle: BinaryIO, skipped: Counter) -> int:
+        """Index the zip (sets ``index``); returns the count of all its files."""
+        self.index, files, self._zip_before = index_zip(handle, self.path, self.limits, is_image_name, skipped)
+        return files
+
+    def _open_tar(self, handle: BinaryIO, skipped: Counter) -> int:
+        """Index the tar (sets ``index``); returns the count of all its files."""
+        with tarfile.open(fileobj=handle) as archive:
+            self.index, files, self._sparse = index_tar(archive, self.path, self.limits, is_image_name, skipped)
+            offsets = self.index.offsets
             compressed = not isinstance(archive.fileobj, io.BufferedReader)
-            if compressed and offsets != sorted(offsets):
+            if compressed and bool(np.any(offsets[1:] < offsets[:-1])):
                 # Backward seeks in a gzip/bz2/xz stream restart decompression from the start.
-                self._in_memory = self._read_all(archive, files, by_name)
-            else:
-                self._tar_members = ordered
-        return [m.name for m in files]
+                self._in_memory = self._read_all(archive)
+        return files
 
-    def _read_all(self, archive: tarfile.TarFile, files: list[tarfile.TarInfo],
-                  by_name: dict[str, tarfile.TarInfo]) -> list[bytes | None]:
+    def _read_all(self, archive: tarfile.TarFile) -> list[bytes | None]:
         """The bytes of every image member in one forward pass, in name order; None for those over the limit."""
-        wanted = {id(m): m for m in by_name.values() if m.size <= self.limits.max_file_bytes}
-        total = sum(m.size for m in wanted.values())
+        sizes = self.index.sizes
+        wanted = np.flatnonzero(sizes <= self.limits.max_file_bytes)
+        total = int(sizes[wanted].sum())
         if total > self.limits.max_file_bytes:
             raise InputError(
                 f"{shown(self.path)} is compressed and stores its images out of name order, so they would be read "
                 f"into memory: {total:,} bytes, over the limit of {self.limits.max_file_bytes:,}. Unpack it, or "
                 f"re-create it in name order (tar --sort=name), or raise the limit ({ENV_MAX_FILE_BYTES}={total})"
             )
-        data: dict[str, bytes] = {}
-        for member in files:
-            if id(member) in wanted:
-                stream = archive.extractfile(member)
-                name = f"{os.fspath(self.path)}:{member.name}"
-                data[member.name] = read_capped(stream, name, self.limits)  # type: ignore[arg-type]
-        return [data.get(name) for name in self.members]
+        data: list[bytes | None] = [None] * len(self.index)
+        for position in wanted[np.argsort(self.index.offsets[wanted], kind="stable")].tolist():
+            stream = archive.extractfile(tar_member(self.index, position, self._sparse))
+            size = int(sizes[position])
+            data[position] = read_capped(stream, self._member_name(position), self.limits, size)  # type: ignore[arg-type]
+        return data
 
-    def _archive(self) -> zipfile.ZipFile | tarfile.TarFile:
+    def _archive(self) -> BinaryIO | tarfile.TarFile:
+        """This process's open zip file, or ``TarFile``."""
         archive = self._files.current()
         if archive is None:
             raw = open_regular(self.path)  # the archive is opened again in each worker: by then it could be a FIFO
-            archive = self._files.keep(zipfile.ZipFile(raw) if self.is_zip else tarfile.open(fileobj=raw), raw)
+            archive = self._files.keep(raw) if self.is_zip else self._files.keep(tarfile.open(fileobj=raw), raw)
         return archive
 
     def close(self) -> None:
@@ -259,10 +250,10 @@ class ImageArchive(Dataset):
         self._files.close()
 
     def __len__(self) -> int:
-        return len(self.members)
+        return len(self.index)
 
     def _member_name(self, index: int) -> str:
-        return f"{os.fspath(self.path)}:{self.members[index]}"
+        return f"{os.fspath(self.path)}:{self.index.name(index)}"
 
     def name(self, index: int) -> str:
         """``archive:member`` of item ``index``, for messages."""
@@ -271,15 +262,16 @@ class ImageArchive(Dataset):
     def _read(self, index: int) -> bytes:
         """The bytes of member ``index``, its size checked first from the header, then while reading."""
         name = self._member_name(index)
-        check_size(self._sizes[index], name, self.limits, "uncompressed, as the archive's header says")
+        size = int(self.index.sizes[index])
+        check_size(size, name, self.limits, "uncompressed, as the archive's header says")
         if self._in_memory is not None:
             return self._in_memory[index] or b""
         archive = self._archive()
-        if isinstance(archive, zipfile.ZipFile):
-            with archive.open(self.members[index]) as member:
-                return read_capped(member, name, self.limits)
-        extracted = archive.extractfile(self._tar_members[index])
-        return read_capped(extracted, name, self.limits) if extracted is not None else b""
+        if isinstance(archive, tarfile.TarFile):
+            extracted = archive.extractfile(tar_member(self.index, index, self._sparse))
+            return read_capped(extracted, name, self.limits, size) if extracted is not None else b""
+        with open_zip_member(archive, int(self.index.offsets[index]), self._zip_before) as member:
+            return read_capped(member, name, self.limits, size)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """``(3, H, W)`` uint8."""
@@ -312,10 +304,12 @@ class ImageSources(ConcatDataset):
         raise IndexError(index)
 
 
-def open_path(path: Path | str, *, input_range: InputRange | None = None, limits: ReadLimits | None = None) -> Dataset:
+def open_path(path: Path | str, *, input_range: InputRange | None = None, limits: ReadLimits | None = None,
+              scored: int | None = None) -> Dataset:
     """The reader for one path: a folder, an array file, an archive, or a single image file.
 
-    ``limits`` bounds what one image may cost (default: :meth:`ReadLimits.from_environment`).
+    ``limits`` bounds what one image may cost (default: :meth:`ReadLimits.from_environment`). ``scored``:
+    how many of its first images will be read, when not all (an array then checks the values of those only).
     """
     path = Path(path)
     limits = limits or ReadLimits.from_environment()
@@ -327,7 +321,7 @@ def open_path(path: Path | str, *, input_range: InputRange | None = None, limits
         raise InputError(f"{shown(path)} is not a regular file (a FIFO, socket or device): give a file or a folder")
     lower = path.name.lower()
     if lower.endswith(ARRAY_EXTENSIONS):
-        return ImageArray(path, input_range, limits)
+        return ImageArray(path, input_range, limits, scored)
     if lower.endswith(ZIP_SUFFIXES + TAR_SUFFIXES):
         return ImageArchive(path, limits)
     if lower.endswith(IMAGE_EXTENSIONS):
@@ -365,10 +359,16 @@ def reads_files(dataset: Dataset) -> bool:
 
 
 def open_paths(
-    paths: Sequence[Path | str], *, input_range: InputRange | None = None, limits: ReadLimits | None = None
+    paths: Sequence[Path | str], *, input_range: InputRange | None = None, limits: ReadLimits | None = None,
+    scored: int | None = None,
 ) -> ImageSources:
-    """One dataset of every image in ``paths``, concatenated in the order given."""
+    """One dataset of every image in ``paths``, concatenated in the order given. ``scored``: how many of
+    the first images will be read (``limit``), when not all: only their values are checked."""
     if not paths:
         raise InputError("no input given: name a folder, an array file or an archive")
     limits = limits or ReadLimits.from_environment()
-    return ImageSources([open_path(p, input_range=input_range, limits=limits) for p in paths])
+    readers: list[Dataset] = []
+    for path in paths:
+        remaining = None if scored is None else max(scored - sum(len(r) for r in readers), 0)  # type: ignore[arg-type]
+        readers.append(open_path(path, input_range=input_range, limits=limits, scored=remaining))
+    return ImageSources(readers)

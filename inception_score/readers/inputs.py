@@ -156,11 +156,12 @@ def classify_input(images: Any) -> InputKind | None:
 
 
 def open_path_input(images: str | os.PathLike | Sequence[str | os.PathLike],
-                    input_range: InputRange | None) -> tuple[ImageSources, InputRange | None]:
+                    input_range: InputRange | None, scored: int | None = None) -> tuple[ImageSources, InputRange | None]:
     """The reader of a :attr:`InputKind.PATHS` input, and the range its items are in: the readers map
-    a declared float range to :data:`~inception_score.protocol.PIXEL_RANGE` already; uint8 items need none."""
+    a declared float range to :data:`~inception_score.protocol.PIXEL_RANGE` already; uint8 items need none.
+    ``scored``: how many of the first images will be read, when not all."""
     paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-    reader = open_paths([Path(p) for p in paths], input_range=input_range)
+    reader = open_paths([Path(p) for p in paths], input_range=input_range, scored=scored)
     return reader, (PIXEL_RANGE if input_range is not None else None)
 
 
@@ -203,7 +204,7 @@ def image_stream(
 
     kind = classify_input(images)
     if kind is InputKind.PATHS:
-        dataset, pixel_range = open_path_input(images, input_range)
+        dataset, pixel_range = open_path_input(images, input_range, scored=limit)
         return _dataset_stream(dataset, dataset.description, batch_size, pixel_range, num_workers, limit, pin_memory)
 
     if kind is InputKind.ARRAY:
