@@ -105,7 +105,7 @@ def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
         )
     source: Any = images
     if kind is InputKind.PATHS:
-        source, input_range = open_path_input(images, input_range)
+        source, input_range = open_path_input(images, input_range, scored=limit)
     total = len(source) if limit is None else min(len(source), limit)
     check_split_count(total, 1)
     start, stop = shard_bounds(total, group.rank, group.world_size)
