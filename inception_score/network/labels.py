@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 from ..readers.bounded_read import read_at_most, read_tar_members
-from .errors import InputError
+from ..errors import InputError
 
 ENV_LABELS = "INCEPTION_SCORE_LABELS"
 LABEL_MAP = "imagenet_2012_challenge_label_map_proto.pbtxt"
