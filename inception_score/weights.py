@@ -104,13 +104,14 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def download(known: KnownFile, destination: Path, progress: bool = True) -> Path:
-    """Fetch ``known.url`` to ``destination``, check size and sha256, then move it into place."""
+def download(known: KnownFile, destination: Path, progress: bool = True, timeout: float = 30.0) -> Path:
+    """Fetch ``known.url`` to ``destination``, check size and sha256, then move it into place. ``timeout``:
+    seconds each network operation (connecting, each read) may wait."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, partial_name = tempfile.mkstemp(prefix=known.name + ".", suffix=".partial", dir=destination.parent)
     partial = Path(partial_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(known.url, timeout=30) as response:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(known.url, timeout=timeout) as response:
             bar = None
             if progress:
                 from tqdm.auto import tqdm
@@ -136,8 +137,9 @@ def download(known: KnownFile, destination: Path, progress: bool = True) -> Path
         partial.unlink(missing_ok=True)
 
 
-def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """The weights file to use: ``weights``, else ``$INCEPTION_SCORE_WEIGHTS``, else the cached default."""
+def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True, timeout: float = 30.0) -> Path:
+    """The weights file to use: ``weights``, else ``$INCEPTION_SCORE_WEIGHTS``, else the cached default
+    (downloaded first if absent, each network operation waiting at most ``timeout`` seconds)."""
     if weights is None:
         weights = os.environ.get(ENV_WEIGHTS) or None
     if weights is not None:
@@ -148,7 +150,7 @@ def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True
     cached = cache_dir() / DEFAULT.name
     if cached.is_file():
         return cached
-    return download(DEFAULT, cached, progress=progress)
+    return download(DEFAULT, cached, progress=progress, timeout=timeout)
 
 
 def _is_tgz(path: Path) -> bool:
