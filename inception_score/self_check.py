@@ -199,7 +199,8 @@ def weights_for_check(weights: Path | None, progress: bool) -> Iterator[tuple[Pa
     except WeightsNotFoundError as missing:
         if weights is not None or os.environ.get(ENV_WEIGHTS):
             raise  # a file was named and is not there: the user's to fix
-        reason = str(missing).split(". Download", 1)[0]
+        message = str(missing)
+        reason = message.split(". Download", 1)[0]
     else:
         yield path, False, ""
         return
@@ -209,8 +210,8 @@ def weights_for_check(weights: Path | None, progress: bool) -> Iterator[tuple[Pa
         try:
             path = write_genuine_conv_weights(Path(folder) / "development-weights.pth")
         except (WeightsNotFoundError, WeightsHashError) as no_wheel:
-            raise WeightsNotFoundError(f"{reason}. Without the real weights the self-check can use development "
-                                       f"weights, but {no_wheel}") from None
+            raise WeightsNotFoundError(f"{message} Without them the self-check can use development weights, but "
+                                       f"{no_wheel}") from None
         yield path, True, reason
 
 

