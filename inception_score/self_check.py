@@ -141,7 +141,9 @@ class SelfCheckReport:
         if self.precision_note:
             out.append(f"note: {self.precision_note}")
         mark = "ok" if self.weights.passed else "FAIL"
-        out.append(f"weights: {self.weights.path} sha256 {self.weights.sha256}: {self.weights.status} [{mark}]")
+        allowed = " (allowed by --allow-unverified-weights)" if self.weights.status == "unverified" else ""
+        out.append(f"weights: {self.weights.path} sha256 {self.weights.sha256}: {self.weights.status}"
+                   f"{allowed if self.weights.passed else ''} [{mark}]")
         out.append(f"  {self.weights.note}")
         out.append(f"bound: {self.bound:.1e} relative to the image's largest feature ({self.bound_kind})")
         for check in self.checks:
