@@ -23,6 +23,10 @@ class WeightsFormatError(WeightsError):
     """A weights file could not be parsed (truncated, wrong format, missing tensors)."""
 
 
+class SelfCheckError(InceptionScoreError):
+    """``--self-check`` cannot run as asked: its stored data is damaged, or no bound exists for the precision."""
+
+
 class InputError(InceptionScoreError, ValueError):
     """The images given cannot be scored as they are (shape, dtype, range, values, count)."""
 

@@ -341,6 +341,8 @@ def _optional_path(value: str | None) -> Path | None:
               help="seed of the order --infinity takes its first n images from")
 @click.option("--infinity-plot", type=click.Path(dir_okay=False), default=None,
               help="write a PNG of IS_n against 1/n with the fitted line (implies --infinity)")
+@click.option("--self-check", is_flag=True, help="check this install: the network on built-in images against stored "
+              "pool_3 of the genuine weights, on --device in --precision; exit 0 or 2 (no PATHS)")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
 def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size: int, device: str, num_workers: int, weights: str | None,
@@ -348,15 +350,15 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
          skip_invalid: bool, precision: str, exact_kernel: str, per_class: str | None, labels: str | None, as_json: bool,
          output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, each: bool,
          generator_file: str | None, num_samples: int, z_dim: int | None, num_classes: int | None,
-         z_distribution: str, infinity: bool, infinity_seed: int, infinity_plot: str | None, debug: bool) -> None:
+         z_distribution: str, infinity: bool, infinity_seed: int, infinity_plot: str | None, self_check: bool, debug: bool) -> None:
     """Inception Score of the images in PATHS (folders, .npy/.npz, .zip/.tar/.tar.gz), as in Salimans et al. 2016.
 
     Several PATHS are scored as one set, in the order given (with --each: each on its own). With --generator
     FILE, the images are made by that program and scored as they come, none written.
     """
     guard_standard_streams()  # a closed stderr or stdout (2>&-) is no error: the run scores and writes its files
-    if bool(paths) + bool(from_logits) + bool(generator_file) != 1:
-        raise click.UsageError("give PATHS of images, --from-logits FILE or --generator FILE (one of them)")
+    if bool(paths) + bool(from_logits) + bool(generator_file) + self_check != 1:
+        raise click.UsageError("give PATHS of images, --from-logits FILE, --generator FILE or --self-check (one of them)")
     if split_size is not None and click.get_current_context().get_parameter_source("splits") not in (
             click.core.ParameterSource.DEFAULT, None):
         raise click.UsageError("give --splits or --split-size, not both")
@@ -384,6 +386,10 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     )
     group = None
     try:
+        if self_check:  # the install against stored genuine features (inception_score.cli.self_check)
+            from .self_check import self_check_command
+
+            sys.exit(self_check_command(options))
         from ..engine.distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
         from ..engine.runner import resolve_device
 

@@ -104,14 +104,15 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def download(known: KnownFile, destination: Path, progress: bool = True) -> Path:
+def download(known: KnownFile, destination: Path, progress: bool = True, timeout: float = 30.0) -> Path:
     """Fetch ``known.url`` to ``destination``, its sha256 computed as it streams; the file appears only
-    when it matches (written whole through :func:`~inception_score.atomic.write_atomic`)."""
+    when it matches (written whole through :func:`~inception_score.atomic.write_atomic`). ``timeout``: seconds
+    each network operation (connecting, each read) may wait."""
     destination.parent.mkdir(parents=True, exist_ok=True)
 
     def fetch(out: BinaryIO) -> None:
         digest, size = hashlib.sha256(), 0
-        with urllib.request.urlopen(known.url, timeout=30) as response:
+        with urllib.request.urlopen(known.url, timeout=timeout) as response:
             bar = None
             if progress:
                 from tqdm.auto import tqdm
@@ -137,8 +138,9 @@ def download(known: KnownFile, destination: Path, progress: bool = True) -> Path
         raise WeightsNotFoundError(_missing_weights_message(f"could not download {known.url} ({error})")) from None
 
 
-def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """The weights file to use: ``weights``, else ``$INCEPTION_SCORE_WEIGHTS``, else the cached default."""
+def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True, timeout: float = 30.0) -> Path:
+    """The weights file to use: ``weights``, else ``$INCEPTION_SCORE_WEIGHTS``, else the cached default
+    (downloaded first if absent, each network operation waiting at most ``timeout`` seconds)."""
     if weights is None:
         weights = os.environ.get(ENV_WEIGHTS) or None
     if weights is not None:
@@ -149,7 +151,7 @@ def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True
     cached = cache_dir() / DEFAULT.name
     if cached.is_file():
         return cached
-    return download(DEFAULT, cached, progress=progress)
+    return download(DEFAULT, cached, progress=progress, timeout=timeout)
 
 
 def _is_tgz(path: Path) -> bool:
