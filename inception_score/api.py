@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, Subset
 
+from .arguments import whole_number
 from .accumulators import _check_indices, _IndexedAccumulator, _result, _SplitAccumulator
 from .distributed import Group, agreeing, all_gather_counts, current_group, lockstep_steps, run_in_lockstep, shard_bounds
 from .errors import InputError
@@ -76,6 +77,10 @@ def inception_score(
     from N/10 to N, and ``is_infinity``, the intercept of their least-squares line against 1/n.
     """
     rule = split_rule(splits, split_size)  # raises on a bad or doubly given rule, before anything loads
+    if shuffle:  # torch-fidelity's permutation: numpy's RandomState(seed), which takes 0 .. 2**32 - 1
+        seed = whole_number(seed, "seed", minimum=0, maximum=2**32 - 1)
+    if infinity:
+        infinity_seed = whole_number(infinity_seed, "infinity_seed", minimum=0, maximum=2**32 - 1)
     group = current_group(distributed)
     shuffle_seed = seed if shuffle else None
     order = order_text(shuffle_seed)

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ from .cli_report import (  # the run's options and report, and the checks before
     _warn,
     _warn_about,
     _write_failure,
+    one_line_warnings,
+    warn_about_workers,
 )
 
 # torch and the network load only when scoring starts: --help and --version answer at once. The
@@ -397,19 +400,22 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         infinity=infinity or infinity_plot is not None, infinity_seed=infinity_seed,
         infinity_plot=_optional_path(infinity_plot),
     )
+    warn_about_workers(options)
     group = None
     try:
-        from .distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
-        from .runner import resolve_device
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warnings(options)  # a library's warning, in our one-line form
+            from .distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
+            from .runner import resolve_device
 
-        if launched_by_torchrun():
-            say_when_terminated()
-            options = dataclasses.replace(options, device=local_device(options.device))
-            group = init_from_environment(resolve_device(options.device))
-        if options.each:
-            failed = run_each(options, group)
-        else:
-            run(options, group)  # shows the result, then writes the files
+            if launched_by_torchrun():
+                say_when_terminated()
+                options = dataclasses.replace(options, device=local_device(options.device))
+                group = init_from_environment(resolve_device(options.device))
+            if options.each:
+                failed = run_each(options, group)
+            else:
+                run(options, group)  # shows the result, then writes the files
     except KeyboardInterrupt as interrupt:
         outcome = str(interrupt) if isinstance(interrupt, Interrupted) else "no score was computed"
         click.echo(f"interrupted: {outcome}", err=True)

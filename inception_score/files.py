@@ -44,6 +44,7 @@ from .decode import (
 )
 from .errors import ImageDecodeError, InputError
 from .protocol import InputRange
+from .wording import plural
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
@@ -57,16 +58,12 @@ class SkippedInputWarning(UserWarning):
     """Entries of a folder or archive were passed over without being read (links, special files)."""
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def _skipped_note(skipped: Counter, where: str) -> str:
     """``; 2 links skipped`` for a description, and the same said as a warning; empty when nothing was."""
     skipped = +skipped  # drops the kinds counted zero times
     if not skipped:
         return ""
-    counts = ", ".join(_plural(count, kind) for kind, count in sorted(skipped.items()))
+    counts = ", ".join(plural(count, kind) for kind, count in sorted(skipped.items()))
     warnings.warn(
         f"{where}: {counts} skipped (links are followed to files only, never to folders or out of an archive; "
         f"FIFOs, sockets and devices are never read)",
@@ -163,6 +160,40 @@ def image_folder(root: Path, limits: ReadLimits | None = None) -> ImageFiles:
     return ImageFiles([root / name for name in images], f"folder {shown(root)} ({len(images)} images{note})", limits)
 
 
+def _unreadable_archive(error: BaseException) -> str:
+    """Why an archive could not be indexed, and what to do, in one line (tarfile's own message for a file
+    that no method reads spans five lines, one per method tried)."""
+    if isinstance(error, tarfile.ReadError) and str(error).startswith("file could not be opened"):
+        return ("is not a tar archive: it is none of tar, tar.gz, tar.bz2 or tar.xz; check the file (a file renamed, "
+                "or a download cut short)")
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return f"is not a readable archive ({reason}); the file may be truncated or damaged: check it"
+
+
+def _refuse_repeated(names: list[str], path: Path) -> None:
+    """Two image members of one name: a reader by name gets one of them only, so the set scored would lack
+    the other without a word. Refused, so that every member is scored or none."""
+    counts = Counter(names)
+    repeated = [(name, count) for name, count in counts.items() if count > 1]
+    if repeated:
+        name, count = repeated[0]
+        more = f" (and {len(repeated) - 1} more names held twice or more)" if len(repeated) > 1 else ""
+        raise InputError(
+            f"{shown(path)} holds {count} members named {shown(name)!r}{more}: only one of them would be scored; "
+            f"re-create the archive with a unique name for each image"
+        )
+
+
+def _refuse_encrypted(files: list[zipfile.ZipInfo], path: Path) -> None:
+    """Encrypted zip members cannot be read without their password, which the command never asks for."""
+    encrypted = [info.filename for info in files if info.flag_bits & 0x1]
+    if encrypted:
+        raise InputError(
+            f"{shown(path)} is encrypted ({len(encrypted)} of its {len(files)} files need a password, the first "
+            f"{shown(encrypted[0])!r}): unpack it with its password and give the folder"
+        )
+
+
 def _is_zip_link(info: zipfile.ZipInfo) -> bool:
     """A symbolic link stored by a Unix zip: its mode, in the high bits of the external attributes."""
     return stat.S_ISLNK(info.external_attr >> 16)
@@ -189,7 +220,7 @@ class ImageArchive(Dataset):
         try:
             names = self._open_zip(skipped) if self.is_zip else self._open_tar(skipped)
         except _ARCHIVE_ERRORS as error:
-            raise InputError(f"{shown(self.path)} is not a readable archive ({error}); check the file") from None
+            raise InputError(f"{shown(self.path)} {_unreadable_archive(error)}") from None
         note = _skipped_note(skipped, f"archive {shown(self.path)}")
         if not self.members:
             raise InputError(
@@ -203,8 +234,11 @@ class ImageArchive(Dataset):
         with zipfile.ZipFile(self.path) as archive:
             files = [info for info in archive.infolist() if not info.is_dir()]
         skipped["link"] += sum(_is_zip_link(info) for info in files)
-        by_name = {info.filename: info for info in files if not _is_zip_link(info) and is_image_name(info.filename)}
-        self.members = sorted(by_name)  # a later duplicate wins, as ZipFile.getinfo does
+        images = [info for info in files if not _is_zip_link(info) and is_image_name(info.filename)]
+        _refuse_repeated([info.filename for info in images], self.path)
+        _refuse_encrypted(images, self.path)
+        by_name = {info.filename: info for info in images}
+        self.members = sorted(by_name)
         self._sizes = [by_name[name].file_size for name in self.members]
         return [info.filename for info in files]
 
@@ -215,7 +249,8 @@ class ImageArchive(Dataset):
             files = [m for m in entries if m.isfile()]
             skipped["link"] += sum(m.issym() or m.islnk() for m in entries)
             skipped["special file"] += sum(m.ischr() or m.isblk() or m.isfifo() for m in entries)
-            by_name = {m.name: m for m in files if is_image_name(m.name)}  # a later duplicate wins, as tar does
+            _refuse_repeated([m.name for m in files if is_image_name(m.name)], self.path)
+            by_name = {m.name: m for m in files if is_image_name(m.name)}
             self.members = sorted(by_name)
             ordered = [by_name[name] for name in self.members]
             self._sizes = [m.size for m in ordered]
@@ -287,9 +322,14 @@ class ImageArchive(Dataset):
             data = self._read(index)
         except ImageDecodeError:
             raise
-        except _ARCHIVE_ERRORS as error:
+        except NotImplementedError as error:  # zipfile: a compression method it lacks (deflate64, an absent lzma)
             raise undecodable(
                 self._member_name(index), f"could not be read from the archive ({error})",
+                "re-create the archive with deflate or no compression, or unpack it and give the folder",
+            ) from None
+        except _ARCHIVE_ERRORS as error:
+            raise undecodable(
+                self._member_name(index), f"could not be read from the archive ({' '.join(str(error).split())})",
                 "the archive may be truncated or damaged",
             ) from None
         return decode_to_tensor(data, self._member_name(index), self.limits)

@@ -95,6 +95,11 @@ def _sidecar_if_any(path: Path) -> LogitsInfo | None:
 def read_info(path: Path) -> LogitsInfo:
     """The sidecar of a logits file; :class:`InputError` when either is missing or not ours."""
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist: give a logits file written by --save-logits (save_logits), with its "
+                         f"{sidecar(path).name} beside it")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a logits file written by --save-logits (save_logits)")
     info = _sidecar_if_any(path) if path.is_file() else None
     if info is None:
         raise InputError(f"{path} is not a logits file written by --save-logits (it needs {sidecar(path).name} beside it)")
