@@ -41,6 +41,7 @@ from .errors import InputError
 from .fingerprint import InputFingerprint, block_digest
 from .infinity import POINTS as INFINITY_POINTS, infinity_buckets
 from .metric import SplitPlan, SplitRule, SplitStatistics
+from .npz import READ_ERRORS as NPY_READ_ERRORS
 
 try:
     import fcntl
@@ -75,6 +76,30 @@ class LogitsInfo:
     dtype: str | None = None
     precision: str | None = None
     precision_note: str = ""
+
+    def __post_init__(self) -> None:
+        """Every field of the type written (a sidecar edited by hand, or damaged, can hold any JSON value):
+        a ``TypeError`` naming the first that is not, which the reader reports as an :class:`InputError`."""
+        for field in dataclasses.fields(self):
+            value, kind = getattr(self, field.name), _FIELD_KINDS[field.name]
+            if not _is_kind(value, kind):
+                raise TypeError(f"its field {field.name!r} is {value!r:.60}, not {kind}")
+
+
+_FIELD_KINDS = {"num_images": "a count", "done": "a count", "format": "a count", "weights_sha256": "text",
+                "weights_path": "text", "weights_verified": "true or false", "input": "text", "fingerprint": "text or null",
+                "blocks": "a list of hex digests", "device": "text or null", "dtype": "text or null",
+                "precision": "text or null", "precision_note": "text"}
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "a count":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "a list of hex digests":
+        return isinstance(value, tuple) and all(isinstance(item, str) for item in value)
+    return isinstance(value, str) or (kind == "text or null" and value is None)
 
 
 def sidecar(path: Path) -> Path:
@@ -158,7 +183,7 @@ def _rows_offset(path: Path, num_images: int) -> int:
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read_header(handle)
             offset = handle.tell()
-    except (OSError, ValueError) as error:
+    except NPY_READ_ERRORS as error:  # numpy parses the header's dict as Python: a damaged one raises any of these
         raise InputError(f"{path}: not a readable .npy ({error}); remove it and {sidecar(path).name}, or choose "
                          "another --save-logits file") from None
     if shape != (num_images, NUM_CLASSES) or dtype != _DTYPE or fortran:

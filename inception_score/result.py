@@ -142,9 +142,9 @@ def result_from_statistics(
         reasons.append("the weights are not the verified 2015-12-05 Inception network"
                        + (f": {weights_note}" if weights_note else ""))
     if num_images != PUBLISHED_IMAGES:
-        reasons.append(f"{num_images} images (published scores use {PUBLISHED_IMAGES:,})")
+        reasons.append(f"{plural(num_images, 'image')} (published scores use {PUBLISHED_IMAGES:,})")
     if split_size is None and stats.splits != PUBLISHED_SPLITS:
-        reasons.append(f"{stats.splits} splits (published scores use {PUBLISHED_SPLITS})")
+        reasons.append(f"{plural(stats.splits, 'split')} (published scores use {PUBLISHED_SPLITS})")
     if split_size is not None and (num_images, split_size) != (PUBLISHED_IMAGES, PUBLISHED_SPLIT_SIZE):
         reasons.append(
             f"{splits_phrase(num_images, stats.splits, split_size, 'chunk')} (the published protocol: "
