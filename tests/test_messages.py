@@ -85,6 +85,16 @@ def test_a_file_named_as_a_tar_that_is_none_is_refused_in_a_whole_sentence(tmp_p
     assert not line.rstrip().endswith(":") and "successfully" not in line
 
 
+def test_a_message_that_quotes_a_library_over_several_lines_is_shown_whole_on_one() -> None:
+    from inception_score.errors import one_line_message
+
+    error = InputError("x.tar is not a readable archive (file could not be opened successfully:\n- method gz: "
+                       "ReadError('not a gzip file')\n- method tar: ReadError('truncated header')); check the file")
+    assert one_line_message(error) == ("x.tar is not a readable archive (file could not be opened successfully: - "
+                                       "method gz: ReadError('not a gzip file') - method tar: ReadError('truncated "
+                                       "header')); check the file")
+
+
 def test_a_truncated_npy_is_called_truncated(tmp_path: Path, array_file: Path) -> None:
     truncated = tmp_path / "cut.npy"
     truncated.write_bytes(array_file.read_bytes()[:1000])
