@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 import tarfile
 import warnings
 import zipfile
@@ -50,8 +51,11 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", "
 ARRAY_EXTENSIONS = (".npy", ".npz")
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error,
-                   NotImplementedError, RuntimeError)  # the last two: a zip member compressed or encrypted unreadably
+# What zipfile and tarfile raise on a damaged archive: the last two for a zip member compressed or encrypted
+# unreadably; IndexError, ValueError, OverflowError and struct.error for headers whose fields make no sense
+# (a member with an empty name, a size that does not fit). Our own InputError, a ValueError, is let through.
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error, IndexError, ValueError,
+                   OverflowError, struct.error, NotImplementedError, RuntimeError)
 
 
 class SkippedInputWarning(UserWarning):
@@ -219,6 +223,8 @@ class ImageArchive(Dataset):
         skipped: Counter = Counter()
         try:
             names = self._open_zip(skipped) if self.is_zip else self._open_tar(skipped)
+        except InputError:
+            raise
         except _ARCHIVE_ERRORS as error:
             raise InputError(f"{shown(self.path)} {_unreadable_archive(error)}") from None
         note = _skipped_note(skipped, f"archive {shown(self.path)}")

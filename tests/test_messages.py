@@ -128,6 +128,16 @@ def test_an_encrypted_zip_is_called_encrypted_not_damaged(tmp_path: Path, stand_
     assert "truncated or damaged" not in line
 
 
+def test_a_zip_whose_headers_make_no_sense_is_refused_in_one_line(tmp_path: Path, stand_in: None) -> None:
+    """Found by tests/test_fuzz.py: a member with an empty name made zipfile raise IndexError (exit 1)."""
+    path = tmp_path / "nameless.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.png", png(pixels(0)))
+        archive.writestr(zipfile.ZipInfo(""), png(pixels(1)))
+    line = refused(invoke(str(path), "--splits", "1"))
+    assert "nameless.zip" in line and "damaged" in line
+
+
 @pytest.mark.parametrize("kind", ["zip", "tar"])
 def test_an_archive_with_two_members_of_one_name_is_refused(tmp_path: Path, stand_in: None, kind: str) -> None:
     """A user expects every member scored: two members named a.png would score one of them only."""
