@@ -308,7 +308,7 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="processes decoding images in parallel")
+              help="processes decoding images in parallel (at most one per CPU)")
 @click.option("--weights", type=click.Path(), default=None, envvar="INCEPTION_SCORE_WEIGHTS", show_envvar=True,
               help="weights file (.pth, .pb or .tgz); default: the cached download")
 @click.option("--allow-unverified-weights", is_flag=True, help="accept a weights file of unknown sha256")
