@@ -158,8 +158,8 @@ def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True
         path = Path(weights).expanduser()
         if path.is_dir():
             raise WeightsNotFoundError(
-                f"the weights {path} is a folder: give the weights file itself ({DEFAULT.name}, {TF_GRAPH.name} or "
-                f"inception-2015-12-05.tgz) with --weights PATH, weights=PATH or {ENV_WEIGHTS}")
+                f"the weights path {path} is a folder: give the weights file itself ({DEFAULT.name}, {TF_GRAPH.name} "
+                f"or inception-2015-12-05.tgz) with --weights PATH, weights=PATH or {ENV_WEIGHTS}")
         if not path.is_file():
             raise WeightsNotFoundError(_missing_weights_message(f"the file {path} does not exist"))
         return path
