@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
+from .arguments import whole_number
 from .engine.distributed import Group, agreeing, current_group, shard_bounds
 from .engine.run import ScoringRun
 from .engine.runner import InceptionScorer, build_scorer
@@ -72,6 +73,10 @@ def inception_score(
     """
     rule = split_rule(splits, split_size)  # raises on a bad or doubly given rule, before anything loads
     settings = scorer_options(options, **option_keywords)
+    if shuffle:  # torch-fidelity's permutation: numpy's RandomState(seed), which takes 0 .. 2**32 - 1
+        seed = whole_number(seed, "seed", minimum=0, maximum=2**32 - 1)
+    if infinity:
+        infinity_seed = whole_number(infinity_seed, "infinity_seed", minimum=0, maximum=2**32 - 1)
     group = current_group(distributed)
     shuffle_seed = seed if shuffle else None
     order = order_text(shuffle_seed)

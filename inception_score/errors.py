@@ -40,11 +40,11 @@ class MissingDependencyError(InceptionScoreError, ImportError):
 
 
 def one_line_message(error: BaseException) -> str:
-    """The first line of an error's message, or its type's name when it has none. (Errors met in
-    ``DataLoader`` workers reach the reading process as themselves, :mod:`.inputs`, so their message
-    is their own.)"""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    """An error's message on one line: its lines joined by spaces (a library's message quoted in ours can
+    span several, and the first alone would end mid-sentence), or its type's name when it has none.
+    (Errors met in ``DataLoader`` workers reach the reading process as themselves, :mod:`.inputs`, so
+    their message is their own.)"""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 class LinkRefusedError(InceptionScoreError):

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
+from .arguments import whole_number
 from .errors import InputError
 
 Precision = Literal["exact", "fast"]
@@ -49,14 +50,8 @@ class ScorerOptions:
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.exact_kernel)
-        for name in ("batch_size", "num_workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InputError(f"{name} must be a whole number, got {value!r}")
-        if self.batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.num_workers < 0:
-            raise InputError(f"num_workers must be 0 or more, got {self.num_workers}")
+        object.__setattr__(self, "batch_size", whole_number(self.batch_size, "batch_size", minimum=1))
+        object.__setattr__(self, "num_workers", whole_number(self.num_workers, "num_workers", minimum=0))
 
 
 

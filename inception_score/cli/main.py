@@ -46,6 +46,8 @@ from .report import (  # the run's options and report, and the checks before sco
     warn,
     warn_about,
     write_failure,
+    one_line_warnings,
+    warn_about_workers,
 )
 
 # torch and the network load only when scoring starts: --help and --version answer at once. The
@@ -287,7 +289,7 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=ScorerOptions.batch_size, show_default=True)
 @click.option("--device", default=ScorerOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--num-workers", type=click.IntRange(min=0), default=ScorerOptions.num_workers, show_default=True,
-              help="processes decoding images in parallel")
+              help="processes decoding images in parallel (at most one per CPU)")
 @click.option("--weights", type=click.Path(), default=None, envvar="INCEPTION_SCORE_WEIGHTS", show_envvar=True,
               help="weights file (.pth, .pb or .tgz); default: the cached download")
 @click.option("--allow-unverified-weights", is_flag=True, help="accept a weights file of unknown sha256")
@@ -384,23 +386,26 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         infinity=infinity or infinity_plot is not None, infinity_seed=infinity_seed,
         infinity_plot=_optional_path(infinity_plot),
     )
+    warn_about_workers(options)
     group = None
     try:
         if self_check:  # the install against stored genuine features (inception_score.cli.self_check)
             from .self_check import self_check_command
 
             sys.exit(self_check_command(options))
-        from ..engine.distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
-        from ..engine.runner import resolve_device
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warnings(options)  # a library's warning, in our one-line form
+            from ..engine.distributed import init_from_environment, launched_by_torchrun, local_device, say_when_terminated
+            from ..engine.runner import resolve_device
 
-        if launched_by_torchrun():
-            say_when_terminated()
-            options = dataclasses.replace(options, device=local_device(options.device))
-            group = init_from_environment(resolve_device(options.device))
-        if options.each:
-            failed = run_each(options, group)
-        else:
-            run(options, group)  # shows the result, then writes the files
+            if launched_by_torchrun():
+                say_when_terminated()
+                options = dataclasses.replace(options, device=local_device(options.device))
+                group = init_from_environment(resolve_device(options.device))
+            if options.each:
+                failed = run_each(options, group)
+            else:
+                run(options, group)  # shows the result, then writes the files
     except KeyboardInterrupt as interrupt:
         outcome = str(interrupt) if isinstance(interrupt, Interrupted) else "no score was computed"
         click.echo(f"interrupted: {outcome}", err=True)

@@ -222,6 +222,24 @@ def check_outputs(options: RunOptions) -> None:
         if path is not None:
             _check_matplotlib(option)
             _check_picture_format(path, option)
+    if options.per_class is not None and options.labels is not None:
+        _check_labels(options.labels)
+
+
+def _check_labels(path: Path) -> None:
+    """Labels named for --per-class (--labels, $INCEPTION_SCORE_LABELS) hold class names: a file named on
+    purpose that gives none is a mistake to say before scoring, not a plot of class indices after it."""
+    from .files import shown
+    from .labels import LABEL_MAP, SYNSET_NAMES, TGZ_NAME, names_in
+
+    if not path.exists():
+        problem = "does not exist"
+    elif not names_in(path):
+        problem = "holds no class names"
+    else:
+        return
+    raise InputError(f"--labels {shown(path)} {problem}: give {TGZ_NAME} or a folder holding {LABEL_MAP} and "
+                     f"{SYNSET_NAMES}, or leave --labels (and $INCEPTION_SCORE_LABELS) out to show classes by index")
 
 
 def _check_not_a_sidecar(option: str, path: Path, options: RunOptions) -> None:
@@ -268,6 +286,27 @@ def peer_lost(error: BaseException) -> bool:
 def warn(message: str, options: RunOptions) -> None:
     if not options.quiet:
         click.echo(f"warning: {message}", err=True)
+
+
+def one_line_warnings(options: RunOptions) -> Any:
+    """A ``warnings.showwarning`` that prints ``warning: <first line>`` (none under --quiet), not a
+    library's file, line number and source line."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        warn(one_line_message(message) if isinstance(message, Warning) else str(message).strip(), options)
+
+    return show
+
+
+def warn_about_workers(options: RunOptions) -> None:
+    """--num-workers past the CPUs: the readers start one worker per CPU at most (:mod:`.loader_workers`)."""
+    from ..readers.loader_workers import usable_cpus
+
+    cpus = usable_cpus()
+    if options.paths and options.num_workers > cpus:
+        warn(f"--num-workers {options.num_workers} is more than the {cpus} CPUs this process may use: {cpus} "
+              f"decode (more would only take turns, each with memory of its own)", options)
 
 
 def warn_about(result: ISResult, options: RunOptions) -> None:

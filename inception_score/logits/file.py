@@ -42,6 +42,7 @@ from ..errors import InputError
 from .fingerprint import InputFingerprint, block_digest
 from ..score.planned import PlannedStatistics
 from ..score.statistics import SplitPlan, SplitRule, SplitStatistics
+from ..readers.npz import READ_ERRORS as NPY_READ_ERRORS
 
 try:
     import fcntl
@@ -77,6 +78,30 @@ class LogitsInfo:
     precision: str | None = None
     precision_note: str = ""
 
+    def __post_init__(self) -> None:
+        """Every field of the type written (a sidecar edited by hand, or damaged, can hold any JSON value):
+        a ``TypeError`` naming the first that is not, which the reader reports as an :class:`InputError`."""
+        for field in dataclasses.fields(self):
+            value, kind = getattr(self, field.name), _FIELD_KINDS[field.name]
+            if not _is_kind(value, kind):
+                raise TypeError(f"its field {field.name!r} is {value!r:.60}, not {kind}")
+
+
+_FIELD_KINDS = {"num_images": "a count", "done": "a count", "format": "a count", "weights_sha256": "text",
+                "weights_path": "text", "weights_verified": "true or false", "input": "text", "fingerprint": "text or null",
+                "blocks": "a list of hex digests", "device": "text or null", "dtype": "text or null",
+                "precision": "text or null", "precision_note": "text"}
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "a count":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "a list of hex digests":
+        return isinstance(value, tuple) and all(isinstance(item, str) for item in value)
+    return isinstance(value, str) or (kind == "text or null" and value is None)
+
 
 def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
@@ -96,6 +121,11 @@ def _sidecar_if_any(path: Path) -> LogitsInfo | None:
 def read_info(path: Path) -> LogitsInfo:
     """The sidecar of a logits file; :class:`InputError` when either is missing or not ours."""
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist: give a logits file written by --save-logits (save_logits), with its "
+                         f"{sidecar(path).name} beside it")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a logits file written by --save-logits (save_logits)")
     info = _sidecar_if_any(path) if path.is_file() else None
     if info is None:
         raise InputError(f"{path} is not a logits file written by --save-logits (it needs {sidecar(path).name} beside it)")
@@ -129,7 +159,7 @@ def _rows_offset(path: Path, num_images: int) -> int:
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read_header(handle)
             offset = handle.tell()
-    except (OSError, ValueError) as error:
+    except NPY_READ_ERRORS as error:  # numpy parses the header's dict as Python: a damaged one raises any of these
         raise InputError(f"{path}: not a readable .npy ({error}); remove it and {sidecar(path).name}, or choose "
                          "another --save-logits file") from None
     if shape != (num_images, NUM_CLASSES) or dtype != _DTYPE or fortran:

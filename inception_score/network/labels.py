@@ -91,3 +91,10 @@ def class_names(labels: str | os.PathLike | None = None, weights_path: str | os.
 def class_label(index: int, names: dict[int, str]) -> str:
     """``name (index)`` when the class's name is known, else ``class <index>``."""
     return f"{names[index]} ({index})" if index in names else f"class {index}"
+
+
+def names_in(source: str | os.PathLike) -> dict[int, str]:
+    """Index -> name from one labels file or folder only (not the environment, not beside the weights);
+    empty when it holds none."""
+    pair = _read_pair(Path(source).expanduser())
+    return {} if pair is None else parse_label_files(*pair)

@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -104,11 +106,23 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+def _unusable_cache_message(folder: Path, error: OSError) -> str:
+    f = DEFAULT
+    return (
+        f"the weights cache folder {folder} cannot hold the download of {f.name} "
+        f"({error.strerror or error}): set TORCH_HOME to a writable folder, or download {f.name} "
+        f"(sha256 {f.sha256}) from {f.url} and pass its path (--weights PATH, weights=PATH, or {ENV_WEIGHTS})"
+    )
+
+
 def download(known: KnownFile, destination: Path, progress: bool = True, timeout: float = 30.0) -> Path:
     """Fetch ``known.url`` to ``destination``, its sha256 computed as it streams; the file appears only
     when it matches (written whole through :func:`~inception_score.atomic.write_atomic`). ``timeout``: seconds
     each network operation (connecting, each read) may wait."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # TORCH_HOME read-only, or a file where a folder should be
+        raise WeightsNotFoundError(_unusable_cache_message(destination.parent, error)) from None
 
     def fetch(out: BinaryIO) -> None:
         digest, size = hashlib.sha256(), 0
@@ -135,6 +149,8 @@ def download(known: KnownFile, destination: Path, progress: bool = True, timeout
     try:
         return write_atomic(destination, fetch)
     except (urllib.error.URLError, OSError, TimeoutError) as error:
+        if isinstance(error, OSError) and getattr(error, "filename", None) and Path(error.filename).parent == destination.parent:
+            raise WeightsNotFoundError(_unusable_cache_message(destination.parent, error)) from None  # the folder refused it
         raise WeightsNotFoundError(_missing_weights_message(f"could not download {known.url} ({error})")) from None
 
 
@@ -145,12 +161,19 @@ def resolve_path(weights: str | os.PathLike | None = None, progress: bool = True
         weights = os.environ.get(ENV_WEIGHTS) or None
     if weights is not None:
         path = Path(weights).expanduser()
+        if path.is_dir():
+            raise WeightsNotFoundError(
+                f"the weights path {path} is a folder: give the weights file itself ({DEFAULT.name}, {TF_GRAPH.name} "
+                f"or inception-2015-12-05.tgz) with --weights PATH, weights=PATH or {ENV_WEIGHTS}")
         if not path.is_file():
             raise WeightsNotFoundError(_missing_weights_message(f"the file {path} does not exist"))
         return path
     cached = cache_dir() / DEFAULT.name
     if cached.is_file():
         return cached
+    if cached.is_dir():
+        raise WeightsNotFoundError(f"{cached} is a folder where the cached weights file should be: remove it, and "
+                                   f"run again to download the file there")
     return download(DEFAULT, cached, progress=progress, timeout=timeout)
 
 
@@ -160,6 +183,12 @@ def _is_tgz(path: Path) -> bool:
 
 
 def _hash_refused_message(path: Path, digest: str, size: int) -> str:
+    if path == cache_dir() / DEFAULT.name:  # the download's own place: a download cut short, or a file damaged
+        return (
+            f"the cached weights file {path} is damaged: it has sha256 {digest} and {size:,} bytes, where the genuine "
+            f"{DEFAULT.name} has sha256 {DEFAULT.sha256} and {DEFAULT.size:,} bytes (a download cut short?). Delete "
+            f"it and run again to download it again, or put the genuine file from {DEFAULT.url} there"
+        )
     hint = ""
     for known in KNOWN_FILES.values():
         if path.name == known.name or (0 < size < known.size and path.suffix == Path(known.name).suffix):
@@ -247,8 +276,16 @@ def load_weights(
             raise WeightsFormatError(f"{path}: {error}") from None
     else:
         try:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings(record=True) as caught:  # torch warns of any pickle protocol but 2
+                warnings.simplefilter("always")
+                state_dict = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
+            said = [re.search(r"pickle protocol (\d+)", str(warning.message)) for warning in caught]
+            protocol = next((int(found[1]) for found in said if found), 2)
+            if protocol >= 4 and "Unsupported operand" in str(error):  # FRAME, the opcode protocol 4 added
+                raise WeightsFormatError(
+                    f"{path} was written with pickle protocol {protocol}, which torch's tensors-only reader cannot "
+                    f"read: save it again with torch.save(state_dict, path), whose default protocol is 2") from None
             raise WeightsFormatError(_unpickling_refused_message(path, error)) from None
         except Exception as error:  # torch raises many types for a damaged pickle
             raise WeightsFormatError(

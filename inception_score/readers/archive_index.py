@@ -59,9 +59,11 @@ class MemberIndex:
             self._batches.append(np.array(self._pending, dtype=np.int64))
             self._pending = ([], [], [])
 
-    def finish(self) -> MemberIndex:
-        """Sort by name; of members of the same name, the later in the archive wins (as tar and zip do).
-        An archive stored in name order (``tar --sort=name``) needs no sort, and costs nothing more."""
+    def finish(self, path: Path | None = None) -> MemberIndex:
+        """Sort by name. Two members of one name are refused (with ``path``, the archive's, for the message):
+        a reader by name would get one of them only, and the set scored would lack the other without a
+        word; without ``path``, the later in the archive wins (as tar and zip do). An archive stored in name
+        order (``tar --sort=name``) needs no sort, and costs nothing more."""
         self._flush()
         ends, offsets, sizes = np.concatenate(self._batches, axis=1) if self._batches else np.zeros((3, 0), np.int64)
         self._batches = []
@@ -78,6 +80,8 @@ class MemberIndex:
             names = names[order]
             last = np.ones(len(names), dtype=bool)
             last[:-1] = names[:-1] != names[1:]
+            if path is not None and not last.all():
+                raise repeated_names(path, names, last)
             del names
             kept = order[last]
             del order, last
@@ -144,6 +148,17 @@ class MemberIndex:
         return len(self.blob) + self.ends.nbytes + self.offsets.nbytes + self.sizes.nbytes
 
 
+def repeated_names(path: Path, names: np.ndarray, last: np.ndarray) -> InputError:
+    """The refusal of an archive whose sorted member ``names`` repeat (``last`` False where the next is the same)."""
+    repeated = np.unique(names[~last])
+    first = repeated[0]
+    count = int((names == first).sum())
+    name = first.decode(*_NAME_ENCODING) if isinstance(first, bytes) else str(first)
+    more = f" (and {len(repeated) - 1} more names held twice or more)" if len(repeated) > 1 else ""
+    return InputError(f"{shown(path)} holds {count} members named {shown(name)!r}{more}: only one of them would be "
+                      "scored; re-create the archive with a unique name for each image")
+
+
 def _narrow(values: np.ndarray) -> np.ndarray:
     """``values`` (int64, none negative) as uint32 when they fit: 4 bytes a member instead of 8."""
     return values.astype(np.uint32) if not len(values) or int(values.max()) < 2**32 else values
@@ -178,7 +193,7 @@ def index_tar(archive: tarfile.TarFile, path: Path, limits: ReadLimits, wanted: 
                 index.append(member.name, member.offset_data, member.size)
                 if member.issparse():
                     sparse[member.offset_data] = member
-    return index.finish(), files, sparse
+    return index.finish(path), files, sparse
 
 
 def tar_member(index: MemberIndex, position: int, sparse: dict[int, tarfile.TarInfo]) -> tarfile.TarInfo:
@@ -268,6 +283,7 @@ def index_zip(handle: BinaryIO, path: Path, limits: ReadLimits, wanted: Callable
     index, files = MemberIndex(), 0
     reader = io.BufferedReader(handle, 1 << 16) if isinstance(handle, io.RawIOBase) else handle
     reader.seek(start)
+    images, encrypted, first_encrypted = 0, 0, ""
     for _ in range(entries):
         offset = reader.tell()
         info, _, _ = _zip_entry(reader)
@@ -277,8 +293,15 @@ def index_zip(handle: BinaryIO, path: Path, limits: ReadLimits, wanted: Callable
         if stat.S_ISLNK(info.external_attr >> 16):  # a Unix zip's link: its mode in the high bits
             skipped["link"] += 1
         elif wanted(info.filename):
+            images += 1
+            if info.flag_bits & _ENCRYPTED_FLAG:
+                encrypted += 1
+                first_encrypted = first_encrypted or info.filename
             index.append(info.filename, offset, info.file_size)
-    return index.finish(), files, before
+    if encrypted:  # never readable without the password, which the command never asks for
+        raise InputError(f"{shown(path)} is encrypted ({encrypted} of its {images} image files need a password, "
+                         f"the first {shown(first_encrypted)!r}): unpack it with its password and give the folder")
+    return index.finish(path), files, before
 
 
 def open_zip_member(handle: BinaryIO, entry_offset: int, before: int) -> zipfile.ZipExtFile:

@@ -7,6 +7,8 @@ come before any scoring; the values of only the images that will be scored, when
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,7 @@ class ImageArray(Dataset):
     def _load(self) -> np.ndarray | NpzMember:
         try:
             if self._is_npy():
-                open_regular(self.path).close()  # mapped again in each worker: by then it could be a FIFO
+                self._check_npy_length()  # mapped again in each worker: by then it could be a FIFO
                 return np.load(self.path, mmap_mode="r", allow_pickle=False)
             if self.key is not None:  # a copy in another process: the member was chosen at open
                 return NpzMember(self.path, self.key)
@@ -85,6 +87,25 @@ class ImageArray(Dataset):
             raise
         except NPZ_READ_ERRORS as error:
             raise InputError(f"{shown(self.path)} could not be read as a numpy array file ({error})") from None
+
+    def _check_npy_length(self) -> None:
+        """A regular file holding every byte its header promises: a file cut short (a copy or a save
+        interrupted) cannot be mapped, and numpy would only say that the map is longer than the file."""
+        with open_regular(self.path) as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:  # a newer header: np.load judges it
+                return
+            data = math.prod(shape) * dtype.itemsize if not dtype.hasobject else 0  # exact, however large
+            held = os.fstat(handle.fileno()).st_size - handle.tell()
+        if held < data:
+            raise InputError(
+                f"{shown(self.path)} is truncated: its header promises a {shape} {dtype} array, {data:,} bytes of "
+                f"data, but it holds {held:,}; write the file again (or copy it whole)"
+            )
 
     def _read_labels(self) -> np.ndarray:
         """The ``(N,)`` labels, checked to be one integer per image."""

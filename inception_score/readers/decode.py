@@ -11,6 +11,7 @@ any image that cannot be decoded, so a caller that skips invalid images skips an
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -27,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .bounded_read import read_at_most
 from ..errors import ImageDecodeError, InputError
+from .native_stderr import captured_native_stderr
 
 # The Pillow decoders of the supported extensions (JPEG opens cameras' MPO files too). Naming them keeps
 # Pillow from trying its other decoders on a renamed file (EPS, for one, runs Ghostscript).
@@ -48,6 +50,7 @@ MAX_FILE_BYTES = 256 * 2**20
 MAX_PNG_CHUNK_BYTES = 16 * 2**20
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PIXEL_CHUNKS = (b"IDAT", b"fdAT")
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, each byte order
 # An archive's index costs 24 bytes a member plus its name (:mod:`.archive_index`), and reading its headers
 # takes time in proportion: 5 million is about four times ImageNet's training tar (1.28 million images), and
 # at most 0.3 GB of index for names of ImageNet's length.
@@ -176,33 +179,47 @@ def decode_image(data: bytes, name: str, limits: ReadLimits | None = None) -> np
     if len(data) == 0:
         raise undecodable(name, "is empty (0 bytes)", "remove it")
     _check_png_chunks(io.BytesIO(data), name)
+    native: list[str] = []
     try:
-        with warnings.catch_warnings():
-            # Pillow warns from 89 MP; the limit here is lower and raises its own error just below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
-        with opened:
-            _check_pixels(opened.size, name, limits)
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-            if image.mode in _SIXTEEN_BIT_MODES:
-                wide = np.asarray(image, dtype=np.int64)
-                gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            if image.mode == "F":
-                raise undecodable(name, "holds floating-point pixels", "save it as 8-bit RGB")
-            if image.mode != "RGB":
-                image = image.convert("RGB")  # L, P, RGBA, LA, PA, CMYK, 1, ...: alpha is dropped
-            return np.array(image, dtype=np.uint8)
+        with warnings.catch_warnings(), _native_messages(data) as native:
+            # Pillow warns of what it decodes anyway (a palette's transparency, which is dropped as all alpha
+            # is; TIFF metadata it skips; from 89 MP, where the limit here is lower and refuses first).
+            warnings.simplefilter("ignore")
+            return _rgb_pixels(data, name, limits)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as error:  # over twice Pillow's limit, which is not lifted here
         raise undecodable(name, f"is too large for Pillow to decode ({error})", "shrink it") from None
     except UnidentifiedImageError:
         reason = f"not a {'/'.join(PILLOW_FORMATS)} image, or its header is corrupt"
-    except (OSError, ValueError, SyntaxError) as error:
-        reason = str(error)
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+    if native:  # libtiff's own words are more precise than Pillow's "decoder error -2"
+        reason += f"; libtiff: {native[0]}"
     raise undecodable(name, f"could not be decoded ({reason})", "fix or remove it")
+
+
+def _native_messages(data: bytes) -> contextlib.AbstractContextManager[list[str]]:
+    """For a TIFF (decoded by libtiff, which writes on stderr itself), what libtiff writes, captured."""
+    return captured_native_stderr() if data[:4] in _TIFF_SIGNATURES else contextlib.nullcontext([])
+
+
+def _rgb_pixels(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
+    """:func:`decode_image`'s decoding, which raises what Pillow raises."""
+    opened = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
+    with opened:
+        _check_pixels(opened.size, name, limits)
+        opened.load()
+        image = ImageOps.exif_transpose(opened)
+        if image.mode in _SIXTEEN_BIT_MODES:
+            wide = np.asarray(image, dtype=np.int64)
+            gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
+            return np.repeat(gray[:, :, None], 3, axis=2)
+        if image.mode == "F":
+            raise undecodable(name, "holds floating-point pixels", "save it as 8-bit RGB")
+        if image.mode != "RGB":
+            image = image.convert("RGB")  # L, P, RGBA, LA, PA, CMYK, 1, ...: alpha is dropped
+        return np.array(image, dtype=np.uint8)
 
 
 def decode_to_tensor(data: bytes, name: str, limits: ReadLimits | None = None) -> torch.Tensor:

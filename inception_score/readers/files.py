@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import tarfile
 import warnings
 import zipfile
@@ -45,21 +46,21 @@ from .decode import (
 )
 from ..errors import ImageDecodeError, InputError
 from ..protocol import InputRange
+from ..wording import plural
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error,
-                   NotImplementedError, RuntimeError)  # the last two: a zip member compressed or encrypted unreadably
+# What zipfile and tarfile raise on a damaged archive: the last two for a zip member compressed or encrypted
+# unreadably; IndexError, ValueError, OverflowError and struct.error for headers whose fields make no sense
+# (a member with an empty name, a size that does not fit). Our own InputError, a ValueError, is let through.
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error, IndexError, ValueError,
+                   OverflowError, struct.error, NotImplementedError, RuntimeError)
 
 
 class SkippedInputWarning(UserWarning):
     """Entries of a folder or archive were passed over without being read (links, special files)."""
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _skipped_note(skipped: Counter, where: str) -> str:
@@ -67,7 +68,7 @@ def _skipped_note(skipped: Counter, where: str) -> str:
     skipped = +skipped  # drops the kinds counted zero times
     if not skipped:
         return ""
-    counts = ", ".join(_plural(count, kind) for kind, count in sorted(skipped.items()))
+    counts = ", ".join(plural(count, kind) for kind, count in sorted(skipped.items()))
     warnings.warn(
         f"{where}: {counts} skipped (links are followed to files only, never to folders or out of an archive; "
         f"FIFOs, sockets and devices are never read)",
@@ -164,6 +165,16 @@ def image_folder(root: Path, limits: ReadLimits | None = None) -> ImageFiles:
     return ImageFiles([root / name for name in images], f"folder {shown(root)} ({len(images)} images{note})", limits)
 
 
+def _unreadable_archive(error: BaseException) -> str:
+    """Why an archive could not be indexed, and what to do, in one line (tarfile's own message for a file
+    that no method reads spans five lines, one per method tried)."""
+    if isinstance(error, tarfile.ReadError) and str(error).startswith("file could not be opened"):
+        return ("is not a tar archive: it is none of tar, tar.gz, tar.bz2 or tar.xz; check the file (a file renamed, "
+                "or a download cut short)")
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return f"is not a readable archive ({reason}); the file may be truncated or damaged: check it"
+
+
 class ImageArchive(Dataset):
     """The supported images inside a ``.zip`` or ``.tar`` (optionally compressed), sorted by name,
     read without unpacking to disk.
@@ -189,7 +200,7 @@ class ImageArchive(Dataset):
         except InputError:
             raise
         except _ARCHIVE_ERRORS as error:
-            raise InputError(f"{shown(self.path)} is not a readable archive ({error}); check the file") from None
+            raise InputError(f"{shown(self.path)} {_unreadable_archive(error)}") from None
         note = _skipped_note(skipped, f"archive {shown(self.path)}")
         if not len(self.index):
             raise InputError(
@@ -279,9 +290,14 @@ class ImageArchive(Dataset):
             data = self._read(index)
         except ImageDecodeError:
             raise
-        except _ARCHIVE_ERRORS as error:
+        except NotImplementedError as error:  # zipfile: a compression method it lacks (deflate64, an absent lzma)
             raise undecodable(
                 self._member_name(index), f"could not be read from the archive ({error})",
+                "re-create the archive with deflate or no compression, or unpack it and give the folder",
+            ) from None
+        except _ARCHIVE_ERRORS as error:
+            raise undecodable(
+                self._member_name(index), f"could not be read from the archive ({' '.join(str(error).split())})",
                 "the archive may be truncated or damaged",
             ) from None
         return decode_to_tensor(data, self._member_name(index), self.limits)

@@ -27,6 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
 from ..errors import InceptionScoreError, InputError
+from ..arguments import whole_number
+from .loader_workers import worker_count
 from .files import ImageSources, dataset_labels, open_paths, reads_files
 from .pixels import is_pil_image, parse_input_range, refuse_unit_scale, standardize_batch, standardize_image
 from ..protocol import PIXEL_RANGE, InputRange
@@ -193,10 +195,9 @@ def image_stream(
     pin_memory: bool = False,
 ) -> ImageStream:
     """Wrap any accepted input into an :class:`ImageStream` (see the module docstring)."""
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
-    if limit is not None and limit < 1:
-        raise InputError(f"limit must be at least 1, got {limit}")
+    batch_size = whole_number(batch_size, "batch_size", minimum=1)
+    limit = None if limit is None else whole_number(limit, "limit", minimum=1)
+    num_workers = whole_number(num_workers, "num_workers", minimum=0)
     input_range = parse_input_range(input_range)
 
     def capped(count: int | None) -> int | None:
@@ -276,7 +277,7 @@ def _dataset_stream(
         _ErrorsAsValues(dataset),
         batch_size=batch_size,
         shuffle=False,
-        num_workers=num_workers,
+        num_workers=worker_count(num_workers, -(-count // batch_size)),
         collate_fn=_CollateImages(input_range, channels_first=reads_files(dataset)),
         pin_memory=pin_memory,
         persistent_workers=False,

@@ -8,6 +8,7 @@ readers (:mod:`.files`) both convert through here, so this module imports neithe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,12 +29,17 @@ def parse_input_range(value: str | Sequence[float] | None) -> InputRange | None:
     """``"0,1"``, ``"-1,1"``, ``"0,255"`` or a pair of numbers -> ``(low, high)``."""
     if value is None:
         return None
-    if isinstance(value, str):
-        parts = value.replace(" ", "").split(",")
-        if len(parts) != 2:
-            raise InputError(f"input range {value!r} is not 'low,high' (for example 0,1 or -1,1 or 0,255)")
-        value = (float(parts[0]), float(parts[1]))
-    low, high = float(value[0]), float(value[1])
+    given = value
+    try:
+        if isinstance(value, str):
+            value = value.replace(" ", "").split(",")
+        low, high = (float(bound) for bound in value)  # exactly two
+    except (TypeError, ValueError):
+        raise InputError(f"input range {given!r} is not two numbers, low and high: give 'low,high' or (low, high), "
+                         f"for example 0,1 or -1,1 or 0,255") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise InputError(f"input range ({low}, {high}) is not finite: give the finite values the images span, "
+                         f"for example (0, 1), (-1, 1) or (0, 255)")
     if not high > low:
         raise InputError(f"input range ({low}, {high}) is empty: high must exceed low")
     return (low, high)

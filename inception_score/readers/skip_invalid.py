@@ -13,6 +13,7 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..errors import ImageDecodeError, InputError
+from .loader_workers import worker_count
 
 _BATCH = 64  # images decoded per DataLoader batch
 
@@ -42,7 +43,8 @@ def decodable(dataset: Dataset, num_workers: int = 0,
               advance: Callable[[int], Any] | None = None) -> tuple[list[int], list[str]]:
     """Decode every image of ``dataset`` once: the indices of those that decode, and the messages of
     those that do not. ``advance(count)`` is called after each batch of ``count`` images checked."""
-    loader = DataLoader(_DecodeFailure(dataset), batch_size=_BATCH, num_workers=num_workers, collate_fn=_keep_list)
+    workers = worker_count(num_workers, -(-len(dataset) // _BATCH))  # type: ignore[arg-type]
+    loader = DataLoader(_DecodeFailure(dataset), batch_size=_BATCH, num_workers=workers, collate_fn=_keep_list)
     failures: list[str] = []
     valid: list[int] = []
     index = 0

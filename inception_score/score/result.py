@@ -14,6 +14,7 @@ from .statistics import SplitStatistics, summarize
 from .order import LabelOrder, order_diagnostic
 from ..protocol import PUBLISHED_IMAGES, PUBLISHED_SPLIT_SIZE, PUBLISHED_SPLITS
 from .strict_json import without_non_finite
+from ..wording import plural, splits_phrase
 
 # measured by benchmarks/precision_cpu.py (see benchmarks/results/precision-cpu.md).
 FAST_CPU_IS_DEVIATION: float | None = 8.4e-3
@@ -107,9 +108,8 @@ class ISResult:
         image count (such as the files skipped); ``after``: more items inside the parentheses."""
         if weights is None:
             weights = "2015-12-05 weights verified" if self.weights_verified else "UNVERIFIED weights"
-        chunks = "" if self.split_size is None else f" of {self.split_size} images"
-        details = ", ".join((f"{self.num_images} images{images_note}", f"{self.splits} splits{chunks}", weights,
-                             *after))
+        details = ", ".join((f"{plural(self.num_images, 'image')}{images_note}",
+                             splits_phrase(self.num_images, self.splits, self.split_size), weights, *after))
         text = f"{self.mean:.{decimals}f} ± {self.std:.{decimals}f}{gap}({details})"
         if self.is_infinity is not None:
             text += (f"\nIS-infinity: {self.is_infinity:.{decimals}f}{gap}(line through IS_n at {len(self.is_n)} n "
@@ -142,15 +142,13 @@ def result_from_statistics(
         reasons.append("the weights are not the verified 2015-12-05 Inception network"
                        + (f": {weights_note}" if weights_note else ""))
     if num_images != PUBLISHED_IMAGES:
-        reasons.append(f"{num_images} images (published scores use {PUBLISHED_IMAGES:,})")
+        reasons.append(f"{plural(num_images, 'image')} (published scores use {PUBLISHED_IMAGES:,})")
     if split_size is None and stats.splits != PUBLISHED_SPLITS:
-        reasons.append(f"{stats.splits} splits (published scores use {PUBLISHED_SPLITS})")
+        reasons.append(f"{plural(stats.splits, 'split')} (published scores use {PUBLISHED_SPLITS})")
     if split_size is not None and (num_images, split_size) != (PUBLISHED_IMAGES, PUBLISHED_SPLIT_SIZE):
-        last = num_images - (stats.splits - 1) * split_size
         reasons.append(
-            f"{stats.splits} chunks of {split_size} images{f', the last of {last}' if last != split_size else ''} "
-            f"(the published protocol: {PUBLISHED_IMAGES:,} images in {PUBLISHED_SPLITS} chunks of "
-            f"{PUBLISHED_SPLIT_SIZE:,})")
+            f"{splits_phrase(num_images, stats.splits, split_size, 'chunk')} (the published protocol: "
+            f"{PUBLISHED_IMAGES:,} images in {PUBLISHED_SPLITS} chunks of {PUBLISHED_SPLIT_SIZE:,})")
     if shuffled:
         reasons.append("shuffled before splitting (the paper's splits are contiguous in input order)")
     if diagnostic.flagged:

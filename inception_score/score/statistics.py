@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..arguments import whole_number
 from ..errors import InputError
 from ..protocol import PUBLISHED_SPLITS
 
@@ -58,10 +59,9 @@ class SplitRule:
     def __post_init__(self) -> None:
         if (self.splits is None) == (self.split_size is None):
             raise InputError("give either a number of splits or a split size, not both")
-        if self.splits is not None and self.splits < 1:
-            raise InputError(f"splits must be at least 1, got {self.splits}")
-        if self.split_size is not None and self.split_size < 1:
-            raise InputError(f"split_size must be at least 1, got {self.split_size}")
+        for name in ("splits", "split_size"):  # frozen: the checked int replaces a numpy integer
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, whole_number(getattr(self, name), name, minimum=1))
 
     def split_count(self, num_images: int) -> int:
         """The number of splits of ``num_images`` images."""
