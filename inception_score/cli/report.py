@@ -229,8 +229,8 @@ def check_outputs(options: RunOptions) -> None:
 def _check_labels(path: Path) -> None:
     """Labels named for --per-class (--labels, $INCEPTION_SCORE_LABELS) hold class names: a file named on
     purpose that gives none is a mistake to say before scoring, not a plot of class indices after it."""
-    from .files import shown
-    from .labels import LABEL_MAP, SYNSET_NAMES, TGZ_NAME, names_in
+    from ..readers.files import shown
+    from ..network.labels import LABEL_MAP, SYNSET_NAMES, TGZ_NAME, names_in
 
     if not path.exists():
         problem = "does not exist"

