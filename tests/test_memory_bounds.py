@@ -235,9 +235,11 @@ def test_limit_checks_only_the_float_images_scored(tmp_path: Path, loaded_once, 
 
 @pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip"])
 @pytest.mark.parametrize("long_name", [False, True])  # names of one width sort as fixed-width bytes, else as objects
-def test_the_index_sorts_as_python_sorts_names_and_a_later_duplicate_wins(kind: str, long_name: bool,
-                                                                          tmp_path: Path) -> None:
-    names = ["b.png", "é.png", "a/z.png", "a.png", "ß/x.png", "A.png", "a.png", "\U0001f600.png", "ab.png"]
+def test_the_index_sorts_as_python_sorts_names_and_refuses_a_repeated_name(kind: str, long_name: bool,
+                                                                           tmp_path: Path) -> None:
+    """Members in Python's order of their names, each with its own pixels; the same archive with one name
+    twice is refused (a reader by name would score one of the two: tests/test_messages.py)."""
+    names = ["b.png", "é.png", "a/z.png", "a.png", "ß/x.png", "A.png", "\U0001f600.png", "ab.png"]
     names += ["l" * 900 + ".png"] if long_name else []
     shades = {}  # name -> the gray level of its last member in the archive
     path = tmp_path / f"x.{kind}"
@@ -259,3 +261,18 @@ def test_the_index_sorts_as_python_sorts_names_and_a_later_duplicate_wins(kind: 
     expected = sorted(shades)
     assert reader.members == expected
     assert [int(reader[i][0, 0, 0]) for i in range(len(reader))] == [shades[name] for name in expected]
+    twice = tmp_path / f"twice.{kind}"
+    archive = zipfile.ZipFile(twice, "w") if kind == "zip" else tarfile.open(twice, "w:gz" if kind == "tar.gz" else "w")
+    with warnings.catch_warnings(), archive:
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name
+        for name in [*names, "a.png"]:
+            buffer = io.BytesIO()
+            Image.new("RGB", (4, 4)).save(buffer, "PNG")
+            if kind == "zip":
+                archive.writestr(name, buffer.getvalue())
+            else:
+                info = tarfile.TarInfo(name)
+                info.size = len(buffer.getvalue())
+                archive.addfile(info, io.BytesIO(buffer.getvalue()))
+    with pytest.raises(InputError, match="2 members named 'a.png'"):
+        open_path(twice)
