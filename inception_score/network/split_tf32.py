@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .inception import INPUT_SIZE, ConvAvgPoolReLU, ConvReLU, Inception2015, Output, avg_pool_3x3
+from .outputs import OutputRequest, pick_outputs, requested_outputs
 from .precision import precision_scope
 
 # Adding half of TF32's last place (bit 12) to the bits and clearing the 13 bits float32 has beyond
@@ -144,17 +145,15 @@ class SplitTf32Network(nn.Module):
                     setattr(parent, name, SplitConvReLU(child.conv))
         self.fc = SplitLinear(folded.fc)
 
-    def forward(self, x: torch.Tensor, output: Output | str = Output.LOGITS_UNBIASED,
-                chunks: Sequence[int | None] = ()) -> torch.Tensor:
-        output = Output(output)
+    def forward(self, x: torch.Tensor, output: OutputRequest = Output.LOGITS_UNBIASED,
+                chunks: Sequence[int | None] = ()) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        outputs, single = requested_outputs(output)
         # TF32 on for the products (exact on TF32-valued operands), cudnn.benchmark as the caller has it;
         # both put back after. Nothing on a CPU.
         with precision_scope(x.device, allow_tf32=True, benchmark=torch.backends.cudnn.benchmark):
-            features = self.body.pool3(x, chunks)
-            if output is Output.POOL3:
-                return features
-            logits = self.fc(features, with_bias=output is Output.LOGITS)
-        return logits.softmax(dim=1) if output is Output.PROBABILITIES else logits
+            features, spatial = self.body.features(x, chunks, spatial=Output.SPATIAL in outputs)
+            picked = pick_outputs(outputs, features, spatial, lambda with_bias: self.fc(features, with_bias))
+        return picked[0] if single else picked
 
 
 def split_tf32_network(folded: Inception2015) -> SplitTf32Network:
