@@ -44,6 +44,7 @@ from .decode import (
 )
 from .errors import ImageDecodeError, InputError
 from .protocol import InputRange
+from .repeated_inputs import refuse_repeated_files, refuse_repeated_paths
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
@@ -367,8 +368,15 @@ def reads_files(dataset: Dataset) -> bool:
 def open_paths(
     paths: Sequence[Path | str], *, input_range: InputRange | None = None, limits: ReadLimits | None = None
 ) -> ImageSources:
-    """One dataset of every image in ``paths``, concatenated in the order given."""
+    """One dataset of every image in ``paths``, concatenated in the order given; an input given twice
+    (:mod:`.repeated_inputs`) is refused."""
     if not paths:
         raise InputError("no input given: name a folder, an array file or an archive")
     limits = limits or ReadLimits.from_environment()
-    return ImageSources([open_path(p, input_range=input_range, limits=limits) for p in paths])
+    paths = [Path(p) for p in paths]
+    if len(paths) > 1:
+        refuse_repeated_paths(paths)
+    datasets = [open_path(p, input_range=input_range, limits=limits) for p in paths]
+    if len(paths) > 1:
+        refuse_repeated_files((p, d.paths if isinstance(d, ImageFiles) else [p]) for p, d in zip(paths, datasets))
+    return ImageSources(datasets)
