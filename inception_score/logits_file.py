@@ -358,7 +358,7 @@ def open_for_writing(path: Path, scorer: Any, fingerprint: InputFingerprint, des
 
 def _check_resumable(path: Path, saved: LogitsInfo, fresh: LogitsInfo) -> None:
     """Refuse, saying what differs, to continue rows of another input, weights or precision."""
-    if saved.format < FORMAT or saved.fingerprint is None:
+    if saved.format < 2 or saved.fingerprint is None:
         raise _refusal(path, f"{saved.done} rows written by an older inception-score without a fingerprint of "
                              "their images, so a resume cannot tell whether the images changed (--from-logits "
                              "re-scores a complete one as it is)")
