@@ -9,12 +9,12 @@ by hand, by a tool or by a damaged disk, which would otherwise change the score 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from . import strict_json
 from .errors import InputError
 
 # What a field of a sidecar may hold: the JSON types allowed (bool is not an int here, though Python
@@ -123,5 +123,5 @@ def _is_hex(text: str) -> bool:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value)
+    text = strict_json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -124,9 +124,9 @@ def refuse_narrower_range(count: int, low: float, high: float, input_range: Inpu
         raise InputError(
             f"{what}: {count} images with every value in [{low:.4g}, {high:.4g}] were declared to range over "
             f"{declared_low:g}..{declared_high:g}; they look like floats in [{named_low:g}, {named_high:g}], which "
-            f"would score as {'black' if named_high / (declared_high - declared_low) < 0.01 else 'washed-out'} "
-            f"images. Declare input_range=({named_low:g}, {named_high:g}) (--input-range {name}), or map them to "
-            f"the range declared"
+            f"would score as images that use only {(named_high - named_low) / (declared_high - declared_low):.1%} of "
+            f"the pixel range. Declare input_range=({named_low:g}, {named_high:g}) (--input-range {name}), or map "
+            f"them to the range declared"
         )
 
 
