@@ -27,6 +27,7 @@ from inception_score import InceptionScore, inception_score, score_generator
 from inception_score.errors import InputError, WeightsFormatError
 from inception_score.metric import inception_score_from_logits
 from inception_score.weights import load_weights
+from test_logits_integrity import refused  # the one error line of a run that exited with status 2
 
 
 class GivesLogits(workers.PixelProjection):
@@ -56,16 +57,6 @@ def stand_in(monkeypatch: pytest.MonkeyPatch):
 
 def invoke(*args: str):
     return CliRunner().invoke(cli.main, [*args, "--device", "cpu"])
-
-
-def refused(outcome, *parts: str) -> str:
-    """The one error line of a run that exited with status 2, holding each of ``parts``."""
-    assert outcome.exit_code == 2, outcome.output
-    errors = [line for line in outcome.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and outcome.stdout == "", outcome.output
-    for part in parts:
-        assert part in errors[0], errors[0]
-    return errors[0]
 
 
 def scored(*args: str) -> dict:
