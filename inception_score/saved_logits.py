@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 from .errors import InputError
 from .options import ScorerOptions, ScorerKeywords, scorer_options
 from .logits.fingerprint import InputFingerprint
-from .logits.file import open_for_writing, sidecar, statistics_and_buckets_of
+from .logits.file import ROWS_CHECKED, open_for_writing, sidecar, statistics_and_buckets_of
 from .protocol import RESCORED_DEVICE, TORCH_FIDELITY_SEED, InputRange
 from .score.result import ISResult
 
@@ -208,7 +208,9 @@ def score_logits_file(
         order=order_text(shuffle_seed), shuffled=shuffle, precision=info.precision or _UNRECORDED,
         precision_note=info.precision_note, weights_note=weights_note, split_size=rule.split_size,
         labels=None if labels is None else label_order(np.asarray(labels), rule, shuffle_seed),
-        buckets=buckets, infinity_seed=ordered_by,
+        buckets=buckets, infinity_seed=ordered_by, caveats=() if info.format >= ROWS_CHECKED else (
+            f"{path} was written by an older inception-score whose rows carry no checksum, so a changed row would "
+            "go unnoticed: compute it again with --save-logits to have one",),
     )
 
 

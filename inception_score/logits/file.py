@@ -11,7 +11,9 @@ an image file its path, size, modification time (ns) and a CRC-32 of its first a
 :data:`~inception_score.logits.fingerprint.HASHED_BYTES` bytes (no decoding needed to check it); for any other image (an array, an
 archive member) a CRC-32 of its decoded pixels, computed as they stream to the network. A resume recomputes the fingerprint of the rows it
 keeps and refuses, naming the images, when it differs: the score of a logits file is never that of
-images that have since changed.
+images that have since changed. The rows themselves have a sha256 per block of :data:`BLOCK_ROWS`
+(:mod:`.logits_checksums`), checked whenever they are re-scored or resumed: a row changed by hand is
+refused, not scored.
 
 Writing is crash-safe without a memory map: the sidecar is written first, then rows with ordinary
 writes, and after them the sidecar again (:mod:`.atomic`: a temporary file of an unpredictable name,
@@ -28,7 +30,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,8 @@ from .fingerprint import InputFingerprint, block_digest
 from ..score.planned import PlannedStatistics
 from ..score.statistics import SplitPlan, SplitRule, SplitStatistics
 from ..readers.npz import READ_ERRORS as NPY_READ_ERRORS
+from .checksums import (COUNT, DIGESTS, FLAG, OPTIONAL_TEXT, TEXT, RowChecksums, block_count, checked_fields,
+                        checked_rows)
 
 try:
     import fcntl
@@ -51,8 +55,10 @@ except ImportError:  # pragma: no cover - Windows: no advisory lock
 
 NUM_CLASSES = 1008
 ROW_BYTES = NUM_CLASSES * 4  # one float32 row
-FORMAT = 2  # 1: no fingerprint and no precision (read by --from-logits, never resumed)
-BLOCK_ROWS = 256  # rows per fingerprint digest: 50,000 images make a 7 KB sidecar
+# 1: no fingerprint and no precision; 2: no checksums of the rows (both read by --from-logits, never resumed)
+FORMAT = 3
+ROWS_CHECKED = 3  # the first format whose rows have checksums
+BLOCK_ROWS = 256  # rows per fingerprint digest and per row checksum: 50,000 images make a 20 KB sidecar
 _SAVE_INTERVAL_S = 1.0  # the sidecar (with its fsyncs) at most this often, and at the end
 _ROWS_PER_PASS = 4096  # rows read at a time when re-scoring: memory stays ~16 MB whatever N
 _DTYPE = np.dtype("<f4")
@@ -61,7 +67,8 @@ _DTYPE = np.dtype("<f4")
 @dataclass(frozen=True)
 class LogitsInfo:
     """What the sidecar JSON records. ``blocks``: the fingerprint of rows ``[0, done)``, one hex digest
-    per :data:`BLOCK_ROWS` rows (the last block may be partial); ``fingerprint``: "files" or "pixels".
+    per :data:`BLOCK_ROWS` rows (the last block may be partial); ``fingerprint``: "files" or "pixels";
+    ``rows``: the sha256 of the rows ``[0, done)`` themselves, per block likewise.
     ``weights_verified`` is what the writer found; a reader has only the file's word for it."""
 
     num_images: int
@@ -77,30 +84,14 @@ class LogitsInfo:
     dtype: str | None = None
     precision: str | None = None
     precision_note: str = ""
-
-    def __post_init__(self) -> None:
-        """Every field of the type written (a sidecar edited by hand, or damaged, can hold any JSON value):
-        a ``TypeError`` naming the first that is not, which the reader reports as an :class:`InputError`."""
-        for field in dataclasses.fields(self):
-            value, kind = getattr(self, field.name), _FIELD_KINDS[field.name]
-            if not _is_kind(value, kind):
-                raise TypeError(f"its field {field.name!r} is {value!r:.60}, not {kind}")
+    rows: tuple[str, ...] = ()
 
 
-_FIELD_KINDS = {"num_images": "a count", "done": "a count", "format": "a count", "weights_sha256": "text",
-                "weights_path": "text", "weights_verified": "true or false", "input": "text", "fingerprint": "text or null",
-                "blocks": "a list of hex digests", "device": "text or null", "dtype": "text or null",
-                "precision": "text or null", "precision_note": "text"}
-
-
-def _is_kind(value: Any, kind: str) -> bool:
-    if kind == "a count":
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if kind == "true or false":
-        return isinstance(value, bool)
-    if kind == "a list of hex digests":
-        return isinstance(value, tuple) and all(isinstance(item, str) for item in value)
-    return isinstance(value, str) or (kind == "text or null" and value is None)
+# Each field's JSON types, and the fields every version wrote.
+_FIELD_KINDS = {"num_images": COUNT, "done": COUNT, "weights_sha256": TEXT, "weights_path": TEXT, "weights_verified": FLAG,
+                "input": TEXT, "format": COUNT, "fingerprint": OPTIONAL_TEXT, "blocks": DIGESTS, "device": OPTIONAL_TEXT,
+                "dtype": OPTIONAL_TEXT, "precision": OPTIONAL_TEXT, "precision_note": TEXT, "rows": DIGESTS}
+_REQUIRED = ("num_images", "done", "weights_sha256", "weights_path", "weights_verified", "input")
 
 
 def sidecar(path: Path) -> Path:
@@ -112,10 +103,20 @@ def _sidecar_if_any(path: Path) -> LogitsInfo | None:
         return None
     try:
         data = json.loads(sidecar(path).read_text())
-        data["blocks"] = tuple(data.get("blocks", ()))
-        return LogitsInfo(**data)
-    except (ValueError, TypeError, AttributeError) as error:
+    except (ValueError, OSError) as error:
         raise InputError(f"{sidecar(path)} is not the description of a logits file ({error})") from None
+    info = LogitsInfo(**checked_fields(data, _FIELD_KINDS, _REQUIRED, str(sidecar(path))))
+    info = dataclasses.replace(info, blocks=tuple(info.blocks), rows=tuple(info.rows))
+    if info.done > info.num_images:
+        raise InputError(f"{sidecar(path)} counts {info.done} rows done of {info.num_images}: it was edited or "
+                         "damaged; compute the file again with --save-logits")
+    needed = block_count(info.done, BLOCK_ROWS)
+    for name, since in (("blocks", 2), ("rows", ROWS_CHECKED)):
+        held = len(getattr(info, name))
+        if info.format >= since and info.done and held != needed:
+            raise InputError(f"{sidecar(path)} holds {held} {name} digests for {info.done} rows, where its format "
+                             f"has {needed}: it was edited or damaged; compute the file again with --save-logits")
+    return info
 
 
 def read_info(path: Path) -> LogitsInfo:
@@ -171,8 +172,10 @@ class LogitsWriter:
     """Rows ``[done, N)`` of a logits file, written batch by batch; holds the file's lock until
     :meth:`close`."""
 
-    def __init__(self, path: Path, info: LogitsInfo, handle: int, offset: int) -> None:
+    def __init__(self, path: Path, info: LogitsInfo, handle: int, offset: int,
+                 checksums: RowChecksums | None = None) -> None:
         self.path = path
+        self._checksums = checksums or RowChecksums(BLOCK_ROWS)  # of the rows kept, when resumed
         self.info = info
         self._handle = handle
         self._offset = offset
@@ -227,6 +230,7 @@ class LogitsWriter:
                 data, position = data[written:], position + written
         except OSError as error:
             raise self._failed(error) from None
+        self._checksums.add(rows)
         for digest in digests:
             self._open_rows.append(digest)
             if len(self._open_rows) == BLOCK_ROWS:
@@ -237,7 +241,7 @@ class LogitsWriter:
             note = f"{note}; {precision_note}" if note else precision_note
         partial = [block_digest(self._open_rows)] if self._open_rows else []
         self.info = dataclasses.replace(self.info, done=stop, blocks=tuple(self._blocks + partial),
-                                        precision_note=note)
+                                        precision_note=note, rows=self._checksums.digests())
         if stop == self.info.num_images or time.monotonic() - self._saved_at >= _SAVE_INTERVAL_S:
             self.save()
 
@@ -316,7 +320,11 @@ def open_for_writing(path: Path, scorer: Any, fingerprint: InputFingerprint, des
                              f"{sidecar(path).name} beside it): remove it, or choose another --save-logits file")
         if saved is not None and saved.done:
             _check_resumable(path, saved, fresh)
-            return LogitsWriter(path, saved, handle, _rows_offset(path, saved.num_images))
+            offset = _rows_offset(path, saved.num_images)
+            kept = RowChecksums(BLOCK_ROWS)
+            for _ in _checked_chunks(path, saved, offset, saved.done, kept):
+                pass  # the rows kept are checked, and their checksums continued by the writer
+            return LogitsWriter(path, saved, handle, offset, kept)
         # Nothing kept (a new file, or a start interrupted before its first rows): the sidecar first.
         _write_info(path, fresh)
         header = _npy_header(fresh.num_images)
@@ -333,10 +341,14 @@ def open_for_writing(path: Path, scorer: Any, fingerprint: InputFingerprint, des
 
 def _check_resumable(path: Path, saved: LogitsInfo, fresh: LogitsInfo) -> None:
     """Refuse, saying what differs, to continue rows of another input, weights or precision."""
-    if saved.format < FORMAT or saved.fingerprint is None:
+    if saved.format < 2 or saved.fingerprint is None:
         raise _refusal(path, f"{saved.done} rows written by an older inception-score without a fingerprint of "
                              "their images, so a resume cannot tell whether the images changed (--from-logits "
                              "re-scores a complete one as it is)")
+    if saved.format < ROWS_CHECKED:
+        raise _refusal(path, f"{saved.done} rows written by an older inception-score without checksums of the rows, "
+                             "so a resume cannot tell whether they were changed (--from-logits re-scores a complete "
+                             "one as it is)")
     if saved.num_images != fresh.num_images:
         raise _refusal(path, f"logits of {saved.num_images} images of {saved.input}, not of the {fresh.num_images} "
                              "this run scores")
@@ -370,20 +382,37 @@ def statistics_and_buckets_of(path: Path, splits: int | SplitRule, shuffle_seed:
         raise InputError(f"{path} holds {info.done} of {info.num_images} images: finish it by running the same "
                          "command with --save-logits again (it resumes), then re-score")
     offset = _rows_offset(path, info.num_images)
-    expected = offset + info.num_images * ROW_BYTES
-    if path.stat().st_size < expected:
-        raise InputError(f"{path} is truncated: {path.stat().st_size:,} bytes, {expected:,} expected for "
-                         f"{info.num_images} rows; compute it again with --save-logits")
-    rows = np.load(path, mmap_mode="r", allow_pickle=False)
     planned = PlannedStatistics(SplitPlan.of(info.num_images, splits, shuffle_seed), NUM_CLASSES, infinity_seed)
-    for start in range(0, info.num_images, _ROWS_PER_PASS):
-        stop = min(start + _ROWS_PER_PASS, info.num_images)
-        chunk = torch.from_numpy(np.array(rows[start:stop]))
+    start = 0
+    for array in _checked_chunks(path, info, offset, info.num_images):
+        chunk = torch.from_numpy(array)
         finite = torch.isfinite(chunk).all(dim=1)
         if not bool(finite.all()):
             row = start + int(torch.nonzero(~finite)[0])
             raise InputError(f"{path}: row {row} (image {row}) holds NaN or infinite logits, which --save-logits "
                              "never writes: the file was changed or damaged; compute it again with --save-logits")
         planned.add_span(chunk, start)
+        start += len(array)
     stats, buckets = planned.numpy()
     return stats, buckets, info
+
+
+def _checked_chunks(path: Path, info: LogitsInfo, offset: int, count: int,
+                    checksums: RowChecksums | None = None) -> Iterator[np.ndarray]:
+    """Rows ``[0, count)`` of the ``.npy`` at ``path`` (rows from ``offset``), ``_ROWS_PER_PASS`` at a time,
+    each checked against the sidecar's checksums (a file of a format without them: as they are);
+    ``checksums``, when given, holds those of the rows at the end."""
+    expected = offset + count * ROW_BYTES
+    if path.stat().st_size < expected:
+        raise InputError(f"{path} is truncated: {path.stat().st_size:,} bytes, {expected:,} expected for "
+                         f"{count} rows; compute it again with --save-logits")
+    rows = np.memmap(path, dtype=_DTYPE, mode="r", offset=offset, shape=(count, NUM_CLASSES)) if count else None
+    chunks = (np.array(rows[start : start + _ROWS_PER_PASS]) for start in range(0, count, _ROWS_PER_PASS))
+    if info.format < ROWS_CHECKED:
+        yield from chunks
+        return
+    def refusal(where: str) -> InputError:
+        return InputError(f"{path}: {where} differ from the checksum {sidecar(path).name} holds for them: the file "
+                          f"was changed or damaged since it was written; remove it and {sidecar(path).name}, and "
+                          "compute it again with --save-logits")
+    yield from checked_rows(chunks, info.rows, checksums or RowChecksums(BLOCK_ROWS), refusal)

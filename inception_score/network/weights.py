@@ -235,11 +235,32 @@ def _complete_state_dict(state_dict: dict[str, torch.Tensor], path: Path) -> dic
             f"it is not a 2015-12-05 Inception weights file"
         )
     for key, reference in expected.items():
+        if not isinstance(state_dict[key], torch.Tensor):
+            raise WeightsFormatError(f"{path}: entry {key} is a {type(state_dict[key]).__name__}, not a tensor")
         if tuple(state_dict[key].shape) != tuple(reference.shape):
             raise WeightsFormatError(
                 f"{path}: tensor {key} has shape {tuple(state_dict[key].shape)}, expected {tuple(reference.shape)}"
             )
+        _check_values(state_dict[key], reference, key, path)
     return {key: state_dict[key] for key in expected}
+
+
+def _check_values(tensor: torch.Tensor, reference: torch.Tensor, key: str, path: Path) -> None:
+    """Refuse a tensor of another dtype than the network's (the 2015 weights are float32; a float16 or
+    integer copy of them is not those weights), or with a NaN or infinite value (every score from it
+    would be NaN)."""
+    if reference.is_floating_point() and tensor.dtype != reference.dtype:
+        raise WeightsFormatError(
+            f"{path}: tensor {key} has dtype {str(tensor.dtype).removeprefix('torch.')}, expected float32 (the "
+            f"2015-12-05 weights are float32); it is not a copy of them: use the genuine file"
+        )
+    if not reference.is_floating_point() and (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool):
+        raise WeightsFormatError(f"{path}: tensor {key} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                                 "expected an integer count")
+    if reference.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise WeightsFormatError(f"{path}: tensor {key} holds {bad} NaN or infinite value(s); the file is damaged: "
+                                 "use the genuine file")
 
 
 def weights_sha256(path: Path) -> tuple[str, bytes | None]:

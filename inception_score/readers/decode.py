@@ -29,11 +29,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .bounded_read import read_at_most
 from ..errors import ImageDecodeError, InputError
 from .native_stderr import captured_native_stderr
+from .image_modes import REMEDY as UNDEFINED_PIXELS_REMEDY, UndefinedPixels, check_samples, rgb_pixels
 
 # The Pillow decoders of the supported extensions (JPEG opens cameras' MPO files too). Naming them keeps
 # Pillow from trying its other decoders on a renamed file (EPS, for one, runs Ghostscript).
 PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 # 40 MP (8000x5000) is above the 24-36 MP of most camera photos and 40 times a 1024x1024 sample; the
 # network sees 299x299 of it. Decoding costs about 13 bytes a pixel (Pillow's RGBX, the array, the
@@ -170,8 +170,9 @@ def _check_pixels(size: tuple[int, int], name: str, limits: ReadLimits) -> None:
 def decode_image(data: bytes, name: str, limits: ReadLimits | None = None) -> np.ndarray:
     """Encoded image bytes -> ``(H, W, 3)`` uint8 RGB.
 
-    EXIF orientation is applied; grayscale and palette images become RGB; alpha is dropped;
-    16-bit images keep their top 8 bits (0..65535 -> 0..255); a GIF gives its first frame.
+    EXIF orientation is applied; every mode becomes RGB as :mod:`.image_modes` says (grey and palette
+    images as their colours, alpha dropped, 16-bit grey its top 8 bits), or is refused where its pixels
+    are not defined (floating-point, signed, 32-bit); a GIF gives its first frame.
     ``name`` is used in error messages only. ``limits`` (default: from the environment) bounds
     the pixels, checked from the header before decoding.
     """
@@ -188,6 +189,8 @@ def decode_image(data: bytes, name: str, limits: ReadLimits | None = None) -> np
             return _rgb_pixels(data, name, limits)
     except ImageDecodeError:
         raise
+    except UndefinedPixels as error:
+        raise undecodable(name, str(error), UNDEFINED_PIXELS_REMEDY) from None
     except Image.DecompressionBombError as error:  # over twice Pillow's limit, which is not lifted here
         raise undecodable(name, f"is too large for Pillow to decode ({error})", "shrink it") from None
     except UnidentifiedImageError:
@@ -205,21 +208,14 @@ def _native_messages(data: bytes) -> contextlib.AbstractContextManager[list[str]
 
 
 def _rgb_pixels(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
-    """:func:`decode_image`'s decoding, which raises what Pillow raises."""
+    """:func:`decode_image`'s decoding, which raises what Pillow raises, and :class:`UndefinedPixels` where the
+    file's pixels have no defined black and white (:mod:`.image_modes`)."""
     opened = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
     with opened:
         _check_pixels(opened.size, name, limits)
+        check_samples(opened)  # before the pixels are decoded
         opened.load()
-        image = ImageOps.exif_transpose(opened)
-        if image.mode in _SIXTEEN_BIT_MODES:
-            wide = np.asarray(image, dtype=np.int64)
-            gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
-            return np.repeat(gray[:, :, None], 3, axis=2)
-        if image.mode == "F":
-            raise undecodable(name, "holds floating-point pixels", "save it as 8-bit RGB")
-        if image.mode != "RGB":
-            image = image.convert("RGB")  # L, P, RGBA, LA, PA, CMYK, 1, ...: alpha is dropped
-        return np.array(image, dtype=np.uint8)
+        return rgb_pixels(ImageOps.exif_transpose(opened), opened)
 
 
 def decode_to_tensor(data: bytes, name: str, limits: ReadLimits | None = None) -> torch.Tensor:

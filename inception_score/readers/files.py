@@ -47,6 +47,7 @@ from .decode import (
 from ..errors import ImageDecodeError, InputError
 from ..protocol import InputRange
 from ..wording import plural
+from .repeated_inputs import refuse_repeated_files, refuse_repeated_paths
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
@@ -378,13 +379,19 @@ def open_paths(
     paths: Sequence[Path | str], *, input_range: InputRange | None = None, limits: ReadLimits | None = None,
     scored: int | None = None,
 ) -> ImageSources:
-    """One dataset of every image in ``paths``, concatenated in the order given. ``scored``: how many of
-    the first images will be read (``limit``), when not all: only their values are checked."""
+    """One dataset of every image in ``paths``, concatenated in the order given; an input given twice
+    (:mod:`.repeated_inputs`) is refused. ``scored``: how many of the first images will be read (``limit``),
+    when not all: only their values are checked."""
     if not paths:
         raise InputError("no input given: name a folder, an array file or an archive")
     limits = limits or ReadLimits.from_environment()
+    paths = [Path(p) for p in paths]
+    if len(paths) > 1:
+        refuse_repeated_paths(paths)
     readers: list[Dataset] = []
     for path in paths:
         remaining = None if scored is None else max(scored - sum(len(r) for r in readers), 0)  # type: ignore[arg-type]
         readers.append(open_path(path, input_range=input_range, limits=limits, scored=remaining))
+    if len(paths) > 1:
+        refuse_repeated_files((p, d.paths if isinstance(d, ImageFiles) else [p]) for p, d in zip(paths, readers))
     return ImageSources(readers)

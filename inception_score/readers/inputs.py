@@ -30,7 +30,7 @@ from ..errors import InceptionScoreError, InputError
 from ..arguments import whole_number
 from .loader_workers import worker_count
 from .files import ImageSources, dataset_labels, open_paths, reads_files
-from .pixels import is_pil_image, parse_input_range, refuse_unit_scale, standardize_batch, standardize_image
+from .pixels import is_pil_image, parse_input_range, refuse_narrower_range, standardize_batch, standardize_image
 from ..protocol import PIXEL_RANGE, InputRange
 
 ImageBatch = Union[torch.Tensor, list[torch.Tensor]]
@@ -102,8 +102,11 @@ def _images_batch(items: Sequence[Any], input_range: InputRange | None, what: st
     """Single images -> a stacked ``(B, 3, H, W)`` batch when sizes agree, else a list of ``(3, H, W)``."""
     images = [standardize_image(item, input_range, channels_first=channels_first) for item in items]
     floats = [image for image in images if image.is_floating_point()]
-    if floats:  # one image alone is too little to tell floats in [0, 1] declared as 0..255; the batch is not
-        refuse_unit_scale(len(floats), max(float(image.max()) for image in floats), input_range, what)
+    if floats and input_range is not None:  # one image alone is too little to tell floats in [0, 1] declared
+        # as 0..255 or -1..1; the batch is not. Its values, mapped to [0, 255] above, in the declared range again:
+        low, scale = input_range[0], (input_range[1] - input_range[0]) / 255.0
+        refuse_narrower_range(len(floats), low + scale * min(float(image.min()) for image in floats),
+                              low + scale * max(float(image.max()) for image in floats), input_range, what)
     if all(image.shape == images[0].shape for image in images):
         return torch.stack(images)
     return images

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..protocol import PIXEL_RANGE, InputRange
+from ..protocol import NAMED_RANGES, PIXEL_RANGE, InputRange
 
 CHANNEL_COUNTS = (1, 3)  # grayscale, repeated to RGB; or RGB
-# A single image whose values all lie in [0, 1] of 0..255 may be a dark picture; a batch of several
-# such images is floats in [0, 1] declared with the wrong range (they would score as black, IS ~1).
+# A single image whose values all lie in [0, 1] of 0..255 may be a dark picture (of -1..1, a pale one); a
+# batch of several such images is floats in [0, 1] declared with the wrong range (refuse_narrower_range).
 UNIT_SCALE_MIN_IMAGES = 2
 _INT_TYPES = {torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64}
 
@@ -108,18 +108,32 @@ def _rgb_channels_first(images: torch.Tensor, what: str, axis: int | None = None
     return chw
 
 
-def refuse_unit_scale(count: int, high: float, input_range: InputRange | None, what: str) -> None:
-    """Refuse ``count`` float images declared 0..255 whose largest value is in (0, 1]: floats in [0, 1].
+def refuse_narrower_range(count: int, low: float, high: float, input_range: InputRange | None, what: str) -> None:
+    """Refuse ``count`` float images whose values, all in ``[low, high]``, fill only a named range
+    (:data:`~inception_score.protocol.NAMED_RANGES`) that is narrower than the one declared: floats in
+    [0, 1] declared 0..255 (they would score as black images) or declared -1..1 (as pale ones, a
+    sigmoid's output under the default range of a generator). Neither holds by chance for a batch of
+    real images: all in [0, 1] of 0..255 is black, all in [0, 1] of -1..1 has no pixel darker than
+    mid-grey in any channel.
 
-    All zeros pass (black either way); so does a single image (``UNIT_SCALE_MIN_IMAGES``).
+    All zeros pass (they are black, or grey, whatever the range); so does a single image
+    (``UNIT_SCALE_MIN_IMAGES``).
     """
-    if input_range != PIXEL_RANGE or count < UNIT_SCALE_MIN_IMAGES or not 0.0 < high <= 1.0:
+    if input_range is None or count < UNIT_SCALE_MIN_IMAGES:
         return
-    raise InputError(
-        f"{what}: {count} images with every value in [0, {high:.4g}] were declared to range over 0..255; they look "
-        f"like floats in [0, 1], which would score as black images. Declare input_range=(0, 1), or multiply "
-        f"them by 255"
-    )
+    declared_low, declared_high = input_range
+    for name, (named_low, named_high) in sorted(NAMED_RANGES.items(), key=lambda item: item[1][1] - item[1][0]):
+        narrower = declared_low <= named_low and named_high <= declared_high and (named_low, named_high) != input_range
+        tolerance = 1e-4 * (named_high - named_low)
+        if not narrower or low < named_low - tolerance or high > named_high + tolerance or high <= named_low:
+            continue
+        raise InputError(
+            f"{what}: {count} images with every value in [{low:.4g}, {high:.4g}] were declared to range over "
+            f"{declared_low:g}..{declared_high:g}; they look like floats in [{named_low:g}, {named_high:g}], which "
+            f"would score as images that use only {(named_high - named_low) / (declared_high - declared_low):.1%} of "
+            f"the pixel range. Declare input_range=({named_low:g}, {named_high:g}) (--input-range {name}), or map "
+            f"them to the range declared"
+        )
 
 
 def _to_pixel_values(images: torch.Tensor, input_range: InputRange | None, what: str) -> torch.Tensor:
@@ -150,7 +164,7 @@ def _to_pixel_values(images: torch.Tensor, input_range: InputRange | None, what:
             f"{what} has values in [{lo:.4g}, {hi:.4g}], outside the declared input range [{low:g}, {high:g}]; "
             f"declare the right range or clamp the images"
         )
-    refuse_unit_scale(images.shape[0], hi, input_range, what)
+    refuse_narrower_range(images.shape[0], lo, hi, input_range, what)
     if (low, high) == PIXEL_RANGE:
         return images
     return (images - low) * (255.0 / (high - low))

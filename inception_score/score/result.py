@@ -125,6 +125,7 @@ def result_from_statistics(
     exchanged_bytes: int = 0, shuffled: bool = False, precision: str = "exact", precision_note: str = "",
     split_size: int | None = None, labels: LabelOrder | None = None,
     buckets: SplitStatistics | None = None, infinity_seed: int | None = None, weights_note: str = "",
+    caveats: tuple[str, ...] = (),
 ) -> ISResult:
     """The :class:`ISResult` of complete split statistics (all images, all processes), with the order
     diagnostic and the reasons, if any, why it is not comparable with published scores.
@@ -132,7 +133,9 @@ def result_from_statistics(
     ``split_size``: the statistics were cut in chunks of that many images (else in equal parts);
     ``labels``: what the samples' own labels say about the order (:func:`inception_score.score.order.label_order`);
     ``buckets``: the IS-infinity buckets' statistics of the same images (:mod:`.infinity`), ordered by
-    ``infinity_seed``; ``weights_note``: why unverified weights are so, when not simply unknown ones."""
+    ``infinity_seed``; ``weights_note``: why unverified weights are so, when not simply unknown ones;
+    ``caveats``: further reasons the caller knows (a logits file whose rows carry no checksum)."""
+    stats.check_finite(f"the network with the weights {weights_path}")
     scores = stats.scores()
     mean, std = summarize(scores)
     diagnostic = order_diagnostic(stats)
@@ -160,6 +163,7 @@ def result_from_statistics(
                        "so its splits are not random samples")
     if precision != "exact":
         reasons.append(f"precision {precision!r} (published scores are float32)")
+    reasons.extend(caveats)
     fit = None if buckets is None else infinity_fit(buckets)
     if fit is not None:
         reasons.append("is_infinity is extrapolated to infinitely many images in one split (Chong & Forsyth 2020): "

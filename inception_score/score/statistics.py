@@ -256,8 +256,20 @@ class SplitStatistics:
         """``(C,)`` float64 p(y) over all images added so far."""
         return self.sum_p.sum(axis=0) / max(int(self.count.sum()), 1)
 
+    def check_finite(self, source: str = "the network") -> None:
+        """Raise :class:`InputError` when any image's logits held NaN or infinity: such a logit makes
+        the sum of centred logits of its split non-finite (finite float32 logits never do), so no
+        score of it may be given. ``source``: what gave the logits, for the message."""
+        finite = np.isfinite(self.sum_clr).all(axis=1) & np.isfinite(self.sum_p).all(axis=1) & np.isfinite(self.sum_plogp)
+        if not finite.all():
+            bad = [int(i) for i in np.flatnonzero(~finite)]
+            raise InputError(f"{source} gave NaN or infinite logits for images of split(s) {bad[:10]}, so there is "
+                             "no score: the weights may be damaged (a NaN in fc.weight, for one); use a genuine "
+                             "weights file")
+
     def scores(self) -> np.ndarray:
-        """``(S,)`` float64 score of each split."""
+        """``(S,)`` float64 score of each split; :class:`InputError` when a logit was not finite."""
+        self.check_finite()
         if np.any(self.count == 0):
             empty = [int(i) for i in np.flatnonzero(self.count == 0)]
             raise InputError(f"splits {empty} received no images; every split needs at least one")
