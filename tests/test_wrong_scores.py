@@ -25,7 +25,7 @@ import inception_score.logits.file as logits_file
 import inception_score.engine.runner as runner_module
 from inception_score import InceptionScore, inception_score, score_generator
 from inception_score.errors import InputError, WeightsFormatError
-from inception_score.score.statistics import inception_score_from_logits
+from inception_score.score.planned import inception_score_from_logits
 from inception_score.network.weights import load_weights
 from test_logits_integrity import refused  # the one error line of a run that exited with status 2
 
