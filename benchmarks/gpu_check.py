@@ -147,7 +147,8 @@ def _all_logits(scorer: Any, images: torch.Tensor, batch_size: int) -> torch.Ten
 
 
 def _score(logits: torch.Tensor, splits: int) -> float:
-    from inception_score.score.statistics import inception_score_from_logits, summarize
+    from inception_score.score.planned import inception_score_from_logits
+    from inception_score.score.statistics import summarize
 
     return summarize(inception_score_from_logits(logits, splits))[0]
 

@@ -1,4 +1,4 @@
-"""Peak memory on three hostile archives (issue 37): a .tar.gz of 2 million empty members, and .tgz files
+"""Peak memory on three hostile archives: a .tar.gz of 2 million empty members, and .tgz files
 given to ``--weights`` and ``--labels`` whose one member inflates to 2 GiB.
 
     python benchmarks/memory_bombs.py --folder /tmp/bombs --before /tmp/before

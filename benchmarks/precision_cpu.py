@@ -62,7 +62,8 @@ def timed_logits(scorer, images: torch.Tensor, batch_size: int) -> tuple[torch.T
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None)
 def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
     from inception_score import InceptionScorer
-    from inception_score.score.statistics import inception_score_from_logits, summarize
+    from inception_score.score.planned import inception_score_from_logits
+    from inception_score.score.statistics import summarize
     from inception_score.network.precision import native_bf16_cpu
 
     images = training_images(cifar, count)

@@ -37,7 +37,8 @@ TARGET = 1e-6  # the project's limit on the relative deviation of a mean
               help="default: the development file, built here")
 def main(cifar: str, count: int, batch_size: int, weights: str | None) -> None:
     from inception_score import InceptionScorer
-    from inception_score.score.statistics import inception_score_from_logits, summarize
+    from inception_score.score.planned import inception_score_from_logits
+    from inception_score.score.statistics import summarize
 
     images = training_images(cifar, count)
     with weights_file(weights) as path:

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 import distributed_workers as workers
 from inception_score import load_generator_file, score_generator
-from inception_score.cli import main as inception_score_main
-from inception_score import GeneratorWarning
+from inception_score.cli.main import main as inception_score_main
+from inception_score import GeneratorWarning, InputError
 
 
 class DCGANStyle(torch.nn.Module):
@@ -88,16 +88,21 @@ def test_a_torchscript_generator_saved_in_training_mode_is_flagged(tmp_path: Pat
     assert len(generator_reasons(result)) == 1
 
 
-def test_a_sigmoid_generator_under_the_default_range_is_warned_about_and_marked() -> None:
+def test_a_sigmoid_generator_under_the_default_range_is_refused_or_warned_about_and_marked() -> None:
+    """Batches of several images are refused where every float input is checked (inception_score.readers.pixels:
+    an error that says what to declare); a generator whose batches hold one image each, which that check
+    cannot judge, is warned about and marked once all its samples are seen."""
     generator = DCGANStyle("sigmoid").eval()
+    with pytest.raises(InputError, match=r"look like floats in \[0, 1\].*input_range=\(0, 1\)"):
+        score(generator)
     with pytest.warns(GeneratorWarning, match=r"never went below 0 in 20 samples.*input_range=\(0, 1\)"):
-        result = score(generator)
+        result = score(generator, batch_size=1)
     (reason,) = generator_reasons(result)
     assert "(-1, 1)" in reason and not result.comparable
     # Declared right, it is scored without a word, and differently: [0, 1] read as (-1, 1) is washed out.
     with warnings.catch_warnings():
         warnings.simplefilter("error", GeneratorWarning)
-        right = score(generator, input_range=(0, 1))
+        right = score(generator, batch_size=1, input_range=(0, 1))
     assert generator_reasons(right) == [] and right.mean != pytest.approx(result.mean, rel=1e-3)
 
 
@@ -112,9 +117,14 @@ def test_the_command_says_each_generator_problem_once_on_stderr(tmp_path: Path, 
 
     monkeypatch.setattr(runner_module, "InceptionScorer", lambda *args, **kwargs: workers.PixelProjection())
     path = tmp_path / "generator.pt"
-    torch.jit.script(DCGANStyle("sigmoid").train()).save(str(path))
-    result = CliRunner().invoke(inception_score_main, ["--generator", str(path), "--num-samples", "20", "--z-dim", "8",
-                                                       "--splits", "2", "--batch-size", "10", "--device", "cpu"])
+    arguments = ["--generator", str(path), "--num-samples", "20", "--z-dim", "8", "--splits", "2", "--batch-size", "10",
+                 "--device", "cpu"]
+    torch.jit.script(DCGANStyle("tanh").train()).save(str(path))
+    result = CliRunner().invoke(inception_score_main, arguments)
     assert result.exit_code == 0, result.output
-    assert result.stderr.count("training mode") == 1 and result.stderr.count("never went below 0") == 1
-    assert "GeneratorWarning" not in result.stderr
+    assert result.stderr.count("training mode") == 1 and "GeneratorWarning" not in result.stderr
+    # A sigmoid generator's batches are refused where every float input is checked: one line, status 2.
+    torch.jit.script(DCGANStyle("sigmoid").eval()).save(str(path))
+    result = CliRunner().invoke(inception_score_main, arguments)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "--input-range 0,1" in result.stderr

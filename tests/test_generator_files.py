@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import distributed_workers as workers
 from inception_score import GeneratorWarning, LatentSpec, latents, load_generator_file, score_generator
-from inception_score.cli import main as inception_score_main
+from inception_score.cli.main import main as inception_score_main
 from inception_score.errors import InputError
 from test_generator_checks import DCGANStyle
 

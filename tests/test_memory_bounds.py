@@ -230,7 +230,9 @@ def test_limit_checks_only_the_float_images_scored(tmp_path: Path, loaded_once, 
     assert json.loads(stdout)["num_images"] == 2
     with pytest.raises(InputError, match="image 2 contains non-finite values"):
         open_paths([path], input_range=(0.0, 1.0))  # all are checked when all are scored
-    assert len(open_paths([path, path], input_range=(0.0, 1.0), scored=2)) == 24  # the second file: none scored
+    again = tmp_path / "samples-again.npy"  # another file (the same one twice is refused: test_wrong_scores)
+    again.write_bytes(path.read_bytes())
+    assert len(open_paths([path, again], input_range=(0.0, 1.0), scored=2)) == 24  # the second file: none scored
 
 
 @pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip"])

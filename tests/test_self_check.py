@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from inception_score.cli import main
+from inception_score.cli.main import main
 from inception_score.cli.self_check import (ImageCheck, SelfCheckReport, WeightsCheck, check_weights, pool3_deviation)
 from inception_score.cli.self_check_data import IMAGE_COUNT, SIZES, load_reference, self_check_image, splitmix64
 

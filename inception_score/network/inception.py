@@ -264,7 +264,7 @@ class Inception2015(nn.Module):
 
     def mixed_17_8(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 768, 17, 17)`` -> ``(N, 2048)`` pool_3: the 17x17 and 8x8 blocks, then the 8x8 average."""
-        return self.mixed_17_8_features(x, spatial=False)[0]
+        return self.mixed_17_8_features(x, spatial=False)[0]  # the same blocks, the branch left out
 
     def mixed_17_8_features(self, x: torch.Tensor, spatial: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`mixed_17_8`'s pool_3, and where ``spatial`` is asked for the ``(N, 2023)``
@@ -289,7 +289,9 @@ class Inception2015(nn.Module):
         past the end) takes all of ``x`` at once (see :data:`inception_score.engine.runner.CPU_STAGE_CHUNKS`).
         """
         def last(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-            return self.mixed_17_8_features(part, spatial)
+            # Without spatial features the stage is mixed_17_8 itself (its name is the stage's, as the
+            # chunk tests see it); with them, the same blocks giving Mixed_6d's branch as well.
+            return self.mixed_17_8_features(part, True) if spatial else (self.mixed_17_8(part), None)
 
         for index, stage in enumerate((self.stem, self.mixed_35, last)):
             chunk = chunks[index] if index < len(chunks) else None
