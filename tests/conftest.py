@@ -79,3 +79,13 @@ def loaded_once(dev_scorer, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: dev_scorer)
     return dev_scorer
+
+
+@pytest.fixture()
+def exact_stand_in(monkeypatch: pytest.MonkeyPatch):
+    """Command runs in this process use the exact stand-in network of tests/distributed_workers.py (a fixed
+    projection of the pixels, no weights): for tests of what happens around the network."""
+    import distributed_workers as workers
+    import inception_score.engine.runner as scorer_module
+
+    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: workers.PixelProjection())

@@ -66,6 +66,14 @@ def images(count: int, seed: int = 0) -> np.ndarray:
     return rng.integers(0, 256, size=(count, 16, 16, 3), dtype=np.uint8)
 
 
+def save_arrays(folder, counts: dict[str, int]):
+    """``{name: count}`` -> ``folder/name`` holding :func:`images` of that count (seeds 1, 2, ... in order);
+    returns ``folder``."""
+    for seed, (name, count) in enumerate(counts.items(), start=1):
+        np.save(folder / name, images(count, seed=seed))
+    return folder
+
+
 class RecordingImages(Dataset):
     """Images by index, recording which indices this process read; ``bad`` raises like a corrupt file."""
 

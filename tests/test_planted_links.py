@@ -26,7 +26,6 @@ import torch
 from click.testing import CliRunner
 
 import distributed_workers as workers
-import inception_score.engine.runner as scorer_module
 from gan_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 # What the victim holds: a valid record line, so that a reader that meets it (a table's collector)
@@ -75,18 +74,13 @@ class Scenario:
 # --- the runs ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def stand_in_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: workers.PixelProjection())
+pytestmark = pytest.mark.usefixtures("exact_stand_in")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two arrays of 20 images each, outside every output folder."""
-    folder = tmp_path_factory.mktemp("inputs")
-    np.save(folder / "a.npy", workers.images(20, seed=1))
-    np.save(folder / "b.npy", workers.images(20, seed=2))
-    return folder
+    return workers.save_arrays(tmp_path_factory.mktemp("inputs"), {"a.npy": 20, "b.npy": 20})
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 import distributed_workers as workers
 import inception_score
-import inception_score.engine.runner as scorer_module
 from inception_score.cli.main import main
 
 TESTS = Path(__file__).resolve().parent
@@ -34,17 +33,12 @@ main()
 """
 
 
-@pytest.fixture(autouse=True)
-def stand_in_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: workers.PixelProjection())
+pytestmark = pytest.mark.usefixtures("exact_stand_in")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
 def arrays(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("arrays")
-    np.save(folder / "a.npy", workers.images(20, seed=1))
-    np.save(folder / "b.npy", workers.images(12, seed=2))
-    return folder
+    return workers.save_arrays(tmp_path_factory.mktemp("arrays"), {"a.npy": 20, "b.npy": 12})
 
 
 def expected_mean(path: Path) -> float:
