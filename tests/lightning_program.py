@@ -111,6 +111,11 @@ def main(out: Path, precision: str = "32-true", weights: str | None = None) -> N
         "world": trainer.world_size, "logged": record.logged, "dtypes": sorted(record.dtypes),
         "indices": module.indices, "weights_verified": module.inception.weights_verified,
         "precision": trainer.precision}))
+    # The process group taken down here, not by the interpreter's exit: left to it, Gloo's threads were once
+    # torn down under a running thread ("terminate called without an active exception", SIGABRT) after
+    # the results above were written.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
