@@ -6,12 +6,25 @@ gives the same number on the same images. Both open their images and feed one
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from .arguments import whole_number
+from .atomic import refuse_link, write_atomic
+from .engine.features import CollectedFeatures, FeatureRequest
+from .network.outputs import Output
+from .references.loading import load_reference
+from .references.reference import Reference, check_same_network, reference_notes
+from .score.evaluation import chosen_metrics, evaluate, parse_metrics
+from .score.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from .engine.distributed import Group, agreeing, current_group, shard_bounds
 from .engine.run import ScoringRun
 from .engine.runner import InceptionScorer, build_scorer
@@ -45,6 +58,13 @@ def inception_score(
     distributed: bool | None = None,
     infinity: bool = False,
     infinity_seed: int = TORCH_FIDELITY_SEED,
+    reference: Any = None,
+    metrics: str | Iterable[str] | None = None,
+    kid_subsets: int = KID_SUBSETS,
+    kid_subset_size: int = KID_SUBSET_SIZE,
+    save_features: str | os.PathLike | None = None,
+    save_reference: str | os.PathLike | None = None,
+    cache: bool = True,
     options: ScorerOptions | None = None,
     **option_keywords: Unpack[ScorerKeywords],
 ) -> ISResult:
@@ -70,29 +90,122 @@ def inception_score(
     ``infinity=True`` also computes IS-infinity in the same pass (:mod:`inception_score.score.infinity`):
     ``is_n``, the one-split scores of the first n images of the order ``infinity_seed`` gives, for 15 n
     from N/10 to N, and ``is_infinity``, the intercept of their least-squares line against 1/n.
+
+    ``reference``: FID, sFID, KID, precision and recall against it, from the same forward pass
+    (``result.evaluation``): a :class:`~inception_score.references.reference.Reference`, a reference
+    ``.npz`` (guided-diffusion's reference batch, statistics alone, or one ``save_reference`` wrote), or
+    images of any kind above (their features cached by content unless ``cache=False``). ``metrics``
+    chooses among ``fid``, ``sfid``, ``kid``, ``pr`` (default: all the reference allows). KID draws
+    ``kid_subsets`` subsets of ``kid_subset_size`` from ``seed``, as torch-fidelity does.
+    ``save_features``: an ``.npz`` of ``pool_3`` (N, 2048) and ``spatial`` (N, 2023) float32 in input
+    order; ``save_reference``: an ``.npz`` of these images as a reference (``mu``, ``sigma``, ``mu_s``,
+    ``sigma_s`` in guided-diffusion's layout, with the pool_3 vectors).
     """
     rule = split_rule(splits, split_size)  # raises on a bad or doubly given rule, before anything loads
     settings = scorer_options(options, **option_keywords)
-    if shuffle:  # torch-fidelity's permutation: numpy's RandomState(seed), which takes 0 .. 2**32 - 1
-        seed = whole_number(seed, "seed", minimum=0, maximum=2**32 - 1)
+    seed = whole_number(seed, "seed", minimum=0, maximum=2**32 - 1)  # numpy's RandomState takes 0 .. 2**32 - 1
     if infinity:
         infinity_seed = whole_number(infinity_seed, "infinity_seed", minimum=0, maximum=2**32 - 1)
+    asked = parse_metrics(metrics)
+    if asked and reference is None:
+        raise InputError(f"metrics {sorted(asked)} compare the images with a reference: pass reference=")
+    for target, option in ((save_features, "save_features"), (save_reference, "save_reference")):
+        if target is not None:
+            refuse_link(target, option)
     group = current_group(distributed)
     shuffle_seed = seed if shuffle else None
-    order = order_text(shuffle_seed)
-    ordered_by = infinity_seed if infinity else None
+    plan = ScorePlan(rule, settings, input_range, shuffle_seed, order_text(shuffle_seed), limit, num_images, progress,
+                     return_marginal, infinity_seed if infinity else None)
+    with agreeing(group):
+        scorer = scorer or build_scorer(settings, progress and (group is None or group.is_main))
+    chosen: frozenset[str] = frozenset()
+    ref = None
+    if reference is not None:
+        ref = load_reference(reference, lambda ref_images: _score(ref_images, plan.for_reference(), scorer, group,
+                                                                   REFERENCE_FEATURES)[1].side(),
+                             scorer.weights.sha256, getattr(scorer, "effective_precision", "exact"), cache=cache,
+                             say=lambda text: _say(text, group))
+        chosen = chosen_metrics(asked, ref.side, f"the reference {ref.source}")
+        check_same_network(ref, scorer)
+    request = _request(chosen, save_features is not None, save_reference is not None)
+    result, collected = _score(images, plan, scorer, group, request)
+    if collected is None:
+        return result
+    side = collected.side()
+    if group is None or group.is_main:
+        if save_features is not None:
+            _save_features(save_features, collected)
+        if save_reference is not None:
+            Reference(side, "images", str(images), weights_sha256=scorer.weights.sha256).save(save_reference)
+    if ref is None:
+        return result
+    evaluation = evaluate(side, ref.side, chosen, ref.info(), kid_subsets, kid_subset_size, seed,
+                          warn=group is None or group.is_main, extra_notes=reference_notes(ref, scorer))
+    return dataclasses.replace(result, evaluation=evaluation)
+
+
+@dataclass(frozen=True)
+class ScorePlan:
+    """How :func:`inception_score` scores a source of images (the samples, or a reference's images)."""
+
+    rule: SplitRule
+    settings: ScorerOptions
+    input_range: str | InputRange | None
+    shuffle_seed: int | None
+    order: str
+    limit: int | None
+    num_images: int | None
+    progress: bool
+    return_marginal: bool
+    infinity_seed: int | None
+
+    def for_reference(self) -> ScorePlan:
+        """The reference's images: all of them, in their own order, in their own range."""
+        return dataclasses.replace(self, rule=split_rule(1), input_range=None, shuffle_seed=None,
+                                   order=order_text(None), limit=None,
+                                   num_images=None, return_marginal=False, infinity_seed=None)
+
+
+# A reference built from images keeps everything any metric needs, so that its cache serves them all.
+REFERENCE_FEATURES = FeatureRequest(moments=(Output.POOL3, Output.SPATIAL), kept=(Output.POOL3,))
+
+
+def _request(metrics: frozenset[str], save_features: bool, save_reference: bool) -> FeatureRequest | None:
+    """The features the samples' run keeps for ``metrics`` and the files asked for."""
+    moments = [o for o, needed in ((Output.POOL3, "fid" in metrics or save_reference),
+                                   (Output.SPATIAL, "sfid" in metrics or save_reference)) if needed]
+    kept = [o for o, needed in ((Output.POOL3, bool(metrics & {"kid", "pr"}) or save_features or save_reference),
+                                (Output.SPATIAL, save_features)) if needed]
+    request = FeatureRequest(tuple(moments), tuple(kept))
+    return request if request else None
+
+
+def _score(images: Any, plan: ScorePlan, scorer: InceptionScorer, group: Group | None,
+           request: FeatureRequest | None) -> tuple[ISResult, CollectedFeatures | None]:
+    """One scoring run over ``images`` (shared out over ``group``), keeping the ``request``ed features."""
     if group is not None:
-        return _distributed_score(group, images, rule, settings, input_range=input_range, shuffle_seed=shuffle_seed,
-                                  order=order, limit=limit, progress=progress, return_marginal=return_marginal,
-                                  scorer=scorer, infinity_seed=ordered_by)
-    scorer = scorer or build_scorer(settings, progress)
-    stream = image_stream(images, batch_size=settings.batch_size, input_range=input_range,
-                          num_workers=settings.num_workers, limit=limit, num_images=num_images,
+        return _distributed_score(group, images, plan, scorer, request)
+    settings = plan.settings
+    stream = image_stream(images, batch_size=settings.batch_size, input_range=plan.input_range,
+                          num_workers=settings.num_workers, limit=plan.limit, num_images=plan.num_images,
                           pin_memory=scorer.device.type == "cuda")
-    run = ScoringRun(scorer, rule, shuffle_seed=shuffle_seed, infinity_seed=ordered_by, num_images=stream.num_images,
-                     progress=progress)
+    run = ScoringRun(scorer, plan.rule, shuffle_seed=plan.shuffle_seed, infinity_seed=plan.infinity_seed,
+                     num_images=stream.num_images, progress=plan.progress, features=request)
     run.feed(stream.batches)
-    return run.finish(order=order, return_marginal=return_marginal, labels=stream.labels)
+    result = run.finish(order=plan.order, return_marginal=plan.return_marginal, labels=stream.labels)
+    return result, run.collected()
+
+
+def _say(text: str, group: Group | None) -> None:
+    if group is None or group.is_main:
+        print(text, file=sys.stderr)
+
+
+def _save_features(path: str | os.PathLike, collected: CollectedFeatures) -> None:
+    """``pool_3`` (N, 2048) and ``spatial`` (N, 2023) float32, in input order, written atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, pool_3=collected.kept[Output.POOL3], spatial=collected.kept[Output.SPATIAL])
+    write_atomic(path, buffer.getvalue())
 
 
 def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
@@ -123,26 +236,26 @@ def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
     return part, input_range, total, start, stop - start, labels
 
 
-def _distributed_score(group: Group, images: Any, splits: SplitRule, settings: ScorerOptions, *,
-                       input_range: str | InputRange | None, shuffle_seed: int | None, order: str, limit: int | None,
-                       progress: bool, return_marginal: bool, scorer: InceptionScorer | None,
-                       infinity_seed: int | None = None) -> ISResult:
+def _distributed_score(group: Group, images: Any, plan: ScorePlan, scorer: InceptionScorer,
+                       request: FeatureRequest | None) -> tuple[ISResult, CollectedFeatures | None]:
     """:func:`inception_score` on this rank's shard, in lock step with the other ranks."""
+    settings = plan.settings
     with agreeing(group):
-        scorer = scorer or build_scorer(settings, progress and group.is_main)
-        part, part_range, total, offset, count, labels = _shard(images, input_range, limit, group)
-        check_split_count(total, splits)
+        part, part_range, total, offset, count, labels = _shard(images, plan.input_range, plan.limit, group)
+        check_split_count(total, plan.rule)
         batches: Any = []
         if count:
             batches = image_stream(part, batch_size=settings.batch_size, input_range=part_range,
                                    num_workers=settings.num_workers, pin_memory=scorer.device.type == "cuda").batches
-        run = ScoringRun(scorer, splits, shuffle_seed=shuffle_seed, infinity_seed=infinity_seed, num_images=count,
-                         offset=offset, total=total, progress=progress, batch_size=settings.batch_size)
+        run = ScoringRun(scorer, plan.rule, shuffle_seed=plan.shuffle_seed, infinity_seed=plan.infinity_seed,
+                         num_images=count, offset=offset, total=total, progress=plan.progress,
+                         batch_size=settings.batch_size, features=request)
     run.feed(batches, group, total)
     with agreeing(group):
         stats = run.statistics()
-    return run.result(stats, group=group, order=f"{order}, shared out over {group.world_size} processes",
-                      return_marginal=return_marginal, labels=labels)
+    result = run.result(stats, group=group, order=f"{plan.order}, shared out over {group.world_size} processes",
+                        return_marginal=plan.return_marginal, labels=labels)
+    return result, run.collected(group)
 
 
 class InceptionScore:

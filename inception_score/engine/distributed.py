@@ -86,7 +86,7 @@ def lockstep_steps(num_images: int, world_size: int, batch_size: int) -> int:
     return math.ceil(math.ceil(num_images / world_size) / batch_size)
 
 
-def _collective(what: str, call: Callable[[], T]) -> T:
+def collective(what: str, call: Callable[[], T]) -> T:
     """Run one collective; a peer that died shows up here as a backend error."""
     try:
         return call()
@@ -101,7 +101,7 @@ def agree(group: Group, error: BaseException | None) -> None:
     """Every rank calls this after each step. If any rank failed, every rank raises: the failing rank
     its own error, the others :class:`RankFailedError` with the first failing rank's message."""
     flag = torch.tensor([0 if error is None else 1], dtype=torch.int64, device=group.device)
-    _collective("the per-batch check", lambda: dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group.handle))
+    collective("the per-batch check", lambda: dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group.handle))
     if int(flag.item()) == 0:
         return
     mine = None if error is None else (type(error).__name__, one_line_message(error))
@@ -132,7 +132,7 @@ def gather_objects(group: Group, value: Any, what: str = "the exchange of result
     """Every rank's picklable ``value``, in rank order; a peer that died raises :class:`PeerLostError`.
     Only for small values sent once (messages, lists of indices), never for images or logits."""
     gathered: list[Any] = [None] * group.world_size
-    _collective(what, lambda: dist.all_gather_object(gathered, value, group=group.handle))
+    collective(what, lambda: dist.all_gather_object(gathered, value, group=group.handle))
     return gathered
 
 
@@ -163,7 +163,7 @@ def all_reduce_statistics(group: Group, stats: SplitStatistics) -> SplitStatisti
     """The sum over ranks of every field of ``stats``, in float64 (counts exact below 2**53): one call."""
     arrays = _fields(stats)
     flat = torch.from_numpy(np.concatenate([a.astype(np.float64).ravel() for a in arrays])).to(group.device)
-    _collective("the exchange of statistics", lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group.handle))
+    collective("the exchange of statistics", lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group.handle))
     flat_np = flat.cpu().numpy()
     values, start = {}, 0
     for field, array in zip(dataclasses.fields(stats), arrays):
@@ -182,7 +182,7 @@ def all_gather_counts(group: Group, count: int) -> list[int]:
     """Each rank's ``count``, in rank order."""
     mine = torch.tensor([count], dtype=torch.int64, device=group.device)
     gathered = [torch.zeros_like(mine) for _ in range(group.world_size)]
-    _collective("the exchange of image counts", lambda: dist.all_gather(gathered, mine, group=group.handle))
+    collective("the exchange of image counts", lambda: dist.all_gather(gathered, mine, group=group.handle))
     counts = torch.cat(gathered).cpu()
     return [int(c) for c in counts]
 
@@ -191,14 +191,14 @@ def all_gather_seen(group: Group, seen: np.ndarray) -> np.ndarray:
     """``(world, N)`` bool: which global indices each rank saw (sent packed, N / 8 bytes per rank)."""
     packed = torch.from_numpy(np.packbits(seen)).to(group.device)
     gathered = [torch.zeros_like(packed) for _ in range(group.world_size)]
-    _collective("the exchange of seen indices", lambda: dist.all_gather(gathered, packed, group=group.handle))
+    collective("the exchange of seen indices", lambda: dist.all_gather(gathered, packed, group=group.handle))
     return np.stack([np.unpackbits(g.cpu().numpy())[: len(seen)].astype(bool) for g in gathered])
 
 
 def max_over_ranks(group: Group, value: float) -> float:
     """The largest ``value`` over ranks (the wall time of the slowest process)."""
     tensor = torch.tensor([value], dtype=torch.float64, device=group.device)
-    _collective("the exchange of timings", lambda: dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=group.handle))
+    collective("the exchange of timings", lambda: dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=group.handle))
     return float(tensor.item())
 
 

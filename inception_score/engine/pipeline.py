@@ -26,8 +26,10 @@ from typing import Any, Protocol
 
 import torch
 
+from ..network.outputs import Output
 from ..readers.inputs import ImageBatch
 from .distributed import Group
+from .features import FeatureCollector
 from ..score.statistics import SplitStatistics
 
 # Batches between two reads of the float16 overflow flags: the host then waits for the device about
@@ -59,12 +61,14 @@ class Accumulating(Protocol):
 class DevicePipeline:
     """Batches of pixels in, their statistics added to ``accumulator`` on the scorer's device."""
 
-    def __init__(self, scorer: Any, accumulator: Accumulating) -> None:
+    def __init__(self, scorer: Any, accumulator: Accumulating, features: FeatureCollector | None = None) -> None:
         self.scorer = scorer
         self.accumulator = accumulator
+        self.features = features
+        self.request = (Output.LOGITS_UNBIASED, *features.outputs) if features else None
         self.device = getattr(scorer, "device", torch.device("cpu"))
         self.copy_stream: torch.cuda.Stream | None = None  # CUDA's, made at the first batch
-        self.pending: list[tuple[Any, ImageBatch, torch.Tensor]] = []  # (token, kept input, flag)
+        self.pending: list[tuple[Any, ImageBatch, torch.Tensor, int | None]] = []  # (token, input, flag, slot)
         self.kept_bytes = 0
         self.since_settle = 0
         self.settle_every = accumulator.settle_every or SETTLE_EVERY
@@ -73,7 +77,11 @@ class DevicePipeline:
         """Score one batch; ``where`` goes on to the accumulator's ``add`` (indices, for one)."""
         self.accumulator.begin(batch)
         batch, owned = self._to_device(batch)
-        if hasattr(self.scorer, "device_outputs"):
+        slot = None
+        if self.request is not None:  # the features of FID, KID, ... from the same pass
+            (logits, *features), overflowed = self.scorer.device_outputs(batch, self.request)
+            slot = self.features.add(tuple(features), pending=overflowed is not None)
+        elif hasattr(self.scorer, "device_outputs"):
             logits, overflowed = self.scorer.device_outputs(batch)
         else:
             logits, overflowed = self.scorer.logits(batch), None
@@ -81,7 +89,7 @@ class DevicePipeline:
         self.since_settle += 1
         if overflowed is not None:
             kept = batch if owned else _copy(batch)
-            self.pending.append((token, kept, overflowed))
+            self.pending.append((token, kept, overflowed, slot))
             self.kept_bytes += _bytes(kept)
         if self.since_settle >= self.settle_every or self.kept_bytes >= KEPT_BYTES:
             self.settle()
@@ -92,14 +100,22 @@ class DevicePipeline:
         self.since_settle = 0
         waited = False
         if self.pending:
-            flags = torch.stack([flag for _, _, flag in self.pending]).cpu().tolist()
+            flags = torch.stack([flag for _, _, flag, _ in self.pending]).cpu().tolist()
             waited = True
-            for (token, kept, _), overflowed in zip(self.pending, flags):
-                if overflowed:
-                    self.accumulator.redo(token, self.scorer.recompute_outputs(kept))
+            for (token, kept, _, slot), overflowed in zip(self.pending, flags):
+                if self.features is None:
+                    if overflowed:
+                        self.accumulator.redo(token, self.scorer.recompute_outputs(kept))
+                    continue
+                again = self.scorer.recompute_outputs(kept, self.request) if overflowed else None
+                if again is not None:
+                    self.accumulator.redo(token, again[0])
+                self.features.resolve(slot, None if again is None else tuple(again[1:]))
             self.pending.clear()
             self.kept_bytes = 0
         waited = self.accumulator.flush() or waited
+        if self.features is not None:
+            waited = self.features.flush() or waited
         if waited:
             self._count_sync()
 

@@ -28,7 +28,9 @@ from ..readers.inputs import ImageBatch
 from ..score.order import LabelOrder, label_order
 from ..score.result import ISResult, result_from_statistics
 from ..score.statistics import SplitRule, SplitStatistics, split_rule
+from ..errors import InputError
 from .accumulators import IndexedAccumulator, LogitsSink, SplitAccumulator
+from .features import CollectedFeatures, FeatureCollector, FeatureRequest
 from .distributed import Group, all_reduce_statistics, lockstep_steps, max_over_ranks, run_in_lockstep, statistics_bytes
 from .pipeline import DevicePipeline
 
@@ -63,6 +65,9 @@ class ScoringRun:
     - ``sink``: no statistics; each batch's settled logits go to ``sink`` (a
       :class:`~inception_score.engine.accumulators.LogitsSink`), which writes them on.
 
+    ``features``: the pool_3 or spatial features to keep beside the logits, from the same pass
+    (:mod:`~inception_score.engine.features`; :meth:`collected` gives them), for a run in input order.
+
     ``shuffle_seed``: torch-fidelity's permutation first; ``infinity_seed``: the IS-infinity buckets too.
     ``progress``: a bar on stderr while :meth:`feed` runs; ``batch_size``: :meth:`add` cuts larger batches.
     """
@@ -71,7 +76,8 @@ class ScoringRun:
                  infinity_seed: int | None = None, num_images: int | None = None, offset: int = 0,
                  total: int | None = None, announced: int | None = None, indexed: int | None = None,
                  keep_last: int = 0, complete: bool = True, sink: LogitsSink | None = None,
-                 progress: bool = False, batch_size: int | None = None) -> None:
+                 progress: bool = False, batch_size: int | None = None, features: FeatureRequest | None = None,
+                 ) -> None:
         self.scorer = scorer
         self.splits = split_rule(splits)
         self.shuffle_seed = shuffle_seed
@@ -87,7 +93,11 @@ class ScoringRun:
         else:
             self.accumulator = SplitAccumulator(self.splits, num_images, shuffle_seed, offset, total, infinity_seed,
                                                 announced)
-        self.pipeline = DevicePipeline(scorer, self.accumulator)
+        if features and indexed is not None:
+            raise InputError("features for FID, KID or precision/recall are kept in input order, not by index: "
+                             "score without indices (or use the InceptionScore metric object) to compare with a reference")
+        self.features = FeatureCollector(features) if features else None
+        self.pipeline = DevicePipeline(scorer, self.accumulator, self.features)
         self.count = num_images
 
     @property
@@ -137,6 +147,11 @@ class ScoringRun:
         stats = self.pipeline.finish(group)
         assert stats is not None, "a run with a sink keeps no statistics"
         return stats
+
+    def collected(self, group: Group | None = None) -> CollectedFeatures | None:
+        """The features kept beside the logits (``features``; None without), after :meth:`statistics`: in a
+        ``group``, the moments summed over it and the vectors gathered in rank order, on every process."""
+        return None if self.features is None else self.features.finish(group)
 
     @property
     def buckets(self) -> SplitStatistics | None:

@@ -6,7 +6,10 @@ Two layouts are read:
   ``arr_0``, uint8 images ``(N, H, W, 3)``, from which precision, recall, KID and any missing statistics
   are computed; and ``mu``, ``sigma`` (pool_3, 2048) and ``mu_s``, ``sigma_s`` (spatial, 2023), which the
   evaluator uses for FID and sFID when present. ``arr_1`` (class labels) may be there and is not used;
-* a **statistics-only** file: ``mu`` and ``sigma`` (FID only), with ``mu_s`` and ``sigma_s`` for sFID too.
+* a **statistics-only** file: ``mu`` and ``sigma`` (FID only), with ``mu_s`` and ``sigma_s`` for sFID too;
+* a **saved reference** (``--save-reference``; :mod:`.reference`): the four statistics, in guided-diffusion's
+  layout, plus ``pool_3`` (N, 2048) float32, the vectors KID and precision/recall need, and
+  ``weights_sha256``, the network they came from.
 
 Every array is opened by its ``.npy`` header (:class:`inception_score.npz.NpzMember`: no pickles, sizes
 checked against the zip's own records) and its shape and dtype are checked before a byte of data is
@@ -36,7 +39,9 @@ from ..network.weights import file_digest
 IMAGES_KEY = "arr_0"
 LABELS_KEY = "arr_1"
 STATISTICS_KEYS = {"mu": ("sigma", FEATURE_DIM), "mu_s": ("sigma_s", SPATIAL_DIM)}
-KNOWN_KEYS = {IMAGES_KEY, LABELS_KEY, "mu", "sigma", "mu_s", "sigma_s"}
+FEATURES_KEY = "pool_3"  # a saved reference's pool_3 vectors (N, 2048) float32, for KID and precision/recall
+WEIGHTS_KEY = "weights_sha256"  # a saved reference's network: the sha256 of its weights file, 32 uint8
+KNOWN_KEYS = {IMAGES_KEY, LABELS_KEY, "mu", "sigma", "mu_s", "sigma_s", FEATURES_KEY, WEIGHTS_KEY}
 NOT_COMPARABLE = "another network or resize: not comparable"
 # clean-fid's statistics file names (cleanfid/fid.py, lower-cased): {name}_{mode}{_model}_{split}_{res}[_kid].npz
 _CLEAN_FID_NAME = re.compile(r"_(clean|legacy_tensorflow|legacy_pytorch)(_[a-z0-9_]+?)?_[a-z0-9]+_([0-9]+|na)(_kid)?\.npz$")
@@ -54,6 +59,8 @@ class ReferenceBatch:
     images: NpzMember | None
     fid: GaussianStatistics | None
     sfid: GaussianStatistics | None
+    features: NpzMember | None = None  # a saved reference's pool_3 vectors
+    weights_sha256: str | None = None  # the network a saved reference was computed with
 
     @property
     def num_images(self) -> int | None:
@@ -121,9 +128,27 @@ def read_reference_npz(path: str | Path) -> ReferenceBatch:
         raise InputError(f"{path}: an array could not be read ({error}); the file is damaged or not written by numpy") from None
     if images is None and statistics["mu"] is None:
         raise InputError(f"{path} holds neither images ({IMAGES_KEY}) nor statistics (mu, sigma): arrays {keys}")
-    return ReferenceBatch(path=path, sha256=file_digest(path),
-                          layout="guided-diffusion batch" if images is not None else "statistics",
-                          images=images, fid=statistics["mu"], sfid=statistics["mu_s"])
+    features, weights = _saved_parts(path, keys)
+    layout = "saved reference" if features is not None else "guided-diffusion batch" if images is not None else "statistics"
+    return ReferenceBatch(path=path, sha256=file_digest(path), layout=layout, images=images, fid=statistics["mu"],
+                          sfid=statistics["mu_s"], features=features, weights_sha256=weights)
+
+
+def _saved_parts(path: Path, keys: list[str]) -> tuple[NpzMember | None, str | None]:
+    """A saved reference's pool_3 vectors and weights digest (both or neither), checked."""
+    present = [key for key in (FEATURES_KEY, WEIGHTS_KEY) if key in keys]
+    if not present:
+        return None, None
+    if len(present) == 1 or "mu" not in keys or "mu_s" not in keys:
+        raise InputError(f"{path}: a reference saved by --save-reference holds mu, sigma, mu_s, sigma_s, {FEATURES_KEY} "
+                         f"and {WEIGHTS_KEY}; this one has {sorted(keys)}: it is damaged or was edited")
+    features, weights = NpzMember(path, FEATURES_KEY), NpzMember(path, WEIGHTS_KEY)
+    if features.ndim != 2 or features.shape[1] != FEATURE_DIM or features.dtype != np.float32 or len(features) < 2:
+        raise InputError(f"{path}: {FEATURES_KEY!r} must be (N, {FEATURE_DIM}) float32 pool_3 vectors, N >= 2; got "
+                         f"{features.shape} {features.dtype}")
+    if weights.shape != (32,) or weights.dtype != np.uint8:
+        raise InputError(f"{path}: {WEIGHTS_KEY!r} must be the 32 bytes of a sha256, got {weights.shape} {weights.dtype}")
+    return features, bytes(weights.rows(0, 32)).hex()
 
 
 def _contents(path: Path, keys: list[str]) -> tuple[dict[str, GaussianStatistics | None], NpzMember | None]:
@@ -140,4 +165,4 @@ def _contents(path: Path, keys: list[str]) -> tuple[dict[str, GaussianStatistics
     return statistics, (_images(path) if IMAGES_KEY in keys else None)
 
 
-__all__ = ["NOT_COMPARABLE", "ReferenceBatch", "read_reference_npz"]
+__all__ = ["FEATURES_KEY", "NOT_COMPARABLE", "WEIGHTS_KEY", "ReferenceBatch", "read_reference_npz"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .evaluation import Evaluation
 from .infinity import infinity_fit
 from .statistics import SplitStatistics, summarize
 from .order import LabelOrder, order_diagnostic
@@ -68,6 +69,8 @@ class ISResult:
     is_infinity_slope: float | None = None
     is_infinity_residual: float | None = None
     infinity_seed: int | None = None
+    # FID, sFID, KID, precision and recall against a reference, from the same pass (None: no reference).
+    evaluation: Evaluation | None = None
 
     @property
     def comparable(self) -> bool:
@@ -90,6 +93,7 @@ class ISResult:
         if self.label_histogram is not None:  # JSON keys are strings
             data["label_histogram"] = {str(label): count for label, count in self.label_histogram.items()}
         data["is_n"] = [[n, score] for n, score in self.is_n]
+        data["evaluation"] = None if self.evaluation is None else self.evaluation.to_dict()
         return without_non_finite(data)  # JSON has no NaN or Infinity: an undefined measure is None
 
     def __str__(self) -> str:
@@ -115,6 +119,8 @@ class ISResult:
             text += (f"\nIS-infinity: {self.is_infinity:.{decimals}f}{gap}(line through IS_n at {len(self.is_n)} n "
                      f"from {self.is_n[0][0]} to {self.is_n[-1][0]}, residual {self.is_infinity_residual:.3g}; "
                      "not comparable with published scores)")
+        if self.evaluation is not None:
+            text += "\n" + self.evaluation.line(decimals)
         return text
 
 

@@ -1,0 +1,91 @@
+"""Loading or building a reference once: a file read and checked, or images scored (through the caller's
+scoring function, the one scoring run) with their features cached by content.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..readers.npz import READ_ERRORS, npz_keys
+from ..score.evaluation import FeatureSet
+from .batches import KNOWN_KEYS, read_reference_npz
+from .reference import Reference, cache_path, content_key, reference_from_batch, save_reference
+
+# What the caller's scoring function returns for a source of images: the FeatureSet of all of them
+# (pool_3 and spatial statistics, pool_3 vectors), computed in one pass.
+ScoreImages = Callable[[Any], FeatureSet]
+
+
+def is_reference_file(path: Path) -> bool:
+    """A ``.npz`` read as a reference file (statistics, a guided-diffusion batch, a saved reference, or
+    a clean-fid file to refuse) rather than as an array of images under another key."""
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        keys = set(npz_keys(path))
+    except (zipfile.BadZipFile, *READ_ERRORS):
+        return True  # read_reference_npz says what is wrong with it
+    return keys <= KNOWN_KEYS or keys == {"feats"} or "mu" in keys
+
+
+def load_reference(reference: Any, score_images: ScoreImages, weights_sha256: str, precision: str, *,
+                   cache: bool = True, say: Callable[[str], None] | None = None) -> Reference:
+    """``reference`` as a :class:`Reference`: one already (returned as it is), a reference ``.npz``, or
+    images of any kind :func:`~inception_score.inception_score` takes (a folder, an array, an archive),
+    whose features ``score_images`` computes. Features computed from a file, folder or array are cached
+    by content (``cache``), for this network (``weights_sha256``) and ``precision``; ``say`` hears where
+    they came from (the command prints it on stderr)."""
+    say = say or (lambda text: None)
+    if isinstance(reference, Reference):
+        return reference
+    path = Path(reference) if isinstance(reference, (str, Path)) else None
+    if path is not None and is_reference_file(path):
+        batch = read_reference_npz(path)
+        if batch.layout != "guided-diffusion batch":
+            return reference_from_batch(batch)
+        side, cached = _features(batch.images, batch.sha256, score_images, weights_sha256, precision, cache, say,
+                                 f"{path}'s {batch.num_images:,} images")
+        return reference_from_batch(batch, side, weights_sha256, cached)
+    if path is not None and not path.exists():
+        raise InputError(f"reference {path} does not exist: give a folder, array or archive of images, or a "
+                         "reference .npz (guided-diffusion's, statistics, or one --save-reference wrote)")
+    key = content_key(reference) if cache else None
+    side, cached = _features(reference, key, score_images, weights_sha256, precision, cache, say,
+                             str(path) if path is not None else f"the {type(reference).__name__} given")
+    source = str(path) if path is not None else f"a {type(reference).__name__}"
+    return Reference(side, "images", source, key, weights_sha256, cached)
+
+
+def _features(images: Any, key: str | None, score_images: ScoreImages, weights_sha256: str, precision: str,
+              cache: bool, say: Callable[[str], None], what: str) -> tuple[FeatureSet, str | None]:
+    """The features of ``images``: from the cache when this content was scored by this network before,
+    else computed (and cached when there is a ``key``)."""
+    if not cache or key is None:
+        return score_images(images), None
+    where = cache_path(key, weights_sha256, precision)
+    if where.is_file() and not where.is_symlink():
+        try:
+            batch = read_reference_npz(where)
+        except InputError as error:
+            say(f"the cached reference features {where} are unreadable ({error}); computing them again")
+        else:
+            if batch.weights_sha256 == weights_sha256:
+                say(f"reference features of {what} from the cache: {where}")
+                saved = reference_from_batch(batch)
+                return saved.side, str(where)
+    side = score_images(images)
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        save_reference(where, side, weights_sha256)
+    except (OSError, InputError) as error:
+        say(f"the reference features could not be cached at {where}: {error}")
+        return side, None
+    say(f"reference features of {what} cached at {where}; the next run with this reference reads them")
+    return side, str(where)
+
+
+__all__ = ["ScoreImages", "is_reference_file", "load_reference"]
