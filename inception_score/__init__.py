@@ -27,6 +27,8 @@ _LAZY = {
     "LatentSpec": "generator", "latents": "generator", "load_generator_file": "generator",
     "score_generator": "generator", "GeneratorWarning": "generators.checks",
     "ScorerOptions": "options",
+    "load_reference": "api", "Reference": "references.reference", "Evaluation": "score.evaluation",
+    "EvaluationWarning": "score.evaluation",
     "SavedLogits": "saved_logits", "save_logits": "saved_logits", "score_logits_file": "saved_logits",
 }
 
@@ -41,6 +43,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
+    "Evaluation",
+    "EvaluationWarning",
     "GeneratorWarning",
     "ISResult",
     "ImageDecodeError",
@@ -52,6 +56,7 @@ __all__ = [
     "LatentSpec",
     "MissingDependencyError",
     "Output",
+    "Reference",
     "SavedLogits",
     "ScorerOptions",
     "WeightsError",
@@ -64,6 +69,7 @@ __all__ = [
     "latents",
     "load_generator_file",
     "load_network",
+    "load_reference",
     "load_weights",
     "save_logits",
     "score_generator",

@@ -7,10 +7,9 @@ gives the same number on the same images. Both open their images and feed one
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +17,11 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from .arguments import whole_number
-from .atomic import refuse_link, write_atomic
-from .engine.features import CollectedFeatures, FeatureRequest
-from .network.outputs import Output
-from .references.loading import load_reference
+from .atomic import refuse_link
+from .engine.features import REFERENCE_FEATURES, CollectedFeatures, FeatureRequest, feature_request
+from .references.loading import load_reference as load_reference_source
 from .references.reference import Reference, check_same_network, reference_notes
-from .score.evaluation import chosen_metrics, evaluate, parse_metrics
+from .score.evaluation import FeatureSet, chosen_metrics, evaluate, parse_metrics
 from .score.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from .engine.distributed import Group, agreeing, current_group, shard_bounds
 from .engine.run import ScoringRun
@@ -121,20 +119,17 @@ def inception_score(
     chosen: frozenset[str] = frozenset()
     ref = None
     if reference is not None:
-        ref = load_reference(reference, lambda ref_images: _score(ref_images, plan.for_reference(), scorer, group,
-                                                                   REFERENCE_FEATURES)[1].side(),
-                             scorer.weights.sha256, getattr(scorer, "effective_precision", "exact"), cache=cache,
-                             say=lambda text: _say(text, group))
+        ref = _reference(reference, plan, scorer, group, cache, say=_stderr if progress else None)
         chosen = chosen_metrics(asked, ref.side, f"the reference {ref.source}")
         check_same_network(ref, scorer)
-    request = _request(chosen, save_features is not None, save_reference is not None)
+    request = feature_request(chosen, save_features is not None, save_reference is not None)
     result, collected = _score(images, plan, scorer, group, request)
     if collected is None:
         return result
     side = collected.side()
     if group is None or group.is_main:
         if save_features is not None:
-            _save_features(save_features, collected)
+            collected.save(save_features)
         if save_reference is not None:
             Reference(side, "images", str(images), weights_sha256=scorer.weights.sha256).save(save_reference)
     if ref is None:
@@ -166,20 +161,6 @@ class ScorePlan:
                                    num_images=None, return_marginal=False, infinity_seed=None)
 
 
-# A reference built from images keeps everything any metric needs, so that its cache serves them all.
-REFERENCE_FEATURES = FeatureRequest(moments=(Output.POOL3, Output.SPATIAL), kept=(Output.POOL3,))
-
-
-def _request(metrics: frozenset[str], save_features: bool, save_reference: bool) -> FeatureRequest | None:
-    """The features the samples' run keeps for ``metrics`` and the files asked for."""
-    moments = [o for o, needed in ((Output.POOL3, "fid" in metrics or save_reference),
-                                   (Output.SPATIAL, "sfid" in metrics or save_reference)) if needed]
-    kept = [o for o, needed in ((Output.POOL3, bool(metrics & {"kid", "pr"}) or save_features or save_reference),
-                                (Output.SPATIAL, save_features)) if needed]
-    request = FeatureRequest(tuple(moments), tuple(kept))
-    return request if request else None
-
-
 def _score(images: Any, plan: ScorePlan, scorer: InceptionScorer, group: Group | None,
            request: FeatureRequest | None) -> tuple[ISResult, CollectedFeatures | None]:
     """One scoring run over ``images`` (shared out over ``group``), keeping the ``request``ed features."""
@@ -196,16 +177,56 @@ def _score(images: Any, plan: ScorePlan, scorer: InceptionScorer, group: Group |
     return result, run.collected()
 
 
-def _say(text: str, group: Group | None) -> None:
-    if group is None or group.is_main:
-        print(text, file=sys.stderr)
+def load_reference(
+    reference: Any,
+    *,
+    scorer: InceptionScorer | None = None,
+    cache: bool = True,
+    progress: bool = False,
+    say: Callable[[str], None] | None = None,
+    distributed: bool | None = None,
+    options: ScorerOptions | None = None,
+    **option_keywords: Unpack[ScorerKeywords],
+) -> Reference:
+    """A :class:`~inception_score.references.reference.Reference` for FID, sFID, KID and precision/recall,
+    loaded or built once, to pass as ``reference=`` to many calls (or to a metric object).
+
+    ``reference``: a reference ``.npz`` (guided-diffusion's reference batch: its stored statistics, and its
+    ``arr_0`` images scored for KID and precision/recall; statistics alone; or one ``save_reference``
+    wrote), or images of any kind :func:`inception_score` takes, scored here with ``scorer`` (or the
+    network of ``options``). Features computed from a file, folder or array are cached by content in
+    ``$INCEPTION_SCORE_CACHE`` (default ``~/.cache/inception_score``) unless ``cache=False``; ``say``
+    hears where they came from (with ``progress``, stderr hears it). In a ``torch.distributed`` group the
+    images are shared out as :func:`inception_score` shares its own, and the cache is not used.
+    """
+    settings = scorer_options(options, **option_keywords)
+    group = current_group(distributed)
+    with agreeing(group):
+        scorer = scorer or build_scorer(settings, progress and (group is None or group.is_main))
+    plan = ScorePlan(split_rule(1), settings, None, None, order_text(None), None, None, progress, False, None)
+    return _reference(reference, plan, scorer, group, cache, say or (_stderr if progress else None))
 
 
-def _save_features(path: str | os.PathLike, collected: CollectedFeatures) -> None:
-    """``pool_3`` (N, 2048) and ``spatial`` (N, 2023) float32, in input order, written atomically."""
-    buffer = io.BytesIO()
-    np.savez(buffer, pool_3=collected.kept[Output.POOL3], spatial=collected.kept[Output.SPATIAL])
-    write_atomic(path, buffer.getvalue())
+def _reference(reference: Any, plan: ScorePlan, scorer: InceptionScorer, group: Group | None, cache: bool,
+               say: Callable[[str], None] | None) -> Reference:
+    """:func:`load_reference` with the network and group chosen: the images scored by ``plan`` (one split,
+    their own order and range), keeping every feature any metric needs."""
+    def score_images(images: Any) -> FeatureSet:
+        collected = _score(images, plan.for_reference(), scorer, group, REFERENCE_FEATURES)[1]
+        assert collected is not None
+        return collected.side()
+
+    main = group is None or group.is_main
+    if group is not None and cache and say is not None and main:  # every rank must run the same collectives
+        say("the reference cache is not used in a torch.distributed group: save the reference once "
+            "(save_reference= / --save-reference) and pass that file")
+    return load_reference_source(reference, score_images, scorer.weights.sha256,
+                                 getattr(scorer, "effective_precision", "exact"), cache=cache and group is None,
+                                 say=(say if main else None))
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _shard(images: Any, input_range: str | InputRange | None, limit: int | None,
@@ -278,7 +299,10 @@ class InceptionScore:
       so on (``ISResult.order`` says so). The logits are kept until ``compute`` (4 KB per image), since
       a rank's offset is known only when every rank's count is.
 
-    ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does. The network's options
+    ``infinity=True`` adds IS-infinity to the result, as :func:`inception_score` does; ``reference`` (loaded
+    once, here: a :func:`load_reference` source or its result), ``metrics``, ``kid_subsets`` and
+    ``kid_subset_size`` add FID, sFID, KID, precision and recall against it to every ``compute``, from the
+    same pass (not with ``indices``: the features are kept in update order). The network's options
     (``options=``, or ``precision``, ``exact_kernel``, ``device``, ``weights``, ``allow_unverified``, ``batch_size``
     as keywords) are :class:`~inception_score.options.ScorerOptions`'; ``update`` runs ``batch_size`` images at a time.
 
@@ -301,6 +325,10 @@ class InceptionScore:
         distributed: bool | None = None,
         infinity: bool = False,
         infinity_seed: int = TORCH_FIDELITY_SEED,
+        reference: Any = None,
+        metrics: str | Iterable[str] | None = None,
+        kid_subsets: int = KID_SUBSETS,
+        kid_subset_size: int = KID_SUBSET_SIZE,
         options: ScorerOptions | None = None,
         **option_keywords: Unpack[ScorerKeywords],
     ) -> None:
@@ -314,6 +342,17 @@ class InceptionScore:
         self.batch_size = self.options.batch_size
         self.distributed = distributed
         self.scorer = scorer or build_scorer(self.options)
+        self.seed = whole_number(seed, "seed", minimum=0, maximum=2**32 - 1)
+        self.kid = (kid_subsets, kid_subset_size)
+        asked = parse_metrics(metrics)
+        if asked and reference is None:
+            raise InputError(f"metrics {sorted(asked)} compare the images with a reference: pass reference=")
+        self.reference = None if reference is None else load_reference(reference, scorer=self.scorer,
+                                                                        distributed=distributed)
+        self.metrics = frozenset() if self.reference is None else chosen_metrics(
+            asked, self.reference.side, f"the reference {self.reference.source}")
+        if self.reference is not None:
+            check_same_network(self.reference, self.scorer)
         self.reset()
 
     def reset(self) -> None:
@@ -339,7 +378,8 @@ class InceptionScore:
             # One process: images arrive in input order; several: the order is fixed at compute().
             self._run = ScoringRun(self.scorer, self.splits, shuffle_seed=self.shuffle_seed,
                                    infinity_seed=self.infinity_seed, num_images=self.num_images if group is None else None,
-                                   announced=self.num_images, batch_size=self.batch_size)
+                                   announced=self.num_images, batch_size=self.batch_size,
+                                   features=feature_request(self.metrics, False, False))
         return self._run
 
     def update(self, images: Any, indices: Any = None) -> None:
@@ -363,7 +403,16 @@ class InceptionScore:
         else:
             order = f"{self.order}, rank-major over {group.world_size} processes (rank 0's images first)"
         if group is None:
-            return run.finish(order=order, return_marginal=return_marginal)
-        with agreeing(group, InputError):
-            stats = run.statistics(group)
-        return run.result(stats, group=group, order=order, return_marginal=return_marginal)
+            result = run.finish(order=order, return_marginal=return_marginal)
+        else:
+            with agreeing(group, InputError):
+                stats = run.statistics(group)
+            result = run.result(stats, group=group, order=order, return_marginal=return_marginal)
+        if self.reference is None:
+            return result
+        collected = run.collected(group)
+        assert collected is not None
+        evaluation = evaluate(collected.side(), self.reference.side, self.metrics, self.reference.info(), *self.kid,
+                              self.seed, warn=group is None or group.is_main,
+                              extra_notes=reference_notes(self.reference, self.scorer))
+        return dataclasses.replace(result, evaluation=evaluation)

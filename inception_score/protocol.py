@@ -16,3 +16,7 @@ PUBLISHED_SPLIT_SIZE = PUBLISHED_IMAGES // PUBLISHED_SPLITS
 Z_DISTRIBUTIONS = ("normal", "uniform", "uniform-0-1", "unit", "sobol-normal")
 # The device of a score re-computed from a logits file whose sidecar does not name the rows' device.
 RESCORED_DEVICE = "none (re-scored from logits)"
+# torch-fidelity's KID defaults (torch_fidelity/defaults.py: kid_subsets, kid_subset_size, rng_seed).
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+KID_SEED = TORCH_FIDELITY_SEED

@@ -3,6 +3,7 @@
     inception-score samples/ --splits 10
     inception-score samples.npz --json > score.json
     inception-score samples.tar.gz --per-class classes.png
+    inception-score samples.npz --reference VIRTUAL_imagenet256_labeled.npz
 
 Everything that can be checked before the network runs is checked first (device, inputs, image
 count against splits, output paths, matplotlib), so a long run does not fail at its end. The result
@@ -26,6 +27,7 @@ import click
 from .. import __version__
 
 from ..score import strict_json
+from .reference_flags import check_reference_flags, loaded_reference, reference_fields, reference_options
 from .streams import guard_standard_streams, show
 from ..errors import InceptionScoreError, InputError, one_line_message
 from ..options import ScorerOptions
@@ -106,6 +108,9 @@ def run(options: RunOptions, group: Group | None = None, scorer: InceptionScorer
         input_range=PIXEL_RANGE,  # the readers already mapped --input-range to [0, 255]; uint8 items pass as they are
         return_marginal=options.per_class is not None, distributed=group is not None,
         infinity=options.infinity, infinity_seed=options.infinity_seed,
+        reference=loaded_reference(options, scorer, group), metrics=options.metrics, kid_subsets=options.kid_subsets,
+        kid_subset_size=options.kid_subset_size, save_features=options.save_features,
+        save_reference=options.save_reference,
     )
     report = Report(result, description, device_name(scorer.device), skipped, options)
     if main_rank:
@@ -158,6 +163,7 @@ def run_each(options: RunOptions, group: Group | None = None) -> int:
     if main_rank:
         check_outputs(options)
     scorer = _scorer(options, resolve_device(options.device), shows_progress(options) and main_rank)
+    options = dataclasses.replace(options, reference=loaded_reference(options, scorer, group))  # once for all paths
     failed = 0
     records: list[str] = []  # the JSON lines for --output
     for path in options.paths:
@@ -345,6 +351,7 @@ def _optional_path(value: str | None) -> Path | None:
               help="write a PNG of IS_n against 1/n with the fitted line (implies --infinity)")
 @click.option("--self-check", is_flag=True, help="check this install: the network on built-in images against stored "
               "pool_3 of the genuine weights, on --device in --precision; exit 0 or 2 (no PATHS)")
+@reference_options
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(__version__, prog_name="inception-score")
 def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size: int, device: str, num_workers: int, weights: str | None,
@@ -352,7 +359,8 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
          skip_invalid: bool, precision: str, exact_kernel: str, per_class: str | None, labels: str | None, as_json: bool,
          output: str | None, quiet: bool, save_logits: str | None, from_logits: str | None, each: bool,
          generator_file: str | None, num_samples: int, z_dim: int | None, num_classes: int | None,
-         z_distribution: str, infinity: bool, infinity_seed: int, infinity_plot: str | None, self_check: bool, debug: bool) -> None:
+         z_distribution: str, infinity: bool, infinity_seed: int, infinity_plot: str | None, self_check: bool, debug: bool,
+         **reference_flags: Any) -> None:
     """Inception Score of the images in PATHS (folders, .npy/.npz, .zip/.tar/.tar.gz), as in Salimans et al. 2016.
 
     Several PATHS are scored as one set, in the order given (with --each: each on its own). With --generator
@@ -367,6 +375,9 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     if each and (per_class or save_logits or from_logits or generator_file):
         raise click.UsageError("--each scores every PATH on its own: --per-class, --save-logits, --from-logits and "
                                "--generator name one input or file, so score those one at a time")
+    evaluation = reference_fields(reference_flags)
+    check_reference_flags(evaluation, generator=bool(generator_file), from_logits=bool(from_logits),
+                          save_logits=bool(save_logits), each=each)
     if generator_file:
         if z_dim is None:
             raise click.UsageError("--generator needs --z-dim, the length of the generator's z")
@@ -384,7 +395,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
         generator=_optional_path(generator_file), num_samples=num_samples, z_dim=z_dim, num_classes=num_classes,
         z_distribution=z_distribution,
         infinity=infinity or infinity_plot is not None, infinity_seed=infinity_seed,
-        infinity_plot=_optional_path(infinity_plot),
+        infinity_plot=_optional_path(infinity_plot), **evaluation,
     )
     warn_about_workers(options)
     group = None

@@ -20,7 +20,7 @@ from .. import __version__
 from ..score import strict_json
 from ..errors import InceptionScoreError, InputError, one_line_message
 from ..options import ScorerOptions
-from ..protocol import PUBLISHED_SPLITS, TORCH_FIDELITY_SEED, InputRange
+from ..protocol import KID_SUBSET_SIZE, KID_SUBSETS, PUBLISHED_SPLITS, TORCH_FIDELITY_SEED, InputRange
 
 # torch and the network load only when scoring starts: --help and --version answer at once. The
 # functions below import what they use.
@@ -86,6 +86,14 @@ class RunOptions:
     infinity: bool = False  # IS-infinity too (inception_score.score.infinity)
     infinity_seed: int = TORCH_FIDELITY_SEED  # the order whose first n images give IS_n
     infinity_plot: Path | None = None  # PNG of IS_n against 1/n with the fitted line
+    # --reference (a path, or a Reference loaded once by --each) and what is computed against it
+    reference: Any = None
+    metrics: str | None = None
+    kid_subsets: int = KID_SUBSETS
+    kid_subset_size: int = KID_SUBSET_SIZE
+    save_features: Path | None = None
+    save_reference: Path | None = None
+    reference_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,7 @@ class Report:
             "infinity": None if data["is_infinity"] is None else {
                 "is_infinity": data["is_infinity"], "is_n": data["is_n"], "slope": data["is_infinity_slope"],
                 "residual": data["is_infinity_residual"], "seed": data["infinity_seed"]},
+            "evaluation": data["evaluation"],
         }
 
 
@@ -179,7 +188,8 @@ def _check_writable(path: Path | None, option: str) -> None:
 def _outputs(options: RunOptions) -> list[tuple[str, Path]]:
     """The files this run writes, with their options."""
     named = (("--output", options.output), ("--per-class", options.per_class),
-             ("--save-logits", options.save_logits), ("--infinity-plot", options.infinity_plot))
+             ("--save-logits", options.save_logits), ("--infinity-plot", options.infinity_plot),
+             ("--save-features", options.save_features), ("--save-reference", options.save_reference))
     return [(option, path) for option, path in named if path is not None]
 
 
@@ -200,10 +210,13 @@ def check_outputs(options: RunOptions) -> None:
     outputs = _outputs(options)
     read = [("input", path) for path in options.paths] + [
         (option, path) for option, path in (("--from-logits", options.from_logits), ("--weights", options.weights),
-                                           ("--labels", options.labels), ("--generator", options.generator))
-        if path is not None]
-    if options.save_logits is not None:
-        refuse_link(options.save_logits, "--save-logits")  # written in place: never through a link (inception_score.atomic)
+                                           ("--labels", options.labels), ("--generator", options.generator),
+                                           ("--reference", options.reference))
+        if isinstance(path, Path)]
+    for option, written in (("--save-logits", options.save_logits), ("--save-features", options.save_features),
+                            ("--save-reference", options.save_reference)):
+        if written is not None:
+            refuse_link(written, option)  # written in place: never through a link (inception_score.atomic)
     for index, (option, path) in enumerate(outputs):
         _check_writable(path, option)
         for kind, source in read:

@@ -16,12 +16,16 @@ the logits (one pass per image) and hands them to a :class:`FeatureCollector`, w
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..atomic import write_atomic
 from ..network.outputs import OUTPUT_DIMS, Output
 from ..score.evaluation import FeatureSet
 from ..score.fid import FeatureMoments
@@ -63,6 +67,30 @@ class CollectedFeatures:
         counts = [m.count for m in (pool3, spatial) if m is not None] + ([len(vectors)] if vectors is not None else [])
         return FeatureSet(None if pool3 is None else pool3.statistics(),
                           None if spatial is None else spatial.statistics(), vectors, counts[0] if counts else None)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """``--save-features``: ``pool_3`` (N, 2048) and ``spatial`` (N, 2023) float32 in input order, one
+        ``.npz`` written atomically (a link at ``path`` is replaced, never followed)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, pool_3=self.kept[Output.POOL3], spatial=self.kept[Output.SPATIAL])
+        return write_atomic(path, buffer.getvalue())
+
+
+def feature_request(metrics: frozenset[str], save_features: bool = False, save_reference: bool = False,
+                    ) -> FeatureRequest | None:
+    """What a run keeps for ``metrics`` (of ``fid``, ``sfid``, ``kid``, ``pr``) and the files asked for:
+    moments for FID and sFID, pool_3 vectors for KID and precision/recall, both outputs' vectors for
+    ``save_features``, everything a reference needs for ``save_reference``. None: nothing."""
+    moments = [o for o, needed in ((Output.POOL3, "fid" in metrics or save_reference),
+                                   (Output.SPATIAL, "sfid" in metrics or save_reference)) if needed]
+    kept = [o for o, needed in ((Output.POOL3, bool(metrics & {"kid", "pr"}) or save_features or save_reference),
+                                (Output.SPATIAL, save_features)) if needed]
+    request = FeatureRequest(tuple(moments), tuple(kept))
+    return request if request else None
+
+
+# A reference built from images keeps everything any metric needs, so that its cache serves them all.
+REFERENCE_FEATURES = FeatureRequest(moments=(Output.POOL3, Output.SPATIAL), kept=(Output.POOL3,))
 
 
 class FeatureCollector:
@@ -151,4 +179,5 @@ def gather_rows(group: Group, rows: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[:count].cpu() for part, count in zip(gathered, counts)])
 
 
-__all__ = ["CollectedFeatures", "FEATURE_OUTPUTS", "FeatureCollector", "FeatureRequest", "gather_rows"]
+__all__ = ["CollectedFeatures", "FEATURE_OUTPUTS", "FeatureCollector", "FeatureRequest", "REFERENCE_FEATURES",
+           "feature_request", "gather_rows"]

@@ -19,10 +19,7 @@ import torch
 
 from ..errors import InputError
 
-# torch-fidelity's defaults (torch_fidelity/defaults.py: kid_subsets, kid_subset_size, rng_seed).
-KID_SUBSETS = 100
-KID_SUBSET_SIZE = 1000
-KID_SEED = 2020
+from ..protocol import KID_SEED, KID_SUBSET_SIZE, KID_SUBSETS
 
 
 @dataclass(frozen=True)
