@@ -47,6 +47,7 @@ import dataclasses
 import math
 import os
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -63,9 +64,15 @@ except ModuleNotFoundError as error:
     raise MissingDependencyError(
         "inception_score.torchmetrics_adapter (InceptionScoreMetric) needs torchmetrics, which is not installed: "
         "pip install torchmetrics (or use inception_score.InceptionScore, the same metric without it)") from None
+from .api import load_reference
+from .engine.features import CollectedFeatures, FeatureRequest, feature_request
 from .engine.run import ScoringRun, result_of
 from .engine.runner import InceptionScorer, build_scorer, resolve_device
 from .network.inception import NUM_CLASSES
+from .network.outputs import OUTPUT_DIMS, Output
+from .references.reference import Reference, check_same_network, reference_notes
+from .score.evaluation import Evaluation, chosen_metrics, evaluate, parse_metrics
+from .score.fid import FeatureMoments
 from .options import OPTION_NAMES, ScorerOptions, scorer_options
 from .protocol import TORCH_FIDELITY_SEED
 from .readers.inputs import InputRange, parse_input_range, standardize_batch
@@ -83,7 +90,12 @@ class InceptionScoreMetric(Metric):
     ``allow_unverified``, ``batch_size`` as keywords, beside torchmetrics' own ``Metric`` keywords) are
     :class:`~inception_score.options.ScorerOptions`'.
     Its device is the metric's (``metric.to(...)`` moves it) unless ``device`` names one: then the metric
-    moves there at once."""
+    moves there at once.
+
+    ``reference`` (loaded once: any :func:`~inception_score.load_reference` source) adds FID and sFID
+    against it (``metrics``: ``"fid"``, ``"sfid"`` or both, the default where the reference allows) to
+    :attr:`result` and to :meth:`scalars` (``fid``, ``sfid``), from the same pass: their float64 running
+    sums are states summed across processes (33.6 MB for FID, 32.7 MB for sFID, whatever N)."""
 
     full_state_update = False
     higher_is_better = True
@@ -98,6 +110,8 @@ class InceptionScoreMetric(Metric):
         shuffle: bool = False,
         seed: int = TORCH_FIDELITY_SEED,
         scorer: InceptionScorer | Any = None,
+        reference: Any = None,
+        metrics: str | Iterable[str] | None = None,
         options: ScorerOptions | None = None,
         **kwargs: Any,
     ) -> None:
@@ -117,6 +131,11 @@ class InceptionScoreMetric(Metric):
         zeros = SplitStatistics.zeros(splits, NUM_CLASSES)
         for name in _STATISTICS:
             self.add_state(name, torch.zeros(getattr(zeros, name).shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.reference, self.features = self._reference(reference, metrics)
+        for output in self.features.moments if self.features else ():  # FID's and sFID's running sums
+            dim = OUTPUT_DIMS[output]
+            self.add_state(f"moments_{output.value}", torch.zeros(1 + dim + dim * dim, dtype=torch.float64),
+                           dist_reduce_fx="sum")
         # Every image update() was given since the last reset, and those beyond the sampler's padding
         # (not scored): this process's counts between syncs, every process's inside compute().
         self.add_state("received", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
@@ -130,6 +149,23 @@ class InceptionScoreMetric(Metric):
             warnings.warn(f"InceptionScoreMetric scores with unverified weights ({self.scorer.weights.path}, "
                           f"sha256 {self.scorer.weights.sha256}): its values are not Inception Scores comparable "
                           "with published ones (metric.weights_verified is False)", UserWarning, stacklevel=2)
+
+    def _reference(self, reference: Any, metrics: Any) -> tuple[Reference | None, FeatureRequest | None]:
+        """The reference, loaded once, and the moments kept for FID and sFID against it. KID and precision/
+        recall need every feature vector, which a metric's states do not carry: refused, with where to go."""
+        asked = parse_metrics(metrics)
+        if reference is None:
+            if asked:
+                raise InputError(f"metrics {sorted(asked)} compare the images with a reference: pass reference=")
+            return None, None
+        loaded = load_reference(reference, scorer=self.scorer)
+        chosen = chosen_metrics(asked, loaded.side, f"the reference {loaded.source}") & {"fid", "sfid"}
+        if asked and asked - {"fid", "sfid"}:
+            raise InputError("InceptionScoreMetric computes FID and sFID (running sums, synced as states); KID and "
+                             "precision/recall need every feature vector: use inception_score.InceptionScore or "
+                             "inception_score() with reference= for them")
+        check_same_network(loaded, self.scorer)
+        return loaded, feature_request(chosen)
 
     @property
     def weights_verified(self) -> bool:
@@ -156,6 +192,10 @@ class InceptionScoreMetric(Metric):
         result = self.result
         values = {prefix: result.mean, f"{prefix}_std": result.std,
                   f"{prefix}_weights_verified": float(result.weights_verified)}
+        evaluation = result.evaluation
+        for name in ("fid", "sfid"):
+            if evaluation is not None and getattr(evaluation, name) is not None:
+                values[name] = getattr(evaluation, name)
         # On the metric's device, as compute()'s value: Lightning's sync_dist over NCCL needs CUDA tensors.
         return {name: torch.tensor(value, dtype=torch.float64, device=self.device) for name, value in values.items()}
 
@@ -165,7 +205,8 @@ class InceptionScoreMetric(Metric):
 
     def state_bytes(self) -> int:
         """Bytes of state each process contributes to a sync."""
-        return sum(getattr(self, name).numel() * 8 for name in _STATISTICS) + 2 * 8
+        moments = sum(getattr(self, f"moments_{o.value}").numel() * 8 for o in (self.features.moments if self.features else ()))
+        return sum(getattr(self, name).numel() * 8 for name in _STATISTICS) + 2 * 8 + moments
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise InputError("InceptionScoreMetric cannot score a single batch (metric(images) calls forward): the "
@@ -206,12 +247,16 @@ class InceptionScoreMetric(Metric):
         if not keep.any():
             return
         run = ScoringRun(self.scorer, self.plan.rule, shuffle_seed=self.plan.shuffle_seed, indexed=self.num_images,
-                         complete=False, batch_size=self.options.batch_size)
+                         complete=False, batch_size=self.options.batch_size, features=self.features)
         run.add(pixels[torch.from_numpy(np.flatnonzero(keep))], order[keep])
         stats = run.statistics()
         for name in _STATISTICS:
             state = getattr(self, name)
             state += torch.from_numpy(np.asarray(getattr(stats, name), dtype=np.float64)).to(state.device)
+        collected = run.collected()
+        for output, moments in (collected.moments.items() if collected is not None else ()):
+            state = getattr(self, f"moments_{output.value}")
+            state += moments.as_tensor().to(state.device)
 
     def compute(self) -> torch.Tensor:
         """The mean Inception Score of every process's images since the last ``reset()``."""
@@ -237,8 +282,20 @@ class InceptionScoreMetric(Metric):
                                                f"(a DistributedSampler's order over {world} processes)")
         self._result = dataclasses.replace(
             result_of(stats, self.scorer, 0.0, False, order, shuffled=self.shuffled),
-            processes=world, exchanged_bytes=0 if world == 1 else self.state_bytes())
+            processes=world, exchanged_bytes=0 if world == 1 else self.state_bytes(),
+            evaluation=self._evaluation(group is None or group.is_main))
         return torch.tensor(self._result.mean, dtype=torch.float64, device=self.device)
+
+    def _evaluation(self, main: bool) -> Evaluation | None:
+        """FID and sFID of the synced moments against the reference (None without one)."""
+        if self.reference is None or self.features is None:
+            return None
+        collected = CollectedFeatures({output: FeatureMoments.from_tensor(
+            getattr(self, f"moments_{output.value}").cpu(), OUTPUT_DIMS[output]) for output in self.features.moments})
+        metrics = frozenset(name for name, output in (("fid", Output.POOL3), ("sfid", Output.SPATIAL))
+                            if output in self.features.moments)
+        return evaluate(collected.side(), self.reference.side, metrics, self.reference.info(), warn=main,
+                        extra_notes=reference_notes(self.reference, self.scorer))
 
     def _refuse(self, message: str) -> None:
         """Raise from inside compute(), first giving back this process's own states: torchmetrics restores

@@ -66,7 +66,8 @@ class ScoringRun:
       :class:`~inception_score.engine.accumulators.LogitsSink`), which writes them on.
 
     ``features``: the pool_3 or spatial features to keep beside the logits, from the same pass
-    (:mod:`~inception_score.engine.features`; :meth:`collected` gives them), for a run in input order.
+    (:mod:`~inception_score.engine.features`; :meth:`collected` gives them), for a run in input order
+    (an ``indexed`` run keeps moments only, of images the caller gives once: no ``keep_last``).
 
     ``shuffle_seed``: torch-fidelity's permutation first; ``infinity_seed``: the IS-infinity buckets too.
     ``progress``: a bar on stderr while :meth:`feed` runs; ``batch_size``: :meth:`add` cuts larger batches.
@@ -93,9 +94,9 @@ class ScoringRun:
         else:
             self.accumulator = SplitAccumulator(self.splits, num_images, shuffle_seed, offset, total, infinity_seed,
                                                 announced)
-        if features and indexed is not None:
+        if features and indexed is not None and (features.kept or keep_last):
             raise InputError("features for FID, KID or precision/recall are kept in input order, not by index: "
-                             "score without indices (or use the InceptionScore metric object) to compare with a reference")
+                             "score without indices to compare with a reference")
         self.features = FeatureCollector(features) if features else None
         self.pipeline = DevicePipeline(scorer, self.accumulator, self.features)
         self.count = num_images
