@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
+from inception_score.cli import flags
 
 from .config import TrainConfig
 from .errors import user_errors
@@ -139,43 +139,46 @@ def sample_command(checkpoint: str, count: int, out: str, device: str, seed: int
 
 @main.command("score")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("-n", "count", type=click.IntRange(min=1), default=50_000, show_default=True)
-@click.option("--splits", type=click.IntRange(min=1), default=None, help="contiguous splits (default and the paper: 10)")
-@click.option("--split-size", type=click.IntRange(min=1), default=None,
-              help="contiguous chunks of K images, the last one shorter (guided-diffusion's evaluator: 5000); not with --splits")
+@flags.NUM_SAMPLES
+@flags.SPLITS
+@flags.SPLIT_SIZE
 @click.option("--seed", type=int, default=0, show_default=True, help="the seed of z (the same images as `sample --seed`)")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (generator and network)")
-@click.option("--precision", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
-              help="of the Inception network (inception-score --precision)")
-@click.option("--weights", type=click.Path(), default=None, envvar="INCEPTION_SCORE_WEIGHTS", show_envvar=True,
-              help="Inception weights file; default: the cached download")
-@click.option("--allow-unverified-weights", is_flag=True, help="accept a weights file of unknown sha256")
-@click.option("--json", "as_json", is_flag=True, help="print the JSON of inception-score --json")
-@click.option("--output", type=click.Path(dir_okay=False), default=None, help="also write the JSON to this file")
-def score_command(checkpoint: str, count: int, splits: int | None, split_size: int | None, seed: int, device: str, precision: str,
-                  weights: str | None, allow_unverified_weights: bool, as_json: bool, output: str | None) -> None:
+@flags.DEVICE
+@flags.PRECISION
+@flags.EXACT_KERNEL
+@flags.WEIGHTS
+@flags.ALLOW_UNVERIFIED_WEIGHTS
+@flags.JSON
+@flags.OUTPUT
+@flags.QUIET
+def score_command(checkpoint: str, num_samples: int, splits: int, split_size: int | None, seed: int, device: str,
+                  precision: str, exact_kernel: str, weights: str | None, allow_unverified_weights: bool, as_json: bool,
+                  output: str | None, quiet: bool) -> None:
     """Inception Score of N images from CHECKPOINT's generator, none written. It equals the score of `sample`
-    (same -n and --seed) followed by `inception-score --batch-size 100` on its file."""
+    (same -n and --seed) followed by `inception-score --batch-size 100` on its file. The flags it shares with
+    inception-score mean the same there (inception_score.cli.flags)."""
     from inception_score.cli.main import Report, RunOptions, check_outputs, device_name, write_outputs
+    from inception_score.cli.report import shows_progress
     from inception_score.generator import score_generator
     from inception_score.engine.runner import build_scorer, resolve_device
-    from inception_score.protocol import PUBLISHED_SPLITS
 
-    if splits is not None and split_size is not None:
-        raise click.UsageError("give --splits or --split-size, not both")
-    options = RunOptions(paths=(Path(checkpoint),), splits=splits or PUBLISHED_SPLITS, split_size=split_size,
+    flags.check_one_split_rule(split_size)
+    options = RunOptions(paths=(Path(checkpoint),), splits=splits, split_size=split_size,
                          batch_size=GENERATOR_BATCH, device=device,
                          weights=Path(weights) if weights else None, allow_unverified=allow_unverified_weights,
-                         precision=precision, as_json=as_json, output=Path(output) if output else None)
+                         precision=precision, exact_kernel=exact_kernel, as_json=as_json,
+                         output=Path(output) if output else None, quiet=quiet)
+    progress = shows_progress(options)  # as inception-score: a bar on stderr when it is a terminal, not with --quiet
     with user_errors():
         check_outputs(options)  # --output: writable, and not the checkpoint
         where = resolve_device(device)
         generator = load_generator(checkpoint, device=str(where))  # before the network: a bad file fails at once
-        scorer = build_scorer(options.scorer_options(), sys.stderr.isatty(), device=where)
+        scorer = build_scorer(options.scorer_options(), progress, device=where)
         spec = latent_spec(seed)
-        result = score_generator(PixelGenerator(generator), count, z_dim=spec.z_dim, z_distribution=spec.distribution,
-                                 seed=seed, options=options.scorer_options(), input_range=None, splits=options.split_rule(),
-                                 scorer=scorer, progress=sys.stderr.isatty(), distributed=False,
+        result = score_generator(PixelGenerator(generator), num_samples, z_dim=spec.z_dim,
+                                 z_distribution=spec.distribution, seed=seed, options=options.scorer_options(),
+                                 input_range=None, splits=options.split_rule(), scorer=scorer, progress=progress,
+                                 distributed=False,
                                  batch_statistics=True)  # G makes its samples with batch statistics, as in the paper
         report = Report(result, f"the generator of {checkpoint}", device_name(scorer.device), (), options)
         write_outputs(report, options)  # the line or the JSON on stdout, then --output

@@ -177,7 +177,7 @@ def test_human_line_for_verified_and_unverified_weights() -> None:
     slow = dataclasses.replace(result, weights_verified=False, elapsed_s=100 / 5.5812, num_images=100)
     line = cli.Report(slow, "x", "cpu", ("a.png bad",), report.options).human_line()
     assert "(100 images, 1 invalid skipped, 10 splits, UNVERIFIED weights sha256 6726825d0af5…, " in line
-    assert line.endswith("not comparable to published scores, 5.58 img/s on cpu)")
+    assert line.endswith("not comparable with published scores, 5.58 img/s on cpu)")
 
 
 def console_script() -> Path:
@@ -197,7 +197,7 @@ def test_console_script_and_workers_give_one_score(inputs, genuine_weights_file:
     assert serial["num_images"] == 8 and serial["weights"]["path"] == str(genuine_weights_file)
     line = done.stdout.strip()
     assert line.startswith(f"Inception Score: {serial['mean']:.2f} ± {serial['std']:.2f}  (8 images, 4 splits, ")
-    assert f"UNVERIFIED weights sha256 {serial['weights']['sha256'][:12]}…, not comparable to published" in line
+    assert f"UNVERIFIED weights sha256 {serial['weights']['sha256'][:12]}…, not comparable with published" in line
     assert line.endswith(" img/s on cpu)") and len(done.stdout.splitlines()) == 1
     assert "Inception Score" not in done.stderr  # no progress bar when stderr is not a terminal
     workers = run_json(str(inputs["sizes_tgz"]), "--splits", "4", "--num-workers", "2", "--batch-size", "3",

@@ -160,21 +160,45 @@ def test_results_markers_take_the_named_table_and_stop_the_build_on_a_missing_on
         docs_results.on_page_markdown("Measured in a session.", page, None, None)
 
 
-@pytest.mark.skipif(any(importlib.util.find_spec(name.split(".")[0]) is None
-                        or importlib.util.find_spec(name) is None for name in DOCS_PACKAGES),
-                    reason="the docs extra is not installed (pip install -e '.[docs]'): mkdocs, mkdocs-material, "
-                           "mkdocstrings[python]")
-def test_docs_build_strict(tmp_path):
-    """``mkdocs build --strict``: a broken link or anchor, a page missing from the files, a results table
-    that does not exist, or a docstring mkdocstrings cannot read fails the build."""
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site as ``mkdocs build --strict`` writes it (built once for this module's tests)."""
+    if any(importlib.util.find_spec(name.split(".")[0]) is None or importlib.util.find_spec(name) is None
+           for name in DOCS_PACKAGES):
+        pytest.skip("the docs extra is not installed (pip install -e '.[docs]'): mkdocs, mkdocs-material, "
+                    "mkdocstrings[python]")
+    site = tmp_path_factory.mktemp("docs") / "site"
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    home = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    return site
+
+
+def test_docs_build_strict(built_site: Path):
+    """``mkdocs build --strict``: a broken link or anchor, a page missing from the files, a results table
+    that does not exist, or a docstring mkdocstrings cannot read fails the build."""
+    home = (built_site / "index.html").read_text(encoding="utf-8")
     assert "exact to the paper" in home
-    api = (tmp_path / "site" / "reference" / "inception_score" / "index.html").read_text(encoding="utf-8")
+    api = (built_site / "reference" / "inception_score" / "index.html").read_text(encoding="utf-8")
     assert "ISResult" in api and "num_images" in api
     # every results file is a page of the site
     for path in (ROOT / "benchmarks" / "results").glob("*.md"):
-        assert (tmp_path / "site" / "benchmarks" / path.stem / "index.html").is_file(), path.name
+        assert (built_site / "benchmarks" / path.stem / "index.html").is_file(), path.name
+
+
+def test_api_reference_shows_no_raw_cross_reference(built_site: Path):
+    """The docstrings' Sphinx roles (``:class:`~inception_score.options.ScorerOptions```) render as names,
+    linked where the page documents them: no ``~inception_score.`` and no ``:class:`` text on the page."""
+    role = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj):")
+    for package in ("inception_score", "reference_gan"):
+        html = (built_site / "reference" / package / "index.html").read_text(encoding="utf-8")
+        text = re.sub(r"<[^>]+>", "", html)  # what a reader sees
+        raw = sorted(set(re.findall(r"~[A-Za-z_][\w.]*", text)) | set(role.findall(text)))
+        assert not raw, f"reference/{package}: raw cross-references on the page: {', '.join(raw)}"
+        assert "<autoref" not in html  # every reference was resolved, to a link or to the name
+    api = (built_site / "reference" / "inception_score" / "index.html").read_text(encoding="utf-8")
+    # ~ shows the last part, and a re-exported name links to where the page documents it
+    assert re.search(r'<a class="autorefs autorefs-internal"[^>]*href="#inception_score\.options\.ScorerOptions"><code>'
+                     r"ScorerOptions</code></a>", api)
+    assert re.search(r'href="#inception_score\.score\.result\.ISResult"><code>ISResult</code></a>', api)

@@ -19,6 +19,8 @@ the package was made rather than of what it does (``FORBIDDEN``).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 from pathlib import Path
 
@@ -38,8 +40,10 @@ MARKER = re.compile(r"^\{\{ *(results-table|results-section|results-index|readme
                     re.MULTILINE)
 HTML_COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
 PROVENANCE = re.compile(r"^- (command|machine|date): `(.*)`$", re.MULTILINE)
-# Sphinx roles in docstrings (":class:`X`") render as text before the code span; keep the code only.
-SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj):(?=<code>)")
+# Sphinx roles in docstrings (":class:`~pkg.mod.X`") reach the HTML as ":class:<code>~pkg.mod.X</code>".
+# Each becomes a cross-reference that mkdocs-autorefs resolves: a link where the page documents the target,
+# else the name alone; "~" shows the last part only, as in Sphinx.
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj):<code>(~?)([^<]+)</code>")
 
 
 def fail(message: str) -> NoReturn:
@@ -194,5 +198,38 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     return markdown
 
 
+@functools.cache
+def canonical(identifier: str) -> str:
+    """Where a re-exported name is defined (``inception_score.ISResult`` ->
+    ``inception_score.score.result.ISResult``, the heading the reference page gives it); else itself."""
+    parts = identifier.split(".")
+    if not all(part.isidentifier() for part in parts):  # a relative name (".infinity"), a call
+        return identifier
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                found = getattr(found, name)
+        except AttributeError:
+            return identifier
+        module, qualname = getattr(found, "__module__", None), getattr(found, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str) and identifier.endswith("." + qualname.split(".")[-1]):
+            return f"{module}.{qualname}"
+        return identifier
+    return identifier
+
+
+def cross_reference(match: re.Match) -> str:
+    """One Sphinx role of the HTML as an optional autorefs reference: a link where the site documents its
+    target, else the name in code."""
+    short, target = match.groups()
+    identifier = target.strip().removesuffix("()")
+    shown = identifier.rsplit(".", 1)[-1] if short else identifier
+    return f'<autoref optional identifier="{canonical(identifier)}"><code>{shown}</code></autoref>'
+
+
 def on_page_content(html: str, page, config, files) -> str:
-    return SPHINX_ROLE.sub("", html)
+    return SPHINX_ROLE.sub(cross_reference, html)

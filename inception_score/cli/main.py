@@ -27,11 +27,12 @@ import click
 from .. import __version__
 
 from ..score import strict_json
+from . import flags  # the options shared with reference-gan score
 from .reference_flags import check_reference_flags, loaded_reference, reference_fields, reference_options
 from .streams import guard_standard_streams, show
 from ..errors import InceptionScoreError, InputError, one_line_message
 from ..options import ScorerOptions
-from ..protocol import NAMED_RANGES, PUBLISHED_SPLITS, RESCORED_DEVICE, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
+from ..protocol import NAMED_RANGES, RESCORED_DEVICE, TORCH_FIDELITY_SEED, Z_DISTRIBUTIONS
 from .report import (  # the run's options and report, and the checks before scoring
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -287,18 +288,14 @@ def _optional_path(value: str | None) -> Path | None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--splits", type=click.IntRange(min=1), default=PUBLISHED_SPLITS, show_default=True,
-              help="contiguous splits of equal size (the paper: 10)")
-@click.option("--split-size", type=click.IntRange(min=1), default=None,
-              help="contiguous chunks of this many images instead, the last one shorter, as guided-diffusion's "
-                   "evaluator (5000); not with --splits")
+@flags.SPLITS
+@flags.SPLIT_SIZE
 @click.option("--batch-size", type=click.IntRange(min=1), default=ScorerOptions.batch_size, show_default=True)
-@click.option("--device", default=ScorerOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N")
+@flags.DEVICE
 @click.option("--num-workers", type=click.IntRange(min=0), default=ScorerOptions.num_workers, show_default=True,
               help="processes decoding images in parallel (at most one per CPU)")
-@click.option("--weights", type=click.Path(), default=None, envvar="INCEPTION_SCORE_WEIGHTS", show_envvar=True,
-              help="weights file (.pth, .pb or .tgz); default: the cached download")
-@click.option("--allow-unverified-weights", is_flag=True, help="accept a weights file of unknown sha256")
+@flags.WEIGHTS
+@flags.ALLOW_UNVERIFIED_WEIGHTS
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="score only the first N images")
 @click.option("--shuffle", is_flag=True, help="shuffle before splitting, as torch-fidelity does")
 @click.option("--seed", type=int, default=TORCH_FIDELITY_SEED, show_default=True,
@@ -306,19 +303,15 @@ def _optional_path(value: str | None) -> Path | None:
 @click.option("--input-range", type=click.Choice(sorted(NAMED_RANGES)), default=None,
               help="value range of float arrays (with --generator, of its output; default -1,1)")
 @click.option("--skip-invalid", is_flag=True, help="skip images that fail to decode (listed in the JSON)")
-@click.option("--precision", type=click.Choice(["exact", "fast"]), default=ScorerOptions.precision, show_default=True,
-              help="fast: TF32 and float16 on CUDA, bfloat16 on a CPU with native bfloat16 (else exact, said so)")
-@click.option("--exact-kernel", type=click.Choice(["auto", "ieee", "split-tf32"]), default=ScorerOptions.exact_kernel,
-              show_default=True,
-              help="how exact multiplies: ieee float32, or split-tf32 (three TF32 products, float32 accuracy on "
-                   "tensor cores; emulated, slowly, on a CPU); auto: split-tf32 on CUDA where measured faster")
+@flags.PRECISION
+@flags.EXACT_KERNEL
 @click.option("--per-class", type=click.Path(dir_okay=False), default=None,
               help="write a PNG of p(y), the class distribution")
 @click.option("--labels", type=click.Path(), default=None, envvar="INCEPTION_SCORE_LABELS", show_envvar=True,
               help="inception-2015-12-05.tgz (or a folder with its label files), for class names")
-@click.option("--json", "as_json", is_flag=True, help="print JSON on stdout instead of the line")
-@click.option("--output", type=click.Path(dir_okay=False), default=None, help="also write the JSON to this file")
-@click.option("--quiet", is_flag=True, help="no progress bar or notes")
+@flags.JSON
+@flags.OUTPUT
+@flags.QUIET
 @click.option("--save-logits", type=click.Path(dir_okay=False), default=None,
               help="write each image's logits to this .npy (+ .json); rerunning the same command resumes it")
 @click.option("--from-logits", type=click.Path(dir_okay=False), default=None,
@@ -329,8 +322,7 @@ def _optional_path(value: str | None) -> Path | None:
                    "the 'onnx' extra) "
                    "generator, none written; no PATHS. The file is a program: it runs with your rights, so name only "
                    "a file you trust (nothing else this command reads runs code)")
-@click.option("--num-samples", type=click.IntRange(min=1), default=50_000, show_default=True,
-              help="images to draw from --generator")
+@flags.NUM_SAMPLES
 @click.option("--z-dim", type=click.IntRange(min=1), default=None, help="length of --generator's z (required with it)")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None,
               help="--generator is class-conditional, called as G(z, labels), labels uniform in [0, C)")
@@ -369,9 +361,7 @@ def main(paths: tuple[str, ...], splits: int, split_size: int | None, batch_size
     guard_standard_streams()  # a closed stderr or stdout (2>&-) is no error: the run scores and writes its files
     if bool(paths) + bool(from_logits) + bool(generator_file) + self_check != 1:
         raise click.UsageError("give PATHS of images, --from-logits FILE, --generator FILE or --self-check (one of them)")
-    if split_size is not None and click.get_current_context().get_parameter_source("splits") not in (
-            click.core.ParameterSource.DEFAULT, None):
-        raise click.UsageError("give --splits or --split-size, not both")
+    flags.check_one_split_rule(split_size)
     if each and (per_class or save_logits or from_logits or generator_file):
         raise click.UsageError("--each scores every PATH on its own: --per-class, --save-logits, --from-logits and "
                                "--generator name one input or file, so score those one at a time")

@@ -112,9 +112,9 @@ class Report:
             weights = "2015-12-05 weights verified"
         elif self.options.from_logits is not None and self.options.weights is None:
             weights = (f"weights sha256 {result.weights_sha256[:12]}… as the logits file claims, unchecked (--weights "
-                       "FILE checks them), not comparable to published scores")
+                       "FILE checks them), not comparable with published scores")
         else:
-            weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable to published scores"
+            weights = f"UNVERIFIED weights sha256 {result.weights_sha256[:12]}…, not comparable with published scores"
         skipped = f", {len(self.skipped)} invalid skipped" if self.skipped else ""
         rate = _rate_on(result.images_per_second, self.device)
         return "Inception Score: " + result.summary(2, weights=weights, images_note=skipped, after=(rate,), gap="  ")
@@ -128,7 +128,8 @@ class Report:
             **{name: data[name] for name in fields},
             "input": self.description,
             "label_histogram": data["label_histogram"],
-            "labels_sorted": data["labels_sorted"],
+            # whether the labels are sorted by class: null where there are no labels to tell
+            "labels_sorted": None if data["label_histogram"] is None else data["labels_sorted"],
             "shuffle": {"enabled": options.shuffle, "seed": options.seed if options.shuffle else None},
             "order": data["order"],
             "order_check": {"ratio": data["order_ratio"], "threshold": data["order_threshold"],

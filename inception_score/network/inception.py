@@ -9,7 +9,7 @@ behind every published Inception Score (Salimans et al. 2016). It is *not* torch
 * a 3x3 stride-1 *max* pool in the pool branch of the last mixed block (Mixed_7c),
 * 1008 output classes, no auxiliary head, no input transform.
 
-Parameter names follow the pytorch-fid / torch-fidelity weight file
+Parameter names follow the pytorch-fid / torch-fidelity weights file
 (``pt_inception-2015-12-05-6726825d.pth``), so that file loads with ``load_state_dict`` as is.
 The module takes 299x299 inputs already normalised to [-1, 1); resizing and normalisation live
 in :mod:`inception_score.network.preprocess`.

@@ -198,7 +198,7 @@ def _hash_refused_message(path: Path, digest: str, size: int) -> str:
         f"{path} has sha256 {digest}, which is not a genuine 2015-12-05 Inception file "
         f"({PYTORCH_FID_WEIGHTS.name}: {PYTORCH_FID_WEIGHTS.sha256}; {TF_GRAPH.name}: {TF_GRAPH.sha256}).{hint} "
         f"Use a genuine file, or pass allow_unverified=True (--allow-unverified-weights) to score with it anyway; "
-        f"such scores are not comparable to published Inception Scores."
+        f"such scores are not comparable with published Inception Scores."
     )
 
 

@@ -172,7 +172,7 @@ def result_from_statistics(
     reasons.extend(caveats)
     fit = None if buckets is None else infinity_fit(buckets)
     if fit is not None:
-        reasons.append("is_infinity is extrapolated to infinitely many images in one split (Chong & Forsyth 2020): "
+        reasons.append("IS-infinity is extrapolated to infinitely many images in one split (Chong & Forsyth 2020): "
                        "it is not comparable with published Inception Scores")
     return ISResult(
         mean=mean,
