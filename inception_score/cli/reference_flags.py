@@ -63,6 +63,14 @@ def check_reference_flags(fields: dict[str, Any], *, generator: bool, from_logit
                                            ("--save-reference", fields["save_reference"])) if value is not None]
     if fields["metrics"] is not None and fields["reference"] is None:
         raise click.UsageError("--metrics chooses among the numbers computed against --reference: give --reference")
+    if fields["metrics"] is not None:
+        from ..errors import InputError
+        from ..score.evaluation import parse_metrics
+
+        try:
+            parse_metrics(fields["metrics"])
+        except InputError as error:
+            raise click.UsageError(f"--metrics: {error}") from None
     if evaluation and (generator or from_logits or save_logits):
         other = "--generator" if generator else "--from-logits" if from_logits else "--save-logits"
         raise click.UsageError(f"{', '.join(evaluation)} need the features of PATHS scored in this run, not {other}")
