@@ -119,7 +119,8 @@ def inception_score(
     chosen: frozenset[str] = frozenset()
     ref = None
     if reference is not None:
-        ref = _reference(reference, plan, scorer, group, cache, say=_stderr if progress else None)
+        ref = _reference(reference, plan, scorer, group, cache, say=_stderr if progress else None,
+                         vectors=asked is None or bool(asked & {"kid", "pr"}))
         chosen = chosen_metrics(asked, ref.side, f"the reference {ref.source}")
         check_same_network(ref, scorer)
     request = feature_request(chosen, save_features is not None, save_reference is not None)
@@ -185,6 +186,7 @@ def load_reference(
     progress: bool = False,
     say: Callable[[str], None] | None = None,
     distributed: bool | None = None,
+    metrics: str | Iterable[str] | None = None,
     options: ScorerOptions | None = None,
     **option_keywords: Unpack[ScorerKeywords],
 ) -> Reference:
@@ -198,17 +200,21 @@ def load_reference(
     ``$INCEPTION_SCORE_CACHE`` (default ``~/.cache/inception_score``) unless ``cache=False``; ``say``
     hears where they came from (with ``progress``, stderr hears it). In a ``torch.distributed`` group the
     images are shared out as :func:`inception_score` shares its own, and the cache is not used.
+    ``metrics``: the ones it will serve, where known; without KID and precision/recall among them, a
+    guided-diffusion batch that stores both statistics is read without scoring its images.
     """
     settings = scorer_options(options, **option_keywords)
     group = current_group(distributed)
     with agreeing(group):
         scorer = scorer or build_scorer(settings, progress and (group is None or group.is_main))
     plan = ScorePlan(split_rule(1), settings, None, None, order_text(None), None, None, progress, False, None)
-    return _reference(reference, plan, scorer, group, cache, say or (_stderr if progress else None))
+    asked = parse_metrics(metrics)
+    return _reference(reference, plan, scorer, group, cache, say or (_stderr if progress else None),
+                      vectors=asked is None or bool(asked & {"kid", "pr"}))
 
 
 def _reference(reference: Any, plan: ScorePlan, scorer: InceptionScorer, group: Group | None, cache: bool,
-               say: Callable[[str], None] | None) -> Reference:
+               say: Callable[[str], None] | None, vectors: bool = True) -> Reference:
     """:func:`load_reference` with the network and group chosen: the images scored by ``plan`` (one split,
     their own order and range), keeping every feature any metric needs."""
     def score_images(images: Any) -> FeatureSet:
@@ -222,7 +228,7 @@ def _reference(reference: Any, plan: ScorePlan, scorer: InceptionScorer, group: 
             "(save_reference= / --save-reference) and pass that file")
     return load_reference_source(reference, score_images, scorer.weights.sha256,
                                  getattr(scorer, "effective_precision", "exact"), cache=cache and group is None,
-                                 say=(say if main else None))
+                                 say=(say if main else None), vectors=vectors)
 
 
 def _stderr(text: str) -> None:

@@ -91,7 +91,7 @@ def loaded_reference(options: Any, scorer: Any, group: Any) -> Any:
     return load_reference(options.reference, scorer=scorer, cache=options.reference_cache,
                           progress=shows_progress(options) and (group is None or group.is_main),
                           say=None if options.quiet else (lambda text: click.echo(text, err=True)),
-                          distributed=group is not None)
+                          distributed=group is not None, metrics=options.metrics)
 
 
 __all__ = ["FLAGS", "check_reference_flags", "loaded_reference", "reference_fields", "reference_options"]

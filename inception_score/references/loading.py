@@ -33,12 +33,13 @@ def is_reference_file(path: Path) -> bool:
 
 
 def load_reference(reference: Any, score_images: ScoreImages, weights_sha256: str, precision: str, *,
-                   cache: bool = True, say: Callable[[str], None] | None = None) -> Reference:
+                   cache: bool = True, say: Callable[[str], None] | None = None, vectors: bool = True) -> Reference:
     """``reference`` as a :class:`Reference`: one already (returned as it is), a reference ``.npz``, or
     images of any kind :func:`~inception_score.inception_score` takes (a folder, an array, an archive),
     whose features ``score_images`` computes. Features computed from a file, folder or array are cached
     by content (``cache``), for this network (``weights_sha256``) and ``precision``; ``say`` hears where
-    they came from (the command prints it on stderr)."""
+    they came from (the command prints it on stderr). ``vectors=False``: only FID and sFID are wanted, so a
+    guided-diffusion batch holding both statistics is not scored."""
     say = say or (lambda text: None)
     if isinstance(reference, Reference):
         return reference
@@ -47,7 +48,9 @@ def load_reference(reference: Any, score_images: ScoreImages, weights_sha256: st
         batch = read_reference_npz(path)
         if batch.layout != "guided-diffusion batch":
             return reference_from_batch(batch)
-        side, cached = _features(batch.images, batch.sha256, score_images, weights_sha256, precision, cache, say,
+        if not vectors and batch.fid is not None and batch.sfid is not None:  # the stored statistics suffice
+            return reference_from_batch(batch, FeatureSet(count=batch.num_images))
+        side, cached = _features(path, batch.sha256, score_images, weights_sha256, precision, cache, say,
                                  f"{path}'s {batch.num_images:,} images")
         return reference_from_batch(batch, side, weights_sha256, cached)
     if path is not None and not path.exists():

@@ -87,7 +87,8 @@ def save_reference(path: str | os.PathLike, side: FeatureSet, weights_sha256: st
 def reference_from_batch(batch: ReferenceBatch, computed: FeatureSet | None = None,
                          weights_sha256: str | None = None, cached: str | None = None) -> Reference:
     """The :class:`Reference` of a checked reference ``.npz``; ``computed``: the features of its images
-    computed here (a guided-diffusion batch), by the network of ``weights_sha256``."""
+    computed here (a guided-diffusion batch), by the network of ``weights_sha256`` (without vectors: its
+    images were not scored, its stored statistics suffice)."""
     source = str(batch.path)
     if batch.layout == "saved reference":
         assert batch.features is not None
@@ -99,7 +100,7 @@ def reference_from_batch(batch: ReferenceBatch, computed: FeatureSet | None = No
                          statistics="stored in the file")
     assert computed is not None, "a guided-diffusion batch's images are scored first"
     # As the evaluator: its stored statistics where present, the images' own where not.
-    side = FeatureSet(batch.fid or computed.pool3, batch.sfid or computed.spatial, computed.features, computed.count)
+    side = FeatureSet(batch.fid or computed.pool3, batch.sfid or computed.spatial, computed.features, batch.num_images)
     stored = batch.fid is not None
     return Reference(side, batch.layout, source, batch.sha256, weights_sha256, cached,
                      "stored in the file" if stored else "computed here")
