@@ -123,6 +123,9 @@ def inception_score(
                          vectors=asked is None or bool(asked & {"kid", "pr"}))
         chosen = chosen_metrics(asked, ref.side, f"the reference {ref.source}")
         check_same_network(ref, scorer)
+        if asked and "kid" in asked and (ref.count or kid_subset_size) < kid_subset_size:  # before the samples run
+            raise InputError(f"KID subsets of {kid_subset_size} images from a reference of {ref.count}: pass a "
+                             "smaller kid_subset_size (--kid-subset-size)")
     request = feature_request(chosen, save_features is not None, save_reference is not None)
     result, collected = _score(images, plan, scorer, group, request)
     if collected is None:
@@ -136,7 +139,8 @@ def inception_score(
     if ref is None:
         return result
     evaluation = evaluate(side, ref.side, chosen, ref.info(), kid_subsets, kid_subset_size, seed,
-                          warn=group is None or group.is_main, extra_notes=reference_notes(ref, scorer))
+                          warn=group is None or group.is_main, extra_notes=reference_notes(ref, scorer),
+                          optional=chosen if asked is None else frozenset())
     return dataclasses.replace(result, evaluation=evaluation)
 
 
@@ -357,6 +361,7 @@ class InceptionScore:
                                                                         distributed=distributed)
         self.metrics = frozenset() if self.reference is None else chosen_metrics(
             asked, self.reference.side, f"the reference {self.reference.source}")
+        self.optional = self.metrics if asked is None else frozenset()
         if self.reference is not None:
             check_same_network(self.reference, self.scorer)
         self.reset()
@@ -420,5 +425,5 @@ class InceptionScore:
         assert collected is not None
         evaluation = evaluate(collected.side(), self.reference.side, self.metrics, self.reference.info(), *self.kid,
                               self.seed, warn=group is None or group.is_main,
-                              extra_notes=reference_notes(self.reference, self.scorer))
+                              extra_notes=reference_notes(self.reference, self.scorer), optional=self.optional)
         return dataclasses.replace(result, evaluation=evaluation)

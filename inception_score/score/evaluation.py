@@ -160,12 +160,21 @@ def evaluation_notes(samples: FeatureSet, reference: FeatureSet, metrics: frozen
 
 def evaluate(samples: FeatureSet, reference: FeatureSet, metrics: frozenset[str], reference_info: dict[str, Any],
              kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE, seed: int = KID_SEED,
-             warn: bool = True, extra_notes: tuple[str, ...] = ()) -> Evaluation:
+             warn: bool = True, extra_notes: tuple[str, ...] = (), optional: frozenset[str] = frozenset(),
+             ) -> Evaluation:
     """The chosen ``metrics`` of ``samples`` against ``reference`` (both with what those metrics need);
     ``reference_info``: what the reference is, recorded in the result; ``warn``: the notes as
-    :class:`EvaluationWarning` too (on stderr); ``extra_notes``: what the caller knows of the reference."""
+    :class:`EvaluationWarning` too (on stderr); ``extra_notes``: what the caller knows of the reference;
+    ``optional``: metrics chosen by default rather than asked for, left out with a note where a side is too
+    small for them (asked for, that is an :class:`InputError`)."""
     fid = sfid = precision = recall = None
     kid = None
+    skipped = []
+    smallest = min(count for count in (samples.count, reference.count, kid_subset_size) if count is not None)
+    if "kid" in metrics and "kid" in optional and smallest < kid_subset_size:
+        skipped.append(f"KID left out: {plural(smallest, 'image')} on a side, fewer than a subset of {kid_subset_size:,} "
+                       "(pass a smaller kid_subset_size / --kid-subset-size)")
+        metrics = metrics - {"kid"}
     if "fid" in metrics:
         fid = frechet_distance(_need(samples.pool3, "pool_3 statistics"), _need(reference.pool3, "pool_3 statistics"))
     if "sfid" in metrics:
@@ -176,7 +185,7 @@ def evaluate(samples: FeatureSet, reference: FeatureSet, metrics: frozenset[str]
     if "pr" in metrics:
         found = precision_recall(_need(reference.features, "features"), _need(samples.features, "features"))
         precision, recall = found.precision, found.recall
-    notes = evaluation_notes(samples, reference, metrics) + tuple(extra_notes)
+    notes = tuple(skipped) + evaluation_notes(samples, reference, metrics) + tuple(extra_notes)
     if warn:
         for note in notes:
             warnings.warn(note, EvaluationWarning, stacklevel=3)
