@@ -47,6 +47,52 @@ class PixelProjection:
         return torch.stack(rows).float() if rows else torch.empty(0, NUM_CLASSES)
 
 
+class PixelFeatures(PixelProjection):
+    """:class:`PixelProjection` with the features of FID, sFID, KID and precision/recall from the same
+    call: ``device_outputs(batch, outputs)`` gives the logits, pool_3 ``(B, 2048)`` and spatial ``(B, 2023)``
+    features, each a fixed projection of the 48 pooled pixel values made as the logits are (integer
+    numerators over 8192: exact in float64, one rounding to float32), so that they too are the same bits
+    on any batch, shard or process count. ``images_through`` counts the images it was given and
+    ``calls`` the output tuples asked for, one per call: a second pass over an image would show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from inception_score.network.outputs import FEATURE_DIM, SPATIAL_DIM
+
+        self.pool3_matrix = torch.randint(-64, 65, (48, FEATURE_DIM), generator=torch.Generator().manual_seed(4)).double() / 8192
+        self.spatial_matrix = torch.randint(-64, 65, (48, SPATIAL_DIM), generator=torch.Generator().manual_seed(5)).double() / 8192
+        self.images_through = 0
+        self.calls: list[tuple[str, ...]] = []
+
+    def pooled(self, batch) -> torch.Tensor:
+        """``(B, 48)`` float64: each image's 4x4 averages of its uint8 pixels (exact for sides that are
+        multiples of 4: sums of integers divided by a power of 2), the whole batch in one call."""
+        if isinstance(batch, list):
+            batch = torch.stack(batch) if batch else torch.empty(0, 3, 4, 4, dtype=torch.uint8)
+        return torch.nn.functional.adaptive_avg_pool2d(batch.double(), 4).flatten(1)
+
+    def device_outputs(self, batch, outputs="logits_unbiased"):
+        from inception_score.network.outputs import Output, requested_outputs
+
+        asked, single = requested_outputs(outputs)
+        self.images_through += len(batch)
+        self.calls.append(tuple(o.value for o in asked))
+        pooled = self.pooled(batch)
+        matrices = {Output.LOGITS_UNBIASED: self.matrix, Output.POOL3: self.pool3_matrix,
+                    Output.SPATIAL: self.spatial_matrix}
+        values = tuple((pooled @ matrices[o]).float() for o in asked)
+        return (values[0] if single else values), None
+
+    def logits(self, batch) -> torch.Tensor:
+        return self.device_outputs(batch)[0]
+
+    def features(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """pool_3 ``(N, 2048)`` and spatial ``(N, 2023)`` float32 of ``(N, H, W, 3)`` uint8 pixels, written
+        out here without the scoring run: the tests' independent features."""
+        pooled = self.pooled(torch.from_numpy(pixels).permute(0, 3, 1, 2))
+        return (pooled @ self.pool3_matrix).float().numpy(), (pooled @ self.spatial_matrix).float().numpy()
+
+
 def naive_split_scores(pixels: np.ndarray, splits: int) -> np.ndarray:
     """exp(E_x KL(p(y|x) || p(y))) per contiguous split (``np.array_split``: the paper's split rule),
     written out in float64 from the stand-in's logits: the tests' independent reference."""
@@ -226,6 +272,38 @@ def metric_two_epochs(rank: int, world: int, params: dict) -> dict:
     return raised
 
 
-SCENARIOS = {"api": api, "api_array": api_array, "metric_sampler": metric_sampler,
+def evaluation_fields(result) -> dict:
+    """The evaluation's numbers, KID's std and the counts, as JSON."""
+    evaluation = result.evaluation
+    return {"fid": evaluation.fid, "sfid": evaluation.sfid, "kid": evaluation.kid.mean, "kid_std": evaluation.kid.std,
+            "precision": evaluation.precision, "recall": evaluation.recall, "sample_count": evaluation.sample_count,
+            "reference_count": evaluation.reference_count, "cached": evaluation.reference.get("cached"),
+            "mean": result.mean, "split_scores": list(result.split_scores), "processes": result.processes}
+
+
+def evaluation(rank: int, world: int, params: dict) -> dict:
+    """Every metric against a reference of images, shared out like the samples: the samples' features saved
+    by rank 0, the reference's cached (in ``params["cache"]``) and read back by a second call."""
+    import os
+    import warnings
+
+    from inception_score import inception_score
+
+    os.environ["INCEPTION_SCORE_CACHE"] = params["cache"]
+    scorer = PixelFeatures()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the few-images notes: in the result
+        first = inception_score(images(params["count"], seed=1), reference=images(params["reference"], seed=2),
+                                splits=params["splits"], kid_subsets=params["kid_subsets"],
+                                kid_subset_size=params["kid_subset_size"], batch_size=params["batch_size"],
+                                scorer=scorer, save_features=params["save_features"])
+        again = inception_score(images(params["count"], seed=1), reference=images(params["reference"], seed=2),
+                                splits=params["splits"], kid_subsets=params["kid_subsets"],
+                                kid_subset_size=params["kid_subset_size"], batch_size=params["batch_size"],
+                                scorer=scorer)
+    return {**evaluation_fields(first), "again": evaluation_fields(again), "through": scorer.images_through}
+
+
+SCENARIOS = {"evaluation": evaluation, "api": api, "api_array": api_array, "metric_sampler": metric_sampler,
              "metric_rank_major": metric_rank_major, "torchmetrics_adapter": torchmetrics_adapter,
              "metric_two_epochs": metric_two_epochs}
