@@ -89,3 +89,15 @@ def exact_stand_in(monkeypatch: pytest.MonkeyPatch):
     import inception_score.engine.runner as scorer_module
 
     monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: workers.PixelProjection())
+
+
+@pytest.fixture()
+def feature_stand_in(monkeypatch: pytest.MonkeyPatch):
+    """Command runs in this process use the exact stand-in of tests/distributed_workers.py that gives pool_3
+    and spatial features beside its logits (``PixelFeatures``): for tests of FID, KID and their files."""
+    import distributed_workers as workers
+    import inception_score.engine.runner as scorer_module
+
+    stand_in = workers.PixelFeatures()
+    monkeypatch.setattr(scorer_module, "InceptionScorer", lambda *args, **kwargs: stand_in)
+    return stand_in

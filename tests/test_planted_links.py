@@ -74,7 +74,7 @@ class Scenario:
 # --- the runs ---------------------------------------------------------------------------------
 
 
-pytestmark = pytest.mark.usefixtures("exact_stand_in")  # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("feature_stand_in")  # tests/conftest.py: the exact stand-in, with features
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,9 @@ def scenarios(inputs: Path, trained: Path) -> list[Scenario]:
         Scenario("--save-logits and its sidecar", lambda f: _score(a, "--save-logits", str(f / "SL.npy")),
                  ("SL.npy", "SL.npy.json"), in_place=("SL.npy",)),
         Scenario("--output", lambda f: _score(a, "--output", str(f / "p.json")), ("p.json",)),
+        Scenario("--save-features", lambda f: _score(a, "--save-features", str(f / "sf.npz")), ("sf.npz",)),
+        Scenario("--save-reference", lambda f: _score(a, "--save-reference", str(f / "sr.npz")), ("sr.npz",)),
+        Scenario("the reference cache", lambda f: _cached_reference(a, b, f), ()),
         Scenario("--each --output", lambda f: _score(a, b, "--each", "--output", str(f / "e.json")), ("e.json",)),
         Scenario("--per-class", lambda f: _score(a, "--per-class", str(f / "pc.png")), ("pc.png",),
                  needs="matplotlib"),
@@ -157,8 +160,8 @@ def scenarios(inputs: Path, trained: Path) -> list[Scenario]:
     ]
 
 
-# A hook for outputs still to come: add the scenario's name here once the option exists.
-NOT_YET = {"--save-features": "--save-features does not exist yet: add Scenario('--save-features', ...) above"}
+# A hook for outputs still to come: add the scenario's name here until the option exists.
+NOT_YET: dict[str, str] = {}
 
 
 def _gan_command(args: list[str]) -> str | None:
@@ -191,6 +194,19 @@ def _semi_supervised_table(inputs: Path, folder: Path) -> None:
     write_semi_supervised_table("synthetic-mnist", runs, folder)
 
 
+def _cached_reference(samples: str, reference: str, folder: Path) -> str | None:
+    """A run whose --reference images' features are cached in ``folder`` (``$INCEPTION_SCORE_CACHE``)."""
+    before = os.environ.get("INCEPTION_SCORE_CACHE")
+    os.environ["INCEPTION_SCORE_CACHE"] = str(folder)
+    try:
+        return _score(samples, "--reference", reference, "--metrics", "fid")
+    finally:
+        if before is None:
+            del os.environ["INCEPTION_SCORE_CACHE"]
+        else:
+            os.environ["INCEPTION_SCORE_CACHE"] = before
+
+
 def _dev_weights(folder: Path) -> None:
     import inception_score.network.dev_weights as dev_weights
 
@@ -220,7 +236,8 @@ def _download(folder: Path) -> None:
 # --- the tests --------------------------------------------------------------------------------
 
 
-SCENARIO_NAMES = ["--save-logits and its sidecar", "--output", "--each --output", "--per-class", "--infinity-plot",
+SCENARIO_NAMES = ["--save-logits and its sidecar", "--output", "--save-features", "--save-reference",
+                  "the reference cache", "--each --output", "--per-class", "--infinity-plot",
                   "checkpoint", "reference-gan train (config, metrics, checkpoint, sample grid)",
                   "reference-gan sample --out", "reference-gan ablation table (csv, figure)",
                   "reference-gan semi-supervised table", "development weights", "weights download"]

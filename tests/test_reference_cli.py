@@ -1,7 +1,7 @@
 """The command's reference options: --reference, --metrics, --save-features, --save-reference, --each with
-one reference, and the combinations it refuses. The network is the development one (genuine convolutions,
-random fc: not Inception Scores), loaded once for the module; the numbers are checked against formulas
-written here, from the features the command saved."""
+one reference, and the combinations it refuses. The network is the exact stand-in with features of
+tests/distributed_workers.py (``PixelFeatures``): what is checked is what the command does around the
+network, against formulas written here and the stand-in's own features."""
 
 from __future__ import annotations
 
@@ -41,15 +41,18 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 
 def _fid(x: np.ndarray, y: np.ndarray) -> float:
-    """The evaluator's formula, written out: np.cov (ddof=1), scipy's sqrtm."""
-    mu1, mu2 = x.mean(0), y.mean(0)
-    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s1 @ s2).real
-    return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    """The evaluator's formula for few vectors: with ``S1 = A^T A`` and ``S2 = B^T B`` (A, B the centred
+    features over sqrt(n - 1)), the nonzero eigenvalues of ``S1 S2`` are the squared singular values of the
+    small ``A B^T``, so ``tr(sqrtm(S1 S2))`` is the sum of its singular values."""
+    a = (x - x.mean(0)) / np.sqrt(len(x) - 1)
+    b = (y - y.mean(0)) / np.sqrt(len(y) - 1)
+    diff = x.mean(0) - y.mean(0)
+    covmean_trace = scipy.linalg.svdvals(a @ b.T).sum()
+    return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * covmean_trace)
 
 
 def test_reference_in_the_line_and_the_json_and_fid_from_the_saved_features(
-        loaded_once, arrays: Path, tmp_path: Path, private_cache: Path) -> None:
+        feature_stand_in, arrays: Path, tmp_path: Path, private_cache: Path) -> None:
     samples, reference = tmp_path / "samples.npz", tmp_path / "reference.npz"
     code, _, err = _run(str(arrays / "ref.npy"), "--save-features", str(reference))
     assert code == 0, err
@@ -59,8 +62,9 @@ def test_reference_in_the_line_and_the_json_and_fid_from_the_saved_features(
     evaluation = json.loads(out)["evaluation"]
     x, y = np.load(samples)["pool_3"].astype(np.float64), np.load(reference)["pool_3"].astype(np.float64)
     assert x.shape == (12, 2048) and np.load(samples)["spatial"].shape == (12, 2023)
-    # Rank-deficient covariances (12 and 14 images): scipy's sqrtm is good to about 1e-7 there.
-    assert evaluation["fid"] == pytest.approx(_fid(x, y), rel=1e-6)
+    pool3, spatial = feature_stand_in.features(np.load(arrays / "a.npy"))
+    assert np.array_equal(np.load(samples)["pool_3"], pool3) and np.array_equal(np.load(samples)["spatial"], spatial)
+    assert evaluation["fid"] == pytest.approx(_fid(x, y), rel=1e-9)
     assert evaluation["kid"]["subsets"] == 7 and evaluation["kid"]["subset_size"] == 5
     assert evaluation["sample_count"] == 12 and evaluation["reference_count"] == 14
     assert any("fewer than the 2,048" in note for note in evaluation["notes"])  # said in the result ...
@@ -72,7 +76,7 @@ def test_reference_in_the_line_and_the_json_and_fid_from_the_saved_features(
 
 
 def test_each_loads_the_reference_once_and_scores_every_path_against_it(
-        loaded_once, arrays: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        feature_stand_in, arrays: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reference = tmp_path / "reference.npz"
     assert _run(str(arrays / "ref.npy"), "--save-reference", str(reference))[0] == 0
     loads = []
@@ -105,7 +109,7 @@ def test_combinations_that_cannot_work_are_refused_before_scoring(arrays: Path, 
     assert not list(tmp_path.glob("out*"))
 
 
-def test_statistics_alone_refuse_kid_and_give_fid(loaded_once, arrays: Path, tmp_path: Path) -> None:
+def test_statistics_alone_refuse_kid_and_give_fid(feature_stand_in, arrays: Path, tmp_path: Path) -> None:
     stats = tmp_path / "stats.npz"
     rng = np.random.default_rng(0)
     factor = rng.standard_normal((2048, 2048)) / 64
