@@ -47,7 +47,8 @@ def load_reference(reference: Any, score_images: ScoreImages, weights_sha256: st
         batch = read_reference_npz(path)
         if batch.layout != "guided-diffusion batch":
             return reference_from_batch(batch)
-        side, cached = _features(batch.images, batch.sha256, score_images, weights_sha256, precision, cache, say,
+        # Its arr_0 is scored through the path, as any .npz of images is (the reader takes arr_0 by rows).
+        side, cached = _features(path, batch.sha256, score_images, weights_sha256, precision, cache, say,
                                  f"{path}'s {batch.num_images:,} images")
         return reference_from_batch(batch, side, weights_sha256, cached)
     if path is not None and not path.exists():
