@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, LinkRefusedError
 from ..readers.npz import READ_ERRORS, npz_keys
 from ..score.evaluation import FeatureSet
 from .batches import KNOWN_KEYS, read_reference_npz
@@ -79,10 +79,14 @@ def _features(images: Any, key: str | None, score_images: ScoreImages, weights_s
                 saved = reference_from_batch(batch)
                 return saved.side, str(where)
     side = score_images(images)
+    if where.is_symlink():  # the cache is a convenience: a link planted there is neither followed nor fatal
+        say(f"the reference features could not be cached at {where}: it is a symbolic link (not written "
+            "through; remove it to cache them)")
+        return side, None
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         save_reference(where, side, weights_sha256)
-    except (OSError, InputError) as error:
+    except (OSError, InputError, LinkRefusedError) as error:
         say(f"the reference features could not be cached at {where}: {error}")
         return side, None
     say(f"reference features of {what} cached at {where}; the next run with this reference reads them")
