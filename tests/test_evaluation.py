@@ -523,3 +523,19 @@ def test_a_link_planted_at_an_output_is_refused_and_its_target_untouched(dev_sco
     with pytest.raises(LinkRefusedError, match=str(link)):
         inception_score(images.y[:2], scorer=dev_scorer, **{option: link})
     assert victim.read_bytes() == b"somebody's file" and link.is_symlink()
+
+
+def test_a_link_planted_in_the_cache_is_neither_read_nor_written_through(dev_scorer, images: Images, work: Path) -> None:
+    """The cache is a convenience: a link at its file is refused, said, and the run goes on."""
+    from inception_score.references.reference import cache_path, content_key
+
+    reference = images.y[:8].clone()
+    where = cache_path(content_key(reference), dev_scorer.weights.sha256, dev_scorer.effective_precision)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    victim = work / "cache-victim.npz"
+    victim.write_bytes(b"somebody's file")
+    where.symlink_to(victim)
+    done = run(images=images.y[8:], reference=reference, scorer=dev_scorer, metrics="fid", splits=2)
+    assert done.evaluation.fid > 0 and done.evaluation.reference["cached"] is None
+    assert "could not be cached" in done.stderr and str(where) in done.stderr
+    assert victim.read_bytes() == b"somebody's file" and where.is_symlink()
