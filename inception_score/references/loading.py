@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, LinkRefusedError
-from ..readers.npz import READ_ERRORS, npz_keys
+from ..readers.array_files import IMAGE_KEYS
+from ..readers.npz import READ_ERRORS, NpzMember, npz_keys
 from ..score.evaluation import FeatureSet
 from .batches import KNOWN_KEYS, read_reference_npz
 from .reference import Reference, cache_path, content_key, reference_from_batch, save_reference
@@ -27,9 +28,13 @@ def is_reference_file(path: Path) -> bool:
         return False
     try:
         keys = set(npz_keys(path))
+        if keys <= KNOWN_KEYS or keys == {"feats"} or "mu" in keys:
+            return True
+        # No array of images in it (every array 1-d or 2-d): statistics under other names, which
+        # read_reference_npz names, rather than images the reader would look for under 'images'.
+        return not keys & set(IMAGE_KEYS) and all(NpzMember(path, key).ndim <= 2 for key in keys)
     except (zipfile.BadZipFile, *READ_ERRORS):
         return True  # read_reference_npz says what is wrong with it
-    return keys <= KNOWN_KEYS or keys == {"feats"} or "mu" in keys
 
 
 def load_reference(reference: Any, score_images: ScoreImages, weights_sha256: str, precision: str, *,
