@@ -474,6 +474,7 @@ def test_a_statistics_file_that_does_not_fit_is_refused_naming_it(dev_scorer, im
     with pytest.raises(InputError) as refused:
         inception_score(images.y[:2], reference=path, scorer=dev_scorer)
     assert str(path) in str(refused.value)
+    assert "sigma" in str(refused.value)  # read as statistics, and told which keys they go under
 
 
 @pytest.mark.parametrize("name, arrays", [
