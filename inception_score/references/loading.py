@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..readers.npz import READ_ERRORS, npz_keys
+from ..errors import InputError, LinkRefusedError
+from ..readers.array_files import IMAGE_KEYS
+from ..readers.npz import READ_ERRORS, NpzMember, npz_keys
 from ..score.evaluation import FeatureSet
 from .batches import KNOWN_KEYS, read_reference_npz
 from .reference import Reference, cache_path, content_key, reference_from_batch, save_reference
@@ -27,9 +28,13 @@ def is_reference_file(path: Path) -> bool:
         return False
     try:
         keys = set(npz_keys(path))
+        if keys <= KNOWN_KEYS or keys == {"feats"} or "mu" in keys:
+            return True
+        # No array of images in it (every array 1-d or 2-d): statistics under other names, which
+        # read_reference_npz names, rather than images the reader would look for under 'images'.
+        return not keys & set(IMAGE_KEYS) and all(NpzMember(path, key).ndim <= 2 for key in keys)
     except (zipfile.BadZipFile, *READ_ERRORS):
         return True  # read_reference_npz says what is wrong with it
-    return keys <= KNOWN_KEYS or keys == {"feats"} or "mu" in keys
 
 
 def load_reference(reference: Any, score_images: ScoreImages, weights_sha256: str, precision: str, *,
@@ -50,6 +55,7 @@ def load_reference(reference: Any, score_images: ScoreImages, weights_sha256: st
             return reference_from_batch(batch)
         if not vectors and batch.fid is not None and batch.sfid is not None:  # the stored statistics suffice
             return reference_from_batch(batch, FeatureSet(count=batch.num_images))
+        # Its arr_0 is scored through the path, as any .npz of images is (the reader takes arr_0 by rows).
         side, cached = _features(path, batch.sha256, score_images, weights_sha256, precision, cache, say,
                                  f"{path}'s {batch.num_images:,} images")
         return reference_from_batch(batch, side, weights_sha256, cached)
@@ -81,10 +87,14 @@ def _features(images: Any, key: str | None, score_images: ScoreImages, weights_s
                 saved = reference_from_batch(batch)
                 return saved.side, str(where)
     side = score_images(images)
+    if where.is_symlink():  # the cache is a convenience: a link planted there is neither followed nor fatal
+        say(f"the reference features could not be cached at {where}: it is a symbolic link (not written "
+            "through; remove it to cache them)")
+        return side, None
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         save_reference(where, side, weights_sha256)
-    except (OSError, InputError) as error:
+    except (OSError, InputError, LinkRefusedError) as error:
         say(f"the reference features could not be cached at {where}: {error}")
         return side, None
     say(f"reference features of {what} cached at {where}; the next run with this reference reads them")

@@ -125,15 +125,20 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     With ``sigma1 = G G^T``, ``sigma1 sigma2`` has the nonzero eigenvalues of the symmetric ``G^T sigma2 G``
     (``AB`` and ``BA`` share them), which are real and non-negative; the trace of the principal square
     root is the sum of their square roots. Rounding can leave tiny negative ones: they are clipped at 0.
-    One pivoted Cholesky, two matrix products and a symmetric eigenvalue problem (values only): cheaper
+    The factor is taken of the covariance of lower rank (``sigma1 sigma2`` and ``sigma2 sigma1`` share
+    their eigenvalues): with ``G`` of rank r1 and ``sigma2`` of rank r2 < r1 (fewer images on that side
+    than dimensions), ``G^T sigma2 G`` has r1 - r2 eigenvalues that are zero but for rounding, and their
+    square roots would add about sqrt(eps) each (a relative error of 1e-9 with 80 and 64 images).
+    Two pivoted Choleskys, two matrix products and a symmetric eigenvalue problem (values only): cheaper
     and more accurate than scipy's ``sqrtm`` of the non-symmetric product, which FID implementations call.
     """
     sigma1 = np.asarray(sigma1, dtype=np.float64)
     sigma2 = np.asarray(sigma2, dtype=np.float64)
     if sigma1.shape != sigma2.shape or sigma1.ndim != 2 or sigma1.shape[0] != sigma1.shape[1]:
         raise InputError(f"covariances must be two (D, D) matrices of one size, got {sigma1.shape} and {sigma2.shape}")
-    g = _psd_factor(sigma1)
-    inner = g.T @ sigma2 @ g
+    g1, g2 = _psd_factor(sigma1), _psd_factor(sigma2)
+    g, other = (g1, sigma2) if g1.shape[1] <= g2.shape[1] else (g2, sigma1)
+    inner = g.T @ other @ g
     eigenvalues = scipy.linalg.eigh((inner + inner.T) / 2, eigvals_only=True, driver="evd", check_finite=False)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
