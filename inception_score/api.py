@@ -119,7 +119,7 @@ def inception_score(
     chosen: frozenset[str] = frozenset()
     ref = None
     if reference is not None:
-        ref = _reference(reference, plan, scorer, group, cache, say=_stderr if progress else None,
+        ref = _reference(reference, plan, scorer, group, cache, say=_stderr,
                          vectors=asked is None or bool(asked & {"kid", "pr"}))
         chosen = chosen_metrics(asked, ref.side, f"the reference {ref.source}")
         check_same_network(ref, scorer)
@@ -202,8 +202,9 @@ def load_reference(
     wrote), or images of any kind :func:`inception_score` takes, scored here with ``scorer`` (or the
     network of ``options``). Features computed from a file, folder or array are cached by content in
     ``$INCEPTION_SCORE_CACHE`` (default ``~/.cache/inception_score``) unless ``cache=False``; ``say``
-    hears where they came from (with ``progress``, stderr hears it). In a ``torch.distributed`` group the
-    images are shared out as :func:`inception_score` shares its own, and the cache is not used.
+    hears where they came from (default: one line on stderr; ``say=lambda text: None`` silences it). In a
+    ``torch.distributed`` group the images are shared out as :func:`inception_score` shares its own, and
+    the cache is not used.
     ``metrics``: the ones it will serve, where known; without KID and precision/recall among them, a
     guided-diffusion batch that stores both statistics is read without scoring its images.
     """
@@ -213,7 +214,7 @@ def load_reference(
         scorer = scorer or build_scorer(settings, progress and (group is None or group.is_main))
     plan = ScorePlan(split_rule(1), settings, None, None, order_text(None), None, None, progress, False, None)
     asked = parse_metrics(metrics)
-    return _reference(reference, plan, scorer, group, cache, say or (_stderr if progress else None),
+    return _reference(reference, plan, scorer, group, cache, say or _stderr,
                       vectors=asked is None or bool(asked & {"kid", "pr"}))
 
 

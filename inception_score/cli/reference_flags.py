@@ -90,7 +90,7 @@ def loaded_reference(options: Any, scorer: Any, group: Any) -> Any:
         return options.reference
     return load_reference(options.reference, scorer=scorer, cache=options.reference_cache,
                           progress=shows_progress(options) and (group is None or group.is_main),
-                          say=None if options.quiet else (lambda text: click.echo(text, err=True)),
+                          say=(lambda text: None) if options.quiet else (lambda text: click.echo(text, err=True)),
                           distributed=group is not None, metrics=options.metrics)
 
 
