@@ -40,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import provenance_markdown, write_result  # noqa: E402
+from gpu_check import BareImages  # noqa: E402  (uint8 (3, H, W) items, as torch-fidelity takes a data set)
 from precision_cpu import training_images  # noqa: E402
 
 SEED = 2020  # torch-fidelity's rng_seed: its IS split permutation and its KID subsets
@@ -111,19 +112,6 @@ def run_one_pass(samples: torch.Tensor, weights: str, batch_size: int, work: Pat
             seconds[kind].append(time.perf_counter() - begin)
             counted[kind] = through[0]
     return {"images": len(samples), "seconds": seconds, "through": counted}
-
-
-class BareImages(torch.utils.data.Dataset):
-    """uint8 ``(3, H, W)`` items, as torch-fidelity takes a data set."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
 
 
 def run_torch_fidelity(samples: torch.Tensor, reference: torch.Tensor, weights: str, batch_size: int,
