@@ -194,7 +194,7 @@ def compare(weights_path: str, npz: Path, count: int, splits: int, device: str, 
                       "exact_auto_timing": scorers["exact"]._timings.get("split-tf32")})
 
 
-class _Images(torch.utils.data.Dataset):
+class BareImages(torch.utils.data.Dataset):
     """Bare ``(3, H, W)`` uint8 items, as torch-fidelity's dataset input wants them."""
 
     def __init__(self, images: torch.Tensor) -> None:
@@ -221,7 +221,7 @@ def torch_fidelity_side(weights_path: str, device: torch.device) -> Callable[[to
 
     def score(images: torch.Tensor, batch_size: int, splits: int) -> float:
         # save_cpu_ram=False: torch-fidelity's default, 4 DataLoader workers; on a CPU (dry runs) none.
-        features = get_featuresdict_from_dataset(_Images(images), extractor, batch_size, cuda, not cuda, False)
+        features = get_featuresdict_from_dataset(BareImages(images), extractor, batch_size, cuda, not cuda, False)
         return isc_features_to_metric(features["logits_unbiased"], splits=splits, shuffle=False)["inception_score_mean"]
 
     return score

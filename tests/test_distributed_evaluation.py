@@ -23,6 +23,7 @@ import torch
 
 import distributed_workers as workers
 from inception_score import inception_score
+from inception_score.score.evaluation import EvaluationWarning
 from test_distributed import spawn
 from test_one_pass import naive_frechet
 
@@ -55,7 +56,7 @@ def one_process(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     saved = folder / "features.npz"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INCEPTION_SCORE_CACHE", str(folder / "cache"))
-        with pytest.warns(Warning):  # fewer than 2,048 images: said in the result
+        with pytest.warns(EvaluationWarning):  # fewer than 2,048 images: said in the result
             result = inception_score(workers.images(COUNT, seed=1), reference=workers.images(REFERENCE, seed=2),
                                      splits=SPLITS, kid_subsets=KID_SUBSETS, kid_subset_size=KID_SUBSET_SIZE,
                                      batch_size=16, scorer=workers.PixelFeatures(), save_features=saved,

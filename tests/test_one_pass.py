@@ -7,8 +7,8 @@ image, as the IS alone does, and FID alone keeps memory flat in the number of im
   equal an independent formula on the stand-in's features.
 - The network itself with the development weights, on 4 images: its first convolution and Mixed_6d's
   1x1 branch (sFID's layer) see each image once, whether the features are asked for or not.
-- FID alone against a statistics-only reference, 1,000 and 10,000 images from a generator, each in a
-  fresh process: the peak resident memory does not grow with N (kept pool_3 vectors would add 74 MB).
+- FID alone against a statistics-only reference, 1,000 and 20,000 images from a generator, each in a
+  fresh process: the peak resident memory does not grow with N (kept pool_3 vectors would add 156 MB).
   ``benchmarks/memory.py --metrics fid`` measures the same from 10,000 to 100,000 images.
 """
 
@@ -138,7 +138,7 @@ def test_fid_alone_keeps_memory_flat_in_the_number_of_images(tmp_path: Path) -> 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     peaks = {}
-    for count in (1_000, 10_000):
+    for count in (1_000, 20_000):
         done = subprocess.run([sys.executable, "-c", FID_ONLY_PEAK, str(count), str(stats)], capture_output=True,
                               text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -146,5 +146,7 @@ def test_fid_alone_keeps_memory_flat_in_the_number_of_images(tmp_path: Path) -> 
         assert row["through"] == count and row["calls"] == [["logits_unbiased", "pool3"]]  # moments of pool_3 only
         assert np.isfinite(row["fid"])
         peaks[count] = row["peak_mb"]
-    # Keeping the 9,000 more pool_3 vectors would take 74 MB (float32); the moments are 33.6 MB whatever N.
-    assert peaks[10_000] - peaks[1_000] < 25, peaks
+    # Keeping the 19,000 more pool_3 vectors would take 156 MB (float32); the moments are 33.6 MB whatever N.
+    # The peak of one N varies by up to ~35 MB from run to run (measured: 814-834 MB at 1,000, 810-849 MB at
+    # 20,000), hence the bound.
+    assert peaks[20_000] - peaks[1_000] < 60, peaks
