@@ -19,11 +19,11 @@ from torch.utils.data import Dataset, Subset
 from .arguments import whole_number
 from .atomic import refuse_link
 from .engine.features import REFERENCE_FEATURES, CollectedFeatures, FeatureRequest, feature_request
-from .references.loading import load_reference as load_reference_source
+from .references.loading import ALONE, Shared, load_reference as load_reference_source
 from .references.reference import Reference, check_same_network, reference_notes
 from .score.evaluation import FeatureSet, chosen_metrics, evaluate, parse_metrics
 from .score.kid import KID_SUBSET_SIZE, KID_SUBSETS
-from .engine.distributed import Group, agreeing, current_group, shard_bounds
+from .engine.distributed import Group, agreeing, current_group, gather_objects, shard_bounds
 from .engine.run import ScoringRun
 from .engine.runner import InceptionScorer, build_scorer
 from .errors import InputError
@@ -203,8 +203,9 @@ def load_reference(
     network of ``options``). Features computed from a file, folder or array are cached by content in
     ``$INCEPTION_SCORE_CACHE`` (default ``~/.cache/inception_score``) unless ``cache=False``; ``say``
     hears where they came from (default: one line on stderr; ``say=lambda text: None`` silences it). In a
-    ``torch.distributed`` group the images are shared out as :func:`inception_score` shares its own, and
-    the cache is not used.
+    ``torch.distributed`` group the images are shared out as :func:`inception_score` shares its own; every
+    process uses the cache as rank 0 finds it (which needs a cache folder all of them share), and rank 0
+    writes it.
     ``metrics``: the ones it will serve, where known; without KID and precision/recall among them, a
     guided-diffusion batch that stores both statistics is read without scoring its images.
     """
@@ -228,12 +229,11 @@ def _reference(reference: Any, plan: ScorePlan, scorer: InceptionScorer, group: 
         return collected.side()
 
     main = group is None or group.is_main
-    if group is not None and cache and say is not None and main:  # every rank must run the same collectives
-        say("the reference cache is not used in a torch.distributed group: save the reference once "
-            "(save_reference= / --save-reference) and pass that file")
+    shared = ALONE if group is None else Shared(  # every rank runs the same collectives: rank 0 decides
+        agree=lambda value: gather_objects(group, value, "the reference cache's use")[0], writes=main)
     return load_reference_source(reference, score_images, scorer.weights.sha256,
-                                 getattr(scorer, "effective_precision", "exact"), cache=cache and group is None,
-                                 say=(say if main else None), vectors=vectors)
+                                 getattr(scorer, "effective_precision", "exact"), cache=cache,
+                                 say=(say if main else None), vectors=vectors, shared=shared)
 
 
 def _stderr(text: str) -> None:
