@@ -20,8 +20,9 @@ def pytest_configure(config: pytest.Config) -> None:
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if not workers:
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # Linux; others
-    threads = max(1, cores // int(workers))
+    from inception_score.readers.loader_workers import usable_cpus
+
+    threads = max(1, usable_cpus() // int(workers))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
 
